@@ -1,0 +1,3 @@
+from malmungchi.cli import main
+
+main()

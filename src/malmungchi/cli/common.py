@@ -1,0 +1,33 @@
+"""Shared CLI plumbing: one-line errors with exit code 2, consoles, config loading."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.console import Console
+
+from malmungchi.schemas.config import Config, ConfigError, load_config
+
+USAGE_ERROR = 2
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def fail(*lines: str) -> NoReturn:
+    """Print one clear line per problem to stderr and exit 2 (usage or I/O error)."""
+    for line in lines:
+        click.echo(f"error: {line}", err=True)
+    sys.exit(USAGE_ERROR)
+
+
+def load_config_or_fail(paths: list[str], explicit: str | None) -> Config:
+    try:
+        start = Path(paths[0]) if paths else Path.cwd()
+        return load_config(start, Path(explicit) if explicit else None)
+    except ConfigError as err:
+        fail(*err.lines)

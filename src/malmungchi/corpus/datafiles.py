@@ -1,0 +1,91 @@
+"""Shape checks for `.jsonl` and `.csv/.tsv` inputs (D rules): they must decode and parse line by line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from malmungchi.corpus.diagnostics import Diagnostic
+
+MAX_REPORTS = 50  # per file and rule; a wholly broken file should not print a million lines
+
+
+def table_delimiter(path: str, first_line: str) -> str:
+    if path.lower().endswith(".tsv"):
+        return "\t"
+    return "\t" if "\t" in first_line and "," not in first_line else ","
+
+
+def check_jsonl(text: str, path: str) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    bad = {"D001": 0, "D002": 0}
+    offset = 0
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        start, offset = offset, offset + len(line)
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad["D001"] += 1
+            if bad["D001"] <= MAX_REPORTS:
+                out.append(Diagnostic("D001", f"line {number} is not valid JSON: {exc.msg}", path,
+                                      start + min(exc.pos, len(line.rstrip("\r\n"))), start + len(line.rstrip("\r\n"))))
+            continue
+        if not _record_ok(record):
+            bad["D002"] += 1
+            if bad["D002"] <= MAX_REPORTS:
+                out.append(Diagnostic("D002", f"line {number}: record needs a string 'text' or a 'messages' list of "
+                                              "{'role', 'content'}", path, start, start + len(line.rstrip("\r\n"))))
+    out.extend(_more(bad, path))
+    return out
+
+
+def _record_ok(record) -> bool:
+    if not isinstance(record, dict):
+        return False
+    if isinstance(record.get("text"), str):
+        return True
+    messages = record.get("messages")
+    return isinstance(messages, list) and bool(messages) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+    )
+
+
+def check_table(text: str, path: str) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    first = text.split("\n", 1)[0]
+    delimiter = table_delimiter(path, first)
+    width = None
+    count = 0
+    # csv needs the line offsets to locate rows; walk physical lines alongside the reader
+    starts = [0]
+    for line in io.StringIO(text, newline=""):
+        starts.append(starts[-1] + len(line))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            line_no = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if width is None:
+                width = len(row)
+                continue
+            if len(row) != width:
+                count += 1
+                if count <= MAX_REPORTS:
+                    s = starts[min(line_no - 1, len(starts) - 1)]
+                    e = starts[min(line_no, len(starts) - 1)]
+                    out.append(Diagnostic("D003", f"row at line {line_no} has {len(row)} fields, the first row has "
+                                                  f"{width}", path, s, max(s, e - 1)))
+    except csv.Error as exc:
+        s = starts[min(reader.line_num - 1, len(starts) - 1)] if reader.line_num else 0
+        out.append(Diagnostic("D003", f"cannot parse table at line {reader.line_num}: {exc}", path, s, s))
+    out.extend(_more({"D003": count}, path))
+    return out
+
+
+def _more(counts: dict[str, int], path: str) -> list[Diagnostic]:
+    return [Diagnostic(code, f"{n - MAX_REPORTS} more lines with the same problem", path)
+            for code, n in counts.items() if n > MAX_REPORTS]

@@ -1,0 +1,149 @@
+"""Lint files and folders: decode, Unicode hygiene, markers and structure, in parallel over files."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from malmungchi.corpus import datafiles, hygiene
+from malmungchi.corpus.diagnostics import Diagnostic, locate
+from malmungchi.corpus.parse import ParseResult, parse_text
+from malmungchi.corpus.rules import matches
+from malmungchi.corpus.source import Decoded, decode, read_bytes
+from malmungchi.corpus.walk import DATA_SUFFIXES, discover
+from malmungchi.schemas.registry import Registry
+
+SERIAL_BELOW_BYTES = 8 << 20  # below this much input a process pool costs more than it saves
+
+
+@dataclass
+class FileResult:
+    path: str
+    size: int
+    encoding: str
+    diagnostics: list[Diagnostic]
+    titles: list[tuple[str, int, int]] = field(default_factory=list)  # (title, line, column)
+
+
+@dataclass
+class LintRun:
+    files: list[FileResult]
+    missing: list[str]  # paths given on the command line that do not exist
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return [d for f in self.files for d in f.diagnostics]
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def lint_text(text: str, path: str, registry: Registry, *, tree: bool = False) -> tuple[list[Diagnostic], ParseResult | None]:
+    """All text-level diagnostics of one decoded file (offsets only; call `locate` for lines)."""
+    diagnostics = hygiene.check(text, path)
+    lower = path.lower()
+    if lower.endswith(".jsonl"):
+        return diagnostics + datafiles.check_jsonl(text, path), None
+    if lower.endswith((".csv", ".tsv")):
+        return diagnostics + datafiles.check_table(text, path), None
+    parsed = parse_text(text, path, registry, tree=tree)
+    return diagnostics + parsed.diagnostics, parsed
+
+
+def lint_decoded(decoded: Decoded, registry: Registry) -> FileResult:
+    diagnostics = list(decoded.diagnostics)
+    titles: list[tuple[str, int, int]] = []
+    if decoded.text is not None and decoded.text and not decoded.text.isspace():
+        text_diags, parsed = lint_text(decoded.text, decoded.path, registry)
+        if parsed is not None and parsed.titles:
+            marks = [Diagnostic("S005", t, decoded.path, off, off) for t, off in parsed.titles]
+            locate(marks, decoded.text)
+            titles = [(m.message, m.line, m.column) for m in marks]
+        locate(text_diags, decoded.text)
+        diagnostics += text_diags
+    return FileResult(decoded.path, decoded.size, decoded.encoding, diagnostics, titles)
+
+
+def lint_file(path: str, registry: Registry) -> FileResult:
+    data = read_bytes(path)
+    if isinstance(data, Diagnostic):
+        return FileResult(path, 0, "unreadable", [data])
+    decoded = decode(data, path)
+    del data  # the decoded text is all we need from here; keep peak memory near one copy
+    return lint_decoded(decoded, registry)
+
+
+_worker_registry: Registry | None = None
+
+
+def _init_worker(registry: Registry) -> None:
+    global _worker_registry
+    _worker_registry = registry
+
+
+def _lint_in_worker(path: str) -> FileResult:
+    assert _worker_registry is not None
+    return lint_file(path, _worker_registry)
+
+
+def _sizes(files: list[str]) -> list[int]:
+    out = []
+    for f in files:
+        try:
+            out.append(os.path.getsize(f))
+        except OSError:
+            out.append(0)
+    return out
+
+
+def lint_paths(paths: list[str], registry: Registry, *, select: list[str] | None = None,
+               ignore: list[str] | None = None, exclude: list[str] | None = None, jobs: int | None = None,
+               progress=None) -> LintRun:
+    """Lint every corpus file under `paths`; files run in parallel processes when there is enough input."""
+    found = discover(paths, exclude)
+    sizes = _sizes(found.files)
+    jobs = jobs or os.cpu_count() or 1
+    results: list[FileResult] = []
+    if jobs > 1 and len(found.files) > 1 and sum(sizes) >= SERIAL_BELOW_BYTES:
+        # biggest files first so the pool does not end waiting on one large straggler
+        order = sorted(range(len(found.files)), key=lambda i: -sizes[i])
+        chunk = max(1, min(64, len(order) // (jobs * 8)))
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(registry,)) as pool:
+            by_index: dict[int, FileResult] = {}
+            for i, res in zip(order, pool.map(_lint_in_worker, [found.files[i] for i in order], chunksize=chunk)):
+                by_index[i] = res
+                if progress:
+                    progress(sizes[i])
+            results = [by_index[i] for i in range(len(found.files))]
+    else:
+        for f, size in zip(found.files, sizes):
+            results.append(lint_file(f, registry))
+            if progress:
+                progress(size)
+    if found.problems:
+        results.extend(FileResult(p.path, 0, "unreadable", [p]) for p in found.problems)
+    _cross_file_titles(results)
+    select, ignore = select or ["ALL"], ignore or []
+    for r in results:
+        r.diagnostics = sorted((d for d in r.diagnostics if matches(d.code, select) and not matches(d.code, ignore)),
+                               key=Diagnostic.sort_key)
+    return LintRun(results, found.missing)
+
+
+def _cross_file_titles(results: list[FileResult]) -> None:
+    """S005 for a title that more than one book uses (each later use points at the first)."""
+    first: dict[str, tuple[str, int]] = {}
+    for r in results:
+        for title, line, col in r.titles:
+            if title in first and first[title] != (r.path, line):
+                where = first[title]
+                r.diagnostics.append(Diagnostic("S005", f"title {title!r} is also used at {where[0]}:{where[1]}",
+                                                r.path, line=line, column=col, end_line=line, end_column=col))
+            else:
+                first.setdefault(title, (r.path, line))
+
+
+def is_data_file(path: str) -> bool:
+    return path.lower().endswith(DATA_SUFFIXES)

@@ -1,0 +1,341 @@
+"""Parse marker text into the document tree, reporting marker (M) and structure (S) diagnostics.
+
+The parse is one pass over the marker tokens with a stack of open blocks. The text between tokens is
+never copied unless the tree is asked for (`tree=True`), so linting a large file stays cheap.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+import regex
+
+from malmungchi.corpus.diagnostics import Diagnostic
+from malmungchi.corpus.markers import MarkerToken, canonical_spelling_issue, scan_markers
+from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Segment, Sound, Span, Text, Turn
+from malmungchi.schemas.registry import BOOK, MarkerKind, Registry
+
+BLANK_LINES = regex.compile(r"(?:\r\n|\r|\n)[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
+LINE_BREAK = regex.compile(r"\r\n|\r|\n")
+CUE = regex.compile(r"\(([^()\r\n]{1,80})\)")
+SPEAKER = regex.compile(
+    r"[ \t]*(?P<speaker>[^\s:：.,?!\"'“”‘’「」『』()\[\]|<>]"
+    r"[^:：.,?!\"'“”‘’「」『』()\[\]|<>\r\n]{0,19}?)[ \t]*[:：][ \t]+"
+)
+NON_SPACE = regex.compile(r"\S")
+
+# A flow is the content of a book or block, in order: ("text", start, end), ("token", MarkerToken)
+# or ("block", name, open_token, close_token | None, flow).
+Flow = list[tuple]
+
+
+@dataclass
+class ParseResult:
+    documents: list[Document]
+    diagnostics: list[Diagnostic]  # offsets set; `locate` fills lines
+    titles: list[tuple[str, int]]  # (title, offset) of every book title, for duplicate checks across files
+    books: list[tuple[int, int]] = field(default_factory=list)  # (start, end) offsets of every book
+
+
+@dataclass
+class _Frame:
+    name: str
+    open: MarkerToken
+    flow: Flow = field(default_factory=list)
+
+
+class LineIndex:
+    """Offsets → 1-based line/column, built lazily once per text."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._starts: list[int] | None = None
+
+    def position(self, offset: int) -> tuple[int, int]:
+        if self._starts is None:
+            self._starts = [0] + [m.end() for m in regex.finditer(r"\n", self.text)]
+        i = bisect_right(self._starts, offset) - 1
+        return i + 1, offset - self._starts[i] + 1
+
+    def span(self, path: str, start: int, end: int) -> Span:
+        line, col = self.position(start)
+        end_line, end_col = self.position(end)
+        return Span(path, start, end, line, col, end_line, end_col)
+
+
+class _Parser:
+    def __init__(self, text: str, path: str, registry: Registry, tree: bool):
+        self.text, self.path, self.registry, self.tree = text, path, registry, tree
+        self.diagnostics: list[Diagnostic] = []
+        self.titles: list[tuple[str, int]] = []
+        self.documents: list[Document] = []
+        self.books: list[tuple[int, int]] = []
+        self.lines = LineIndex(text)
+        self._new_book(0)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def report(self, code: str, message: str, start: int, end: int, fix: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, self.path, start, end, fix=fix))
+
+    def _new_book(self, start: int) -> None:
+        self.book_start = start
+        self.flow: Flow = []
+        self.stack: list[_Frame] = []
+        self.book_title: str | None = None
+
+    def _current_flow(self) -> Flow:
+        return self.stack[-1].flow if self.stack else self.flow
+
+    def _context(self) -> str:
+        return self.stack[-1].name if self.stack else BOOK
+
+    def _is_blank(self, flow: Flow) -> bool:
+        for item in flow:
+            if item[0] != "text" or NON_SPACE.search(self.text, item[1], item[2]):
+                return False
+        return True
+
+    # -- the pass ------------------------------------------------------------------------------
+    def run(self) -> ParseResult:
+        tokens, unknown = scan_markers(self.text, self.registry)
+        for u in unknown:
+            self.report("M001", f"unknown marker {u.raw!r}: register it under [markers.{u.name}] or correct it",
+                        u.start, u.end)
+        pos, ended = 0, False
+        for tok in tokens:
+            if tok.start > pos:
+                self._current_flow().append(("text", pos, tok.start))
+            pos = tok.end
+            self._spelling(tok)
+            if tok.role == "open":
+                self._open(tok)
+            elif tok.role == "close":
+                self._close(tok)
+            elif tok.spec.kind is MarkerKind.terminator:
+                self._close_all_at(tok.canonical)
+                self._finish_book(tok.end, terminated=True)
+                ended = True
+            else:
+                ctx = self._context()
+                if ctx not in tok.spec.inside:
+                    self.report("S003", f"{tok.canonical} is not allowed inside {_where(ctx)}", tok.start, tok.end)
+                self._current_flow().append(("token", tok))
+        if pos < len(self.text):
+            self._current_flow().append(("text", pos, len(self.text)))
+        self._close_all_at("the end of the file")
+        if not self._is_blank(self.flow):
+            first = NON_SPACE.search(self.text, self.book_start)
+            at = first.start() if first else self.book_start
+            if ended:
+                self.report("S006", "text after the last |END_OF_BOOK|> belongs to no finished book", at, at + 1)
+            else:
+                self.report("S007", "file has no |END_OF_BOOK|>: the whole file is read as one book", at, at + 1)
+        self._finish_book(len(self.text), terminated=False)
+        return ParseResult(self.documents, self.diagnostics, self.titles, self.books)
+
+    def _spelling(self, tok: MarkerToken) -> None:
+        if tok.code == "M003":
+            self.report("M003", f"marker {tok.raw!r} has {canonical_spelling_issue(tok.raw, tok.name)}",
+                        tok.start, tok.end, fix=f"rewrite as {tok.canonical}")
+        elif tok.code == "M002":
+            self.report("M002", f"unknown marker {tok.raw!r}: did you mean {tok.canonical}?",
+                        tok.start, tok.end, fix=f"rename to {tok.canonical}")
+
+    def _open(self, tok: MarkerToken) -> None:
+        ctx = self._context()
+        if ctx not in tok.spec.inside:
+            self.report("S003", f"{tok.canonical} is not allowed inside {_where(ctx)}", tok.start, tok.end)
+        self.stack.append(_Frame(tok.spec.name, tok))
+
+    def _close(self, tok: MarkerToken) -> None:
+        name = tok.spec.name
+        if not any(f.name == name for f in self.stack):
+            self.report("S002", f"{tok.canonical} closes a block that was never opened", tok.start, tok.end)
+            return
+        while self.stack[-1].name != name:
+            self._unclosed(self.stack[-1], tok.canonical)
+            self._pop(None)
+        self._pop(tok)
+
+    def _close_all_at(self, where: str) -> None:
+        while self.stack:
+            self._unclosed(self.stack[-1], where)
+            self._pop(None)
+
+    def _unclosed(self, frame: _Frame, where: str) -> None:
+        o = frame.open
+        self.report("S001", f"{o.canonical} is never closed (|END_OF_{frame.name}|> missing before {where})",
+                    o.start, o.end)
+
+    def _pop(self, close: MarkerToken | None) -> None:
+        frame = self.stack.pop()
+        if close is not None and self._is_blank(frame.flow):
+            self.report("S004", f"empty {frame.name.lower()} block", frame.open.start, close.end)
+        if frame.name == "TITLE":
+            title = " ".join(self._flow_text(frame.flow).split())
+            if self.book_title is not None and close is not None:
+                self.report("S005", f"second title {title!r} in one book (first: {self.book_title!r})",
+                            frame.open.start, close.end)
+            elif title:
+                self.book_title = title
+                self.titles.append((title, frame.open.start))
+        elif frame.name == "DIALOGUE" and close is not None:
+            self._check_first_speaker(frame)
+        self._current_flow().append(("block", frame.name, frame.open, close, frame.flow))
+
+    def _flow_text(self, flow: Flow) -> str:
+        return "".join(self.text[i[1]:i[2]] for i in flow if i[0] == "text")
+
+    def _check_first_speaker(self, frame: _Frame) -> None:
+        for item in frame.flow:
+            if item[0] != "text":
+                return
+            first = NON_SPACE.search(self.text, item[1], item[2])
+            if first is None:
+                continue
+            line_start = first.start()
+            if not SPEAKER.match(self.text, line_start, item[2]):
+                end = LINE_BREAK.search(self.text, line_start, item[2])
+                self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
+                            line_start, end.start() if end else item[2])
+            return
+
+    def _finish_book(self, end: int, terminated: bool) -> None:
+        if not self._is_blank(self.flow):
+            self.books.append((self.book_start, end))
+            if self.tree:
+                index = len(self.documents)
+                segments = tuple(self._segments(self.flow))
+                span = self.lines.span(self.path, self.book_start, end)
+                self.documents.append(Document(self.path, index, self.book_title, segments, span, terminated))
+        self._new_book(end)
+
+    # -- tree building -------------------------------------------------------------------------
+    def _segments(self, flow: Flow) -> list[Segment]:
+        out: list[Segment] = []
+        parts: list[Inline] = []
+        skip_to = 0
+
+        def flush() -> None:
+            stripped = _strip(parts, self)
+            if stripped:
+                out.append(Narration(tuple(stripped), self._span_of(stripped)))
+            parts.clear()
+
+        for item in flow:
+            kind = item[0]
+            if kind == "text":
+                start = max(item[1], skip_to)
+                pos = start
+                for m in BLANK_LINES.finditer(self.text, start, item[2]):
+                    self._add_text(parts, pos, m.start())
+                    flush()
+                    pos = m.end()
+                self._add_text(parts, pos, item[2])
+            elif kind == "token":
+                part, skip_to = self._inline(item[1])
+                parts.append(part)
+            else:
+                flush()
+                name = item[1]
+                if name == "DIALOGUE":
+                    out.append(self._dialogue(item))
+                elif name != "TITLE":
+                    inner = self._segments(item[4])
+                    end = item[3].end if item[3] else item[2].end
+                    out.append(Block(name, tuple(inner), self.lines.span(self.path, item[2].start, end)))
+        flush()
+        return out
+
+    def _add_text(self, parts: list[Inline], start: int, end: int) -> None:
+        if end > start:
+            parts.append(Text(self.text[start:end], self.lines.span(self.path, start, end)))
+
+    def _inline(self, tok: MarkerToken) -> tuple[Inline, int]:
+        cue_match = CUE.match(self.text, tok.end)
+        cue = cue_match.group(1) if cue_match else None
+        end = cue_match.end() if cue_match else tok.end
+        span = self.lines.span(self.path, tok.start, end)
+        node: Inline = Sound(cue, span) if tok.name == "SOUND" else Cue(tok.name, cue, span)
+        return node, end
+
+    def _span_of(self, parts: list) -> Span:
+        return self.lines.span(self.path, parts[0].span.start, parts[-1].span.end)
+
+    def _dialogue(self, item: tuple) -> Dialogue:
+        _, _, open_tok, close_tok, flow = item
+        turns: list[Turn] = []
+        speaker: str | None = None
+        parts: list[Inline] = []
+        at_line_start = True
+        skip_to = 0
+
+        def flush() -> None:
+            stripped = _strip(parts, self)
+            if stripped:
+                turns.append(Turn(speaker, tuple(stripped), self._span_of(stripped)))
+            parts.clear()
+
+        for entry in flow:
+            if entry[0] == "token":
+                if at_line_start and parts:
+                    parts.append(Text("\n", self.lines.span(self.path, entry[1].start, entry[1].start)))
+                part, skip_to = self._inline(entry[1])
+                parts.append(part)
+                at_line_start = False
+                continue
+            if entry[0] == "block":  # a nesting error; its text still belongs to the dialogue
+                continue
+            start, end = max(entry[1], skip_to), entry[2]
+            pos = start
+            while pos <= end:
+                brk = LINE_BREAK.search(self.text, pos, end)
+                line_end = brk.start() if brk else end
+                if at_line_start and NON_SPACE.search(self.text, pos, line_end):
+                    m = SPEAKER.match(self.text, pos, line_end)
+                    if m:
+                        flush()
+                        speaker = m.group("speaker")
+                        pos = m.end()
+                    elif parts:
+                        parts.append(Text("\n", self.lines.span(self.path, pos, pos)))
+                        pos = NON_SPACE.search(self.text, pos, line_end).start()
+                    else:
+                        speaker = None
+                self._add_text(parts, pos, line_end)
+                if brk is None:
+                    at_line_start = False if line_end > pos else at_line_start
+                    break
+                at_line_start = True
+                pos = brk.end()
+        flush()
+        end = close_tok.end if close_tok else open_tok.end
+        return Dialogue(tuple(turns), self.lines.span(self.path, open_tok.start, end))
+
+
+def _strip(parts: list[Inline], parser: _Parser) -> list[Inline]:
+    """Trim whitespace at both ends of a run of inline parts (dropping parts that become empty)."""
+    out = list(parts)
+    while out and isinstance(out[0], Text) and not out[0].text.strip():
+        out.pop(0)
+    while out and isinstance(out[-1], Text) and not out[-1].text.strip():
+        out.pop()
+    if out and isinstance(out[0], Text):
+        t = out[0]
+        cut = len(t.text) - len(t.text.lstrip())
+        out[0] = Text(t.text[cut:], parser.lines.span(t.span.path, t.span.start + cut, t.span.end))
+    if out and isinstance(out[-1], Text):
+        t = out[-1]
+        kept = len(t.text.rstrip())
+        out[-1] = Text(t.text[:kept], parser.lines.span(t.span.path, t.span.start, t.span.start + kept))
+    return out
+
+
+def _where(ctx: str) -> str:
+    return "a book (at book level)" if ctx == BOOK else f"a {ctx.lower()} block"
+
+
+def parse_text(text: str, path: str, registry: Registry, *, tree: bool = True) -> ParseResult:
+    """Parse one decoded file. With `tree=False` only diagnostics, titles and book ranges are produced."""
+    return _Parser(text, path, registry, tree).run()

@@ -1,0 +1,116 @@
+"""The rule catalogue: every diagnostic code with its severity, fix safety and documentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Severity(str, Enum):
+    error = "error"  # the build refuses the file
+    warning = "warning"
+
+
+class FixSafety(str, Enum):
+    safe = "safe"  # meaning-preserving: applied by --fix
+    unsafe = "unsafe"  # may change meaning: applied by --fix --unsafe-fixes
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    name: str
+    severity: Severity
+    summary: str
+    doc: str
+    fix: FixSafety | None = None
+
+
+E, W = Severity.error, Severity.warning
+SAFE, UNSAFE = FixSafety.safe, FixSafety.unsafe
+
+RULES: dict[str, Rule] = {
+    r.code: r
+    for r in (
+        Rule("F001", "legacy-korean-encoding", E, "file is CP949/EUC-KR, not UTF-8",
+             "Korean files saved by older Windows tools are often CP949 (EUC-KR). Every later stage reads UTF-8, "
+             "so such a file would become mojibake.\n\nFix (unsafe): re-encode the file as UTF-8.", UNSAFE),
+        Rule("F002", "utf16-encoding", E, "file is UTF-16, not UTF-8",
+             "UTF-16 files (often from Notepad's 'Unicode' option) start with a byte-order mark and hold NUL bytes.\n\n"
+             "Fix (unsafe): re-encode the file as UTF-8.", UNSAFE),
+        Rule("F003", "binary-file", E, "file is binary (holds NUL bytes)",
+             "A file with NUL bytes that is not UTF-16 is not text: an image, an archive or a corrupt file. "
+             "Remove it from the corpus folder or exclude it in `[lint] exclude`."),
+        Rule("F004", "empty-file", W, "file is empty",
+             "The file has no text (or only whitespace). It contributes nothing; delete it or fill it."),
+        Rule("F005", "invalid-utf8", E, "file is not valid UTF-8 and no known encoding fits",
+             "Some bytes are not valid UTF-8 and the file does not decode as CP949 or UTF-16 either. The position of "
+             "the first bad byte is reported. Find the tool that wrote it and re-save as UTF-8."),
+        Rule("F006", "utf8-bom", W, "file starts with a UTF-8 byte-order mark",
+             "A UTF-8 BOM (EF BB BF) is invisible in most editors but becomes a U+FEFF character in the first line, "
+             "and then in the first training token.\n\nFix (safe): remove the BOM.", SAFE),
+        Rule("F007", "unreadable-file", E, "file cannot be read",
+             "The file exists but could not be read (permissions, a broken or looping symlink, an I/O error)."),
+        Rule("U001", "not-nfc", W, "text is not in Unicode NFC (decomposed Hangul)",
+             "macOS and some tools write Hangul decomposed into jamo (NFD): '한' becomes 'ᄒ ᅡ ᆫ'. It looks the same "
+             "but tokenizes into many more tokens and never matches NFC text.\n\nFix (safe): normalize to NFC.", SAFE),
+        Rule("U002", "invisible-character", W, "invisible character (zero-width space, joiner, soft hyphen, ...)",
+             "Zero-width spaces, joiners, word joiners, soft hyphens and stray BOMs are invisible, split words for the "
+             "tokenizer and break exact match.\n\nFix (safe): remove them.", SAFE),
+        Rule("U003", "control-character", E, "control character in text",
+             "C0/C1 control characters other than tab and line breaks (for example U+0008 or U+001B) come from broken "
+             "copy-paste or terminal logs.\n\nFix (unsafe): remove them.", UNSAFE),
+        Rule("U004", "replacement-character", W, "U+FFFD replacement character: text was lost in an earlier conversion",
+             "U+FFFD (�) marks bytes that an earlier tool could not decode. The original text is gone; recover it "
+             "from the source."),
+        Rule("U005", "mixed-line-endings", W, "file mixes line endings (CRLF, LF, CR)",
+             "Mixed line endings shift line numbers in some tools and leave stray carriage returns in the text.\n\n"
+             "Fix (safe): convert every line ending to the file's most common one.", SAFE),
+        Rule("M001", "unknown-marker", E, "unknown marker name",
+             "The text holds something spelled like a marker (`|NAME|>`) whose name is not registered. Register it "
+             "under `[markers.NAME]` in malmungchi.toml, or correct it."),
+        Rule("M002", "marker-near-miss", E, "marker name is a near miss of a known one",
+             "An unknown marker name is very close to a registered one (`|SOUNDS|>` for `|SOUND|>`), most likely a "
+             "typo.\n\nFix (unsafe): rename to the suggested marker.", UNSAFE),
+        Rule("M003", "non-canonical-marker", W, "marker spelled in a non-canonical form",
+             "The canonical spelling is `|NAME|>` with an upper-case name. Recognised slips: `<|NAME|>`, spaces "
+             "inside, lower case, a missing `|` or `>`.\n\nFix (safe): rewrite to the canonical spelling.", SAFE),
+        Rule("S001", "unclosed-block", E, "block opened but never closed",
+             "`|START_OF_X|>` has no matching `|END_OF_X|>` before the book ends (or the file ends)."),
+        Rule("S002", "unopened-block", E, "block closed but never opened",
+             "`|END_OF_X|>` appears without a matching `|START_OF_X|>` before it."),
+        Rule("S003", "nesting-violation", E, "marker stands where it is not allowed",
+             "Each marker may only stand in the contexts its registry entry lists (`inside`): a title inside a "
+             "dialogue, a dialogue inside a dialogue or `|END_OF_BOOK|>` inside an open block are errors."),
+        Rule("S004", "empty-block", W, "block holds no text",
+             "A block such as `|START_OF_DIALOGUE|>|END_OF_DIALOGUE|>` holds nothing."),
+        Rule("S005", "duplicate-title", W, "book has more than one title, or two books share a title",
+             "Each book should have one title block, and titles identify books in reports and splits."),
+        Rule("S006", "text-after-end", W, "text after the last |END_OF_BOOK|>",
+             "Text after the last `|END_OF_BOOK|>` belongs to no finished book. It is kept as an unterminated book; "
+             "add `|END_OF_BOOK|>` after it or remove it."),
+        Rule("S007", "missing-end-of-book", W, "file has no |END_OF_BOOK|>",
+             "The whole file is read as one unterminated book. Add `|END_OF_BOOK|>` at the end of each book."),
+        Rule("S008", "turn-without-speaker", W, "dialogue starts with a line that has no speaker",
+             "Inside a dialogue each turn starts with `이름: `. The first line of this dialogue has no speaker, so "
+             "chat rendering cannot give it a role."),
+        Rule("D001", "invalid-jsonl-line", E, "JSONL line is not valid JSON",
+             "Each line of a `.jsonl` file must be one JSON object."),
+        Rule("D002", "jsonl-record-shape", E, "JSONL record has neither `text` nor `messages`",
+             "The build reads `{\"text\": ...}` or `{\"messages\": [{\"role\", \"content\"}, ...]}` records."),
+        Rule("D003", "table-row-shape", E, "CSV/TSV row has a different number of fields than the header",
+             "A row with too many or too few fields usually means an unquoted delimiter or a broken line."),
+    )
+}
+
+
+def rule(code: str) -> Rule:
+    return RULES[code]
+
+
+def matches(code: str, patterns: list[str]) -> bool:
+    return any(p == "ALL" or code.startswith(p) for p in patterns)
+
+
+def unknown_patterns(patterns: list[str]) -> list[str]:
+    return [p for p in patterns if p != "ALL" and not any(c.startswith(p) for c in RULES)]

@@ -1,0 +1,82 @@
+"""The marker registry: which `|NAME|>` markers exist, what kind each is and where it may stand."""
+
+from __future__ import annotations
+
+import difflib
+from enum import Enum
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+BOOK = "BOOK"  # the context name for "book level" in `inside`
+
+
+class MarkerKind(str, Enum):
+    block = "block"  # START_OF_X ... END_OF_X
+    inline = "inline"  # a point cue such as SOUND
+    terminator = "terminator"  # END_OF_BOOK
+
+
+class MarkerSpec(BaseModel):
+    """One registered marker. For a block, `name` is the block name X of START_OF_X/END_OF_X."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    kind: MarkerKind
+    description: str = ""
+    inside: tuple[str, ...] = (BOOK,)
+
+    @field_validator("name")
+    @classmethod
+    def _no_block_prefix(cls, v: str) -> str:
+        if v.startswith(("START_OF_", "END_OF_")) and v != "END_OF_BOOK":
+            raise ValueError(f"register the block name without START_OF_/END_OF_ (e.g. {v.split('_OF_', 1)[1]!r})")
+        return v
+
+
+DEFAULT_MARKERS: tuple[MarkerSpec, ...] = (
+    MarkerSpec(name="TITLE", kind=MarkerKind.block, description="제목"),
+    MarkerSpec(name="DIALOGUE", kind=MarkerKind.block, description="대화"),
+    MarkerSpec(name="END_OF_BOOK", kind=MarkerKind.terminator, description="끝"),
+    MarkerSpec(name="SOUND", kind=MarkerKind.inline, description="소리", inside=(BOOK, "DIALOGUE")),
+)
+
+
+class Registry(BaseModel):
+    """All markers in force: the defaults plus those registered in the config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    markers: tuple[MarkerSpec, ...] = DEFAULT_MARKERS
+
+    def with_extras(self, extras: dict[str, dict]) -> Registry:
+        specs = {m.name: m for m in self.markers}
+        for name, fields in extras.items():
+            specs[name] = MarkerSpec(name=name, **fields)
+        return Registry(markers=tuple(specs.values()))
+
+    @cached_property
+    def tokens(self) -> dict[str, tuple[MarkerSpec, str]]:
+        """Every literal marker name (START_OF_TITLE, SOUND, ...) → (spec, role) with role open/close/point."""
+        out: dict[str, tuple[MarkerSpec, str]] = {}
+        for spec in self.markers:
+            if spec.kind is MarkerKind.block:
+                out[f"START_OF_{spec.name}"] = (spec, "open")
+                out[f"END_OF_{spec.name}"] = (spec, "close")
+            else:
+                out[spec.name] = (spec, "point")
+        return out
+
+    def block(self, name: str) -> MarkerSpec | None:
+        spec = next((m for m in self.markers if m.name == name), None)
+        return spec if spec is not None and spec.kind is MarkerKind.block else None
+
+    def near_miss(self, name: str) -> str | None:
+        """The known marker name closest to an unknown one, if it is close enough to be a typo."""
+        candidates = difflib.get_close_matches(name, self.tokens.keys(), n=1, cutoff=0.75)
+        return candidates[0] if candidates else None
+
+
+def default_registry() -> Registry:
+    return Registry()
