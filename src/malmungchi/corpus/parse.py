@@ -9,21 +9,21 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-import regex
+import re
 
 from malmungchi.corpus.diagnostics import Diagnostic
 from malmungchi.corpus.markers import MarkerToken, canonical_spelling_issue, scan_markers
 from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Segment, Sound, Span, Text, Turn
 from malmungchi.schemas.registry import BOOK, MarkerKind, Registry
 
-BLANK_LINES = regex.compile(r"(?:\r\n|\r|\n)[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
-LINE_BREAK = regex.compile(r"\r\n|\r|\n")
-CUE = regex.compile(r"\(([^()\r\n]{1,80})\)")
-SPEAKER = regex.compile(
+BLANK_LINES = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+CUE = re.compile(r"\(([^()\r\n]{1,80})\)")
+SPEAKER = re.compile(
     r"[ \t]*(?P<speaker>[^\s:：.,?!\"'“”‘’「」『』()\[\]|<>]"
     r"[^:：.,?!\"'“”‘’「」『』()\[\]|<>\r\n]{0,19}?)[ \t]*[:：][ \t]+"
 )
-NON_SPACE = regex.compile(r"\S")
+NON_SPACE = re.compile(r"\S")
 
 # A flow is the content of a book or block, in order: ("text", start, end), ("token", MarkerToken)
 # or ("block", name, open_token, close_token | None, flow).
@@ -54,7 +54,7 @@ class LineIndex:
 
     def position(self, offset: int) -> tuple[int, int]:
         if self._starts is None:
-            self._starts = [0] + [m.end() for m in regex.finditer(r"\n", self.text)]
+            self._starts = [0] + [m.end() for m in re.finditer(r"\n", self.text)]
         i = bisect_right(self._starts, offset) - 1
         return i + 1, offset - self._starts[i] + 1
 
@@ -90,12 +90,6 @@ class _Parser:
     def _context(self) -> str:
         return self.stack[-1].name if self.stack else BOOK
 
-    def _is_blank(self, flow: Flow) -> bool:
-        for item in flow:
-            if item[0] != "text" or NON_SPACE.search(self.text, item[1], item[2]):
-                return False
-        return True
-
     # -- the pass ------------------------------------------------------------------------------
     def run(self) -> ParseResult:
         tokens, unknown = scan_markers(self.text, self.registry)
@@ -107,14 +101,15 @@ class _Parser:
             if tok.start > pos:
                 self._current_flow().append(("text", pos, tok.start))
             pos = tok.end
-            self._spelling(tok)
+            if tok.code:
+                self._spelling(tok)
             if tok.role == "open":
                 self._open(tok)
             elif tok.role == "close":
                 self._close(tok)
             elif tok.spec.kind is MarkerKind.terminator:
                 self._close_all_at(tok.canonical)
-                self._finish_book(tok.end, terminated=True)
+                self._finish_book(tok.start, tok.end, terminated=True)
                 ended = True
             else:
                 ctx = self._context()
@@ -124,14 +119,14 @@ class _Parser:
         if pos < len(self.text):
             self._current_flow().append(("text", pos, len(self.text)))
         self._close_all_at("the end of the file")
-        if not self._is_blank(self.flow):
-            first = NON_SPACE.search(self.text, self.book_start)
-            at = first.start() if first else self.book_start
+        first = NON_SPACE.search(self.text, self.book_start)
+        if first is not None:
+            at = first.start()
             if ended:
                 self.report("S006", "text after the last |END_OF_BOOK|> belongs to no finished book", at, at + 1)
             else:
                 self.report("S007", "file has no |END_OF_BOOK|>: the whole file is read as one book", at, at + 1)
-        self._finish_book(len(self.text), terminated=False)
+        self._finish_book(len(self.text), len(self.text), terminated=False)
         return ParseResult(self.documents, self.diagnostics, self.titles, self.books)
 
     def _spelling(self, tok: MarkerToken) -> None:
@@ -170,7 +165,8 @@ class _Parser:
 
     def _pop(self, close: MarkerToken | None) -> None:
         frame = self.stack.pop()
-        if close is not None and self._is_blank(frame.flow):
+        inner_end = close.start if close is not None else frame.open.end
+        if close is not None and NON_SPACE.search(self.text, frame.open.end, inner_end) is None:
             self.report("S004", f"empty {frame.name.lower()} block", frame.open.start, close.end)
         if frame.name == "TITLE":
             title = " ".join(self._flow_text(frame.flow).split())
@@ -181,28 +177,24 @@ class _Parser:
                 self.book_title = title
                 self.titles.append((title, frame.open.start))
         elif frame.name == "DIALOGUE" and close is not None:
-            self._check_first_speaker(frame)
+            self._check_first_speaker(frame.open.end, inner_end)
         self._current_flow().append(("block", frame.name, frame.open, close, frame.flow))
 
     def _flow_text(self, flow: Flow) -> str:
         return "".join(self.text[i[1]:i[2]] for i in flow if i[0] == "text")
 
-    def _check_first_speaker(self, frame: _Frame) -> None:
-        for item in frame.flow:
-            if item[0] != "text":
-                return
-            first = NON_SPACE.search(self.text, item[1], item[2])
-            if first is None:
-                continue
-            line_start = first.start()
-            if not SPEAKER.match(self.text, line_start, item[2]):
-                end = LINE_BREAK.search(self.text, line_start, item[2])
-                self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
-                            line_start, end.start() if end else item[2])
+    def _check_first_speaker(self, start: int, end: int) -> None:
+        first = NON_SPACE.search(self.text, start, end)
+        if first is None or self.text[first.start()] in "|<":  # empty, or the dialogue opens with a marker
             return
+        line_start = first.start()
+        if not SPEAKER.match(self.text, line_start, end):
+            brk = LINE_BREAK.search(self.text, line_start, end)
+            self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
+                        line_start, brk.start() if brk else end)
 
-    def _finish_book(self, end: int, terminated: bool) -> None:
-        if not self._is_blank(self.flow):
+    def _finish_book(self, content_end: int, end: int, terminated: bool) -> None:
+        if NON_SPACE.search(self.text, self.book_start, content_end) is not None:
             self.books.append((self.book_start, end))
             if self.tree:
                 index = len(self.documents)

@@ -68,6 +68,11 @@ class Registry(BaseModel):
                 out[spec.name] = (spec, "point")
         return out
 
+    @cached_property
+    def canonical(self) -> dict[str, tuple[str, MarkerSpec, str]]:
+        """Canonical spelling `|NAME|>` → (name, spec, role): the fast path for well-formed markers."""
+        return {f"|{name}|>": (name, spec, role) for name, (spec, role) in self.tokens.items()}
+
     def block(self, name: str) -> MarkerSpec | None:
         spec = next((m for m in self.markers if m.name == name), None)
         return spec if spec is not None and spec.kind is MarkerKind.block else None
