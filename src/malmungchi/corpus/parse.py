@@ -19,6 +19,7 @@ from malmungchi.schemas.registry import BOOK, MarkerKind, Registry
 BLANK_LINES = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 CUE = re.compile(r"\(([^()\r\n]{1,80})\)")
+LEADING_CUES = re.compile(r"(?:\|[A-Z][A-Z0-9_]*\|>(?:\([^()\r\n]{1,80}\))?[ \t]*)*")
 SPEAKER = re.compile(
     r"[ \t]*(?P<speaker>[^\s:：.,?!\"'“”‘’「」『』()\[\]|<>]"
     r"[^:：.,?!\"'“”‘’「」『』()\[\]|<>\r\n]{0,19}?)[ \t]*[:：][ \t]+"
@@ -184,14 +185,27 @@ class _Parser:
         return "".join(self.text[i[1]:i[2]] for i in flow if i[0] == "text")
 
     def _check_first_speaker(self, start: int, end: int) -> None:
-        first = NON_SPACE.search(self.text, start, end)
-        if first is None or self.text[first.start()] in "|<":  # empty, or the dialogue opens with a marker
+        """S008 when the dialogue's first line with text has no `이름: ` (cues before the name are fine)."""
+        pos = start
+        while True:
+            first = NON_SPACE.search(self.text, pos, end)
+            if first is None:
+                return
+            cue = LEADING_CUES.match(self.text, first.start(), end)
+            line_break = LINE_BREAK.search(self.text, first.start(), end)
+            line_end = line_break.start() if line_break else end
+            after = NON_SPACE.search(self.text, cue.end(), line_end) if cue.end() > cue.start() else first
+            if after is None:  # a line of cues only: look at the next line
+                if line_break is None:
+                    return
+                pos = line_break.end()
+                continue
+            if self.text[after.start()] in "|<" and after.start() == first.start():
+                return  # the dialogue opens with a marker that is not a plain cue; structure rules cover it
+            if not SPEAKER.match(self.text, after.start(), line_end):
+                self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
+                            after.start(), line_end)
             return
-        line_start = first.start()
-        if not SPEAKER.match(self.text, line_start, end):
-            brk = LINE_BREAK.search(self.text, line_start, end)
-            self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
-                        line_start, brk.start() if brk else end)
 
     def _finish_book(self, content_end: int, end: int, terminated: bool) -> None:
         if NON_SPACE.search(self.text, self.book_start, content_end) is not None:
@@ -255,13 +269,31 @@ class _Parser:
     def _span_of(self, parts: list) -> Span:
         return self.lines.span(self.path, parts[0].span.start, parts[-1].span.end)
 
+    def _lines(self, flow: Flow) -> list[list[Inline]]:
+        """The dialogue's content as lines of inline parts (cue text consumed, nested blocks skipped)."""
+        lines: list[list[Inline]] = [[]]
+        skip_to = 0
+        for entry in flow:
+            if entry[0] == "token":
+                part, skip_to = self._inline(entry[1])
+                lines[-1].append(part)
+            elif entry[0] == "text":
+                pos, end = max(entry[1], skip_to), entry[2]
+                for brk in LINE_BREAK.finditer(self.text, pos, end):
+                    self._add_text(lines[-1], pos, brk.start())
+                    lines.append([])
+                    pos = brk.end()
+                self._add_text(lines[-1], pos, end)
+        return lines
+
     def _dialogue(self, item: tuple) -> Dialogue:
+        """Turns: `이름: ` (after any leading cues) starts a speaker's turn; other lines continue the turn before.
+        A line of cues alone joins the previous turn, or the next one at the start of the dialogue."""
         _, _, open_tok, close_tok, flow = item
         turns: list[Turn] = []
         speaker: str | None = None
         parts: list[Inline] = []
-        at_line_start = True
-        skip_to = 0
+        waiting: list[Inline] = []  # cues on lines before the first turn
 
         def flush() -> None:
             stripped = _strip(parts, self)
@@ -269,38 +301,36 @@ class _Parser:
                 turns.append(Turn(speaker, tuple(stripped), self._span_of(stripped)))
             parts.clear()
 
-        for entry in flow:
-            if entry[0] == "token":
-                if at_line_start and parts:
-                    parts.append(Text("\n", self.lines.span(self.path, entry[1].start, entry[1].start)))
-                part, skip_to = self._inline(entry[1])
-                parts.append(part)
-                at_line_start = False
+        def newline_at(part: Inline) -> Text:
+            return Text("\n", self.lines.span(self.path, part.span.start, part.span.start))
+
+        for line in self._lines(flow):
+            first = next((i for i, p in enumerate(line) if not isinstance(p, Text) or p.text.strip()), None)
+            if first is None:
+                continue  # blank line
+            text_at = next((i for i, p in enumerate(line) if isinstance(p, Text) and p.text.strip()), None)
+            if text_at is None:  # cues only
+                if parts:
+                    parts.append(newline_at(line[first]))
+                    parts.extend(line)
+                else:
+                    waiting.extend(line)
                 continue
-            if entry[0] == "block":  # a nesting error; its text still belongs to the dialogue
-                continue
-            start, end = max(entry[1], skip_to), entry[2]
-            pos = start
-            while pos <= end:
-                brk = LINE_BREAK.search(self.text, pos, end)
-                line_end = brk.start() if brk else end
-                if at_line_start and NON_SPACE.search(self.text, pos, line_end):
-                    m = SPEAKER.match(self.text, pos, line_end)
-                    if m:
-                        flush()
-                        speaker = m.group("speaker")
-                        pos = m.end()
-                    elif parts:
-                        parts.append(Text("\n", self.lines.span(self.path, pos, pos)))
-                        pos = NON_SPACE.search(self.text, pos, line_end).start()
-                    else:
-                        speaker = None
-                self._add_text(parts, pos, line_end)
-                if brk is None:
-                    at_line_start = False if line_end > pos else at_line_start
-                    break
-                at_line_start = True
-                pos = brk.end()
+            head = line[text_at]
+            m = SPEAKER.match(head.text)
+            if m:
+                flush()
+                speaker = m.group("speaker")
+                rest = Text(head.text[m.end():], self.lines.span(self.path, head.span.start + m.end(), head.span.end))
+                parts.extend(waiting + line[:text_at] + [rest] + line[text_at + 1:])
+            elif parts:
+                parts.append(newline_at(line[first]))
+                parts.extend(_strip(line, self))
+            else:
+                speaker = None
+                parts.extend(waiting + line)
+            waiting = []
+        parts.extend(waiting)
         flush()
         end = close_tok.end if close_tok else open_tok.end
         return Dialogue(tuple(turns), self.lines.span(self.path, open_tok.start, end))
