@@ -15,6 +15,7 @@ from malmungchi.corpus import report
 from malmungchi.corpus.fix import apply, fix_file
 from malmungchi.corpus.lint import LintRun, lint_paths
 from malmungchi.corpus.rules import RULES, unknown_patterns
+from malmungchi.corpus.source import describe_os_error
 from malmungchi.corpus.walk import discover
 
 
@@ -78,10 +79,15 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
             if diff:
                 sys.stdout.write(result.diff())
             else:
-                apply(result)
+                try:
+                    apply(result)
+                except OSError as exc:
+                    fail(f"{path}: cannot write the fixed file: {describe_os_error(exc)}")
         if diff:
             if changed_files:
                 err.print(f"{changed_files} file{'s' * (changed_files != 1)} would be changed.")
+            if found.missing:
+                fail(*(f"{missing}: no such file or folder" for missing in found.missing))
             sys.exit(1 if changed_files and not exit_zero else 0)
 
     run = _run_lint(list(paths), registry, select_codes, ignore_codes, config.lint.exclude, jobs, err)
@@ -100,7 +106,7 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
             click.echo(line)
     else:
         report.print_rich(out, diagnostics)
-    if fmt in ("rich", "text") and not statistics:
+    if fmt in ("rich", "text") and not statistics and (diagnostics or not run.missing):
         if fix and changed_files:
             click.echo(f"Fixed {changed_files} file{'s' * (changed_files != 1)}.")
         click.echo(report.summary(diagnostics, fixing=fix))

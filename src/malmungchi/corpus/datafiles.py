@@ -21,7 +21,7 @@ def check_jsonl(text: str, path: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     bad = {"D001": 0, "D002": 0}
     offset = 0
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         start, offset = offset, offset + len(line)
         if not line.strip():
             continue
@@ -40,6 +40,16 @@ def check_jsonl(text: str, path: str) -> list[Diagnostic]:
                                               "{'role', 'content'}", path, start, start + len(line.rstrip("\r\n"))))
     out.extend(_more(bad, path))
     return out
+
+
+def _lines(text: str):
+    """Lines ended by LF only: JSON strings may hold U+2028, U+0085 or form feeds, where str.splitlines splits."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def _record_ok(record) -> bool:

@@ -55,7 +55,8 @@ def fix_text(text: str, path: str, registry: Registry, allowed) -> tuple[str, li
         if allowed(code):
             new = fn(text)
             if new != text:
-                applied.append(code)
+                if code not in applied:
+                    applied.append(code)
                 text = new
 
     step("U005", hygiene.fix_line_endings)
@@ -63,8 +64,14 @@ def fix_text(text: str, path: str, registry: Registry, allowed) -> tuple[str, li
     step("U003", hygiene.remove_control)
     step("U001", hygiene.to_nfc)
     if path.lower().endswith(MARKER_SUFFIXES):
-        for code in ("M003", "M002"):
-            step(code, lambda t, c=code: _rewrite_markers(t, registry, c))
+        # a rewrite can complete a neighbouring candidate (`|SOUND|sound|>` → `|SOUND|>sound|>`), so rewrite
+        # until nothing changes: one --fix run must leave nothing for a second one
+        for _ in range(8):
+            before = text
+            for code in ("M003", "M002"):
+                step(code, lambda t, c=code: _rewrite_markers(t, registry, c))
+            if text == before:
+                break
     return text, applied
 
 

@@ -62,6 +62,11 @@ def lint_decoded(decoded: Decoded, registry: Registry) -> FileResult:
             locate(marks, decoded.text)
             titles = [(m.message, m.line, m.column) for m in marks]
         locate(text_diags, decoded.text)
+        if not decoded.rewritable:
+            # --fix leaves a CP949/UTF-16 file alone unless it may re-encode it (unsafe), so no text fix of
+            # such a file is on offer by itself: do not mark it [*] fixable
+            for d in text_diags:
+                d.fix = None
         diagnostics += text_diags
     return FileResult(decoded.path, decoded.size, decoded.encoding, diagnostics, titles)
 

@@ -13,6 +13,7 @@ from rich.text import Text
 from malmungchi import __version__
 from malmungchi.corpus.diagnostics import Diagnostic
 from malmungchi.corpus.rules import RULES, FixSafety, Severity
+from malmungchi.corpus.source import UTF8_BOM, decode
 
 FORMATS = ("rich", "text", "json", "github", "sarif")
 DOCS_URL = "https://github.com/malmungchi/malmungchi/blob/main/docs/rules.md"
@@ -119,10 +120,11 @@ def _source_line(cache: dict[str, list[str]], path: str, line: int) -> str | Non
         try:
             with open(path, "rb") as fh:
                 data = fh.read(64 << 20)
-            try:
-                cache[path] = data.decode("utf-8-sig").splitlines()
-            except UnicodeDecodeError:
-                cache[path] = data.decode("cp949", "replace").splitlines()
+            text = decode(data, path).text  # as the linter read it: UTF-8, CP949 or UTF-16
+            if text is None:
+                text = data.removeprefix(UTF8_BOM).decode("utf-8", "replace")
+            # lines end at LF, as the linter counts them (str.splitlines also splits at form feeds, U+2028, ...)
+            cache[path] = [line.removesuffix("\r") for line in text.split("\n")]
         except OSError:
             cache[path] = []
     lines = cache[path]

@@ -101,13 +101,15 @@ def decode(data: bytes, path: str) -> Decoded:
             diags.append(Diagnostic("F001", "file is CP949/EUC-KR; every stage reads UTF-8", path,
                                     fix="re-encode as UTF-8"))
             return Decoded(path, legacy, "cp949", bom=bom, size=size, diagnostics=diags)
-        prefix = data[len(UTF8_BOM) if bom else 0:exc.start].decode("utf-8", "replace")
-        off = len(prefix)
-        diags.append(Diagnostic("F005", f"invalid UTF-8 byte 0x{data[exc.start]:02x} at byte {exc.start} "
+        skip = len(UTF8_BOM) if bom else 0  # utf-8-sig counts exc.start from after the BOM
+        bad = exc.start + skip
+        off = len(data[skip:bad].decode("utf-8", "replace"))
+        diags.append(Diagnostic("F005", f"invalid UTF-8 byte 0x{data[bad]:02x} at byte {bad} "
                                         "(not CP949 or UTF-16 either); re-save the file as UTF-8",
                                 path, off, off))
-        locate(diags, data.decode("utf-8", "replace"))
+        locate(diags, data[skip:].decode("utf-8", "replace"))
         return Decoded(path, None, "unknown", bom=bom, size=size, diagnostics=diags)
-    if text.isspace():
-        diags.append(Diagnostic("F004", "file holds only whitespace", path))
+    if not text or text.isspace():
+        diags.append(Diagnostic("F004", "file holds only whitespace" if text else "file holds only a byte-order mark",
+                                path))
     return Decoded(path, text, "utf-8", bom=bom, size=size, diagnostics=diags)
