@@ -64,7 +64,7 @@ def test_symlink_loops_inside_a_folder_are_reported_once_and_do_not_hang(folder)
     result = lint(folder, ".")
     assert result.exit_code == 1
     assert sorted(_diag_lines(result)) == [
-        "./sub/up:1:1: F007 symlink loop: same folder as .; skipped",
+        "./sub/up:1:1: F007 folder already visited as . (a symlink loop or a second link); skipped",
         "./x.txt:1:1: F007 cannot read file: symlink loop",
         "./y.txt:1:1: F007 cannot read file: symlink loop",
     ]

@@ -81,7 +81,8 @@ RULES: dict[str, Rule] = {
              "`|END_OF_X|>` appears without a matching `|START_OF_X|>` before it."),
         Rule("S003", "nesting-violation", E, "marker stands where it is not allowed",
              "Each marker may only stand in the contexts its registry entry lists (`inside`): a title inside a "
-             "dialogue, a dialogue inside a dialogue or `|END_OF_BOOK|>` inside an open block are errors."),
+             "dialogue, a dialogue inside a dialogue or a cue inside a title are errors. (`|END_OF_BOOK|>` inside "
+             "an open block closes the book and reports the block as S001.)"),
         Rule("S004", "empty-block", W, "block holds no text",
              "A block such as `|START_OF_DIALOGUE|>|END_OF_DIALOGUE|>` holds nothing."),
         Rule("S005", "duplicate-title", W, "book has more than one title, or two books share a title",

@@ -63,7 +63,7 @@ def _walk(root: str, add, found: Discovery, exclude: list[str]) -> None:
             continue
         key = (st.st_dev, st.st_ino)
         if key in visited:
-            found.problems.append(Diagnostic("F007", f"symlink loop: same folder as {visited[key]}; skipped", folder))
+            found.problems.append(Diagnostic("F007", f"folder already visited as {visited[key]} (a symlink loop or a second link); skipped", folder))
             dirs[:] = []
             continue
         visited[key] = folder
