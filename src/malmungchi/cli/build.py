@@ -1,0 +1,182 @@
+"""`malmungchi corpus build` and `malmungchi corpus stats`: marker corpus → packed, tokenized build directory.
+
+Options come from the config file's `[build]` table; a flag given on the command line overrides the same key.
+Exit status: 0 built, 1 refused because inputs have lint errors (shown), 2 usage, config or I/O error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from pydantic import ValidationError
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
+
+from malmungchi.cli.common import console, fail, load_config_or_fail
+from malmungchi.corpus import report as lint_report
+from malmungchi.schemas.config import BuildConfig, format_validation_error
+
+
+def _options(f):
+    opts = [
+        click.argument("inputs", nargs=-1, required=True, type=click.Path()),
+        click.option("--tokenizer", help="Tokenizer directory (or a hub id already in the local cache; never "
+                     "downloaded)."),
+        click.option("--config", "config_path", type=click.Path(), help="Config file (default: nearest "
+                     "malmungchi.toml or pyproject.toml [tool.malmungchi] up from the first input)."),
+        click.option("--mode", type=click.Choice(["text", "chat"]), help="text: documents as plain text; chat: "
+                     "dialogues as messages through the chat template, loss on assistant turns."),
+        click.option("--max-length", type=int, help="Row length in tokens (default 2048)."),
+        click.option("--policy", "policies", multiple=True, metavar="NAME=POLICY",
+                     help='Marker policy: special | text | strip | drop | replace:"…" (repeatable).'),
+        click.option("--default-policy", help="Policy for markers without their own (default special)."),
+        click.option("--speakers", type=click.Choice(["name", "token", "drop"]),
+                     help="Speaker prefixes: keep the name, per-dialogue <|speaker_N|> tokens, or drop."),
+        click.option("--assistant-speaker", "assistant_speakers", multiple=True,
+                     help="Chat mode: this speaker's turns are the assistant (repeatable; default: the second "
+                          "speaker of each dialogue)."),
+        click.option("--system-prompt", help="Chat mode: system message of every conversation."),
+        click.option("--narration-context", type=click.Choice(["system", "user", "none"]),
+                     help="Chat mode: where the narration before a dialogue goes."),
+        click.option("--split-ratios", metavar="TRAIN,VALIDATION,TEST", help="e.g. 0.9,0.05,0.05"),
+        click.option("--seed", type=int, help="Split seed."),
+        click.option("--split-unit", type=click.Choice(["auto", "document", "chunk"]),
+                     help="Assign whole documents (books) or chunks to splits; auto falls back to chunks when a "
+                          "split would be empty."),
+        click.option("--long-documents", type=click.Choice(["split", "drop"]),
+                     help="Documents longer than --max-length: cut at segment boundaries, or drop."),
+        click.option("--pack/--no-pack", default=None, help="Pack sequences into rows (best fit decreasing)."),
+        click.option("--dedup/--no-dedup", default=None, help="Remove exact duplicate documents."),
+        click.option("--eval-context", type=int, help="Tokens of context kept in eval prompts (default 512)."),
+        click.option("--allow-errors", is_flag=True, default=None,
+                     help="Drop documents (or files) with lint errors instead of refusing the build."),
+        click.option("--prompt-column", help="Paired .csv/.tsv: the prompt column (name, or number without a "
+                     "header)."),
+        click.option("--answer-column", help="Paired .csv/.tsv: the answer column."),
+        click.option("--speaker-column", help="Transcript .csv/.tsv: the speaker column."),
+        click.option("--text-column", help="Transcript .csv/.tsv: the text column."),
+        click.option("--header/--no-header", default=None, help="Whether tables have a header row (default: yes, "
+                     "unless the columns are given as numbers)."),
+        click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Reader processes."),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+FLAG_KEYS = ("tokenizer", "mode", "max_length", "default_policy", "speakers", "system_prompt", "narration_context",
+             "seed", "split_unit", "long_documents", "pack", "dedup", "eval_context", "allow_errors",
+             "prompt_column", "answer_column", "speaker_column", "text_column", "header")
+
+
+def resolve(config, kw: dict) -> BuildConfig:
+    """The config file's [build] with the flags given on the command line on top."""
+    data = config.build.model_dump()
+    for key in FLAG_KEYS:
+        if kw.get(key) is not None:
+            data[key] = kw[key]
+    if kw.get("policies"):
+        pol = dict(data.get("policies") or {})
+        for item in kw["policies"]:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                fail(f"--policy {item!r}: write NAME=POLICY, e.g. --policy SOUND=strip")
+            pol[name.strip().upper()] = value
+        data["policies"] = pol
+    if kw.get("assistant_speakers"):
+        data["assistant_speakers"] = list(kw["assistant_speakers"])
+    if kw.get("split_ratios"):
+        parts = kw["split_ratios"].split(",")
+        try:
+            nums = [float(x) for x in parts]
+        except ValueError:
+            nums = []
+        if len(nums) != 3:
+            fail(f"--split-ratios {kw['split_ratios']!r}: give three numbers TRAIN,VALIDATION,TEST")
+        data["splits"] = dict(zip(("train", "validation", "test"), nums))
+    try:
+        return BuildConfig.model_validate(data)
+    except ValidationError as err:
+        fail(*format_validation_error(err, "options", BuildConfig, "build."))
+
+
+def _plan(kw: dict):
+    from malmungchi.prep.build import BuildError, LintRefusal, plan
+    from malmungchi.prep.readers import InputError
+    from malmungchi.prep.tokenizer import TokenizerError
+
+    config = load_config_or_fail(list(kw["inputs"]), kw["config_path"])
+    cfg = resolve(config, kw)
+    if not cfg.tokenizer:
+        fail("no tokenizer: give --tokenizer DIR (or set build.tokenizer in the config file)")
+    err = console(stderr=True)
+    try:
+        if err.is_terminal:
+            columns = ("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
+                       TimeElapsedColumn())
+            with Progress(*columns, console=err, transient=True) as progress:
+                tasks: dict[str, int] = {}
+
+                def tick(stage, n, total):
+                    if stage not in tasks:
+                        tasks[stage] = progress.add_task(stage, total=total)
+                    progress.advance(tasks[stage], n)
+
+                return cfg, plan(list(kw["inputs"]), cfg, config.registry(), exclude=config.lint.exclude,
+                                 jobs=kw["jobs"], progress=tick)
+        return cfg, plan(list(kw["inputs"]), cfg, config.registry(), exclude=config.lint.exclude, jobs=kw["jobs"])
+    except TokenizerError as exc:
+        fail(str(exc))
+    except (InputError, BuildError) as exc:
+        fail(*exc.lines)
+    except LintRefusal as exc:
+        for line in lint_report.text_lines(exc.diagnostics):
+            click.echo(line, err=True)
+        files = len({d.path for d in exc.diagnostics})
+        click.echo(f"error: refusing to build: {len(exc.diagnostics)} lint error(s) in {files} file(s); fix them "
+                   "(`malmungchi corpus lint --fix`) or pass --allow-errors to drop the broken documents", err=True)
+        sys.exit(1)
+
+
+@click.command("build")
+@_options
+@click.option("--out", "-o", "out", required=True, type=click.Path(), help="Build directory to write.")
+@click.option("--force", is_flag=True, help="Replace an existing build directory.")
+def build_command(out, force, **kw):
+    """Tokenize, split, pack and write a build directory (docs/DESIGN.md) from marker text, .jsonl and tables."""
+    from pathlib import Path
+
+    from malmungchi.prep.stats import render, report
+    from malmungchi.prep.write import OutputExists, write_build
+
+    if Path(out).exists() and not force:
+        fail(f"{out} already exists; pass --force to replace it")
+    cfg, p = _plan(kw)
+    rep = report(p)
+    try:
+        manifest = write_build(p, out, force=force, rep=rep)
+    except OutputExists as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{out}: cannot write: {exc.strerror or exc}")
+    if kw["as_json"]:
+        click.echo(json.dumps(rep, ensure_ascii=False, indent=2, sort_keys=True))
+        return
+    render(rep, console())
+    console().print(f"[green]built[/] {out} (content hash {manifest['content_hash'][:16]}…)")
+
+
+@click.command("stats")
+@_options
+def stats_command(**kw):
+    """Print the build report (token costs, lengths, markers, Korean fertility, splits) without writing."""
+    from malmungchi.prep.stats import render, report
+
+    cfg, p = _plan(kw)
+    rep = report(p)
+    if kw["as_json"]:
+        click.echo(json.dumps(rep, ensure_ascii=False, indent=2, sort_keys=True))
+        return
+    render(rep, console())

@@ -1,0 +1,347 @@
+"""The build stage end to end, without writing: read → lint gate → render → dedup → register tokens → encode →
+chunk → split → pack → eval items → report. `malmungchi.prep.write` turns the result into a build directory.
+
+Reading and parsing run in a process pool when the input is large; encoding runs in the Rust tokenizer's thread
+pool; everything else is linear-time Python over documents (not tokens) plus numpy over tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from malmungchi.corpus.diagnostics import Diagnostic
+from malmungchi.prep import chat as chatmod
+from malmungchi.prep.encode import Encoded, Lost, Seq, encode_all
+from malmungchi.prep.evalset import chat_items, text_items
+from malmungchi.prep.policies import Policies, speaker_token
+from malmungchi.prep.readers import Dropped, SourceFile, find_inputs, read_source
+from malmungchi.prep.render import Rendered, TextRenderer
+from malmungchi.prep.rows import check_rows, pack_rows, rows_table
+from malmungchi.prep.split import SPLITS, assign
+from malmungchi.prep.tokenizer import Registration, TokenizerError, load_tokenizer, register_tokens, \
+    round_trip_problems, stop_token
+from malmungchi.schemas.config import BuildConfig
+from malmungchi.schemas.registry import Registry
+
+PARALLEL_BYTES = 2 << 20  # below this a process pool costs more than it saves
+
+
+class LintRefusal(Exception):
+    """Inputs with lint errors and no --allow-errors: the diagnostics to show."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        super().__init__(f"{len(diagnostics)} lint error(s)")
+        self.diagnostics = diagnostics
+
+
+class BuildError(Exception):
+    """A problem with the build's options or inputs (one line each)."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+@dataclass
+class Plan:
+    cfg: BuildConfig
+    tokenizer: object
+    tokenizer_source: str
+    registration: Registration
+    policies: Policies
+    stop: tuple[str, int]
+    sources: list[SourceFile]
+    documents: list[dict]
+    splits: dict[str, list[Seq]]
+    tables: dict[str, pa.Table]
+    rows: dict[str, list[list[int]]]
+    eval_items: list[dict]
+    lost: list[Lost]
+    split_unit: str
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    rendered: list[Rendered] = field(default_factory=list)
+    doc_tokens: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+
+
+_worker: tuple | None = None
+
+
+def _init(registry: Registry, cfg: BuildConfig) -> None:
+    global _worker
+    _worker = (registry, cfg)
+
+
+def _read_one(args: tuple[str, str]) -> SourceFile:
+    assert _worker is not None
+    return read_source(args[0], args[1], *_worker)
+
+
+def read_all(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, jobs: int | None,
+             progress=None) -> list[SourceFile]:
+    sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p, _ in inputs]
+    jobs = jobs or os.cpu_count() or 1
+    if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES:
+        chunk = max(1, min(32, len(inputs) // (jobs * 8)))
+        out = []
+        with ProcessPoolExecutor(jobs, initializer=_init, initargs=(registry, cfg)) as pool:
+            for src, size in zip(pool.map(_read_one, inputs, chunksize=chunk), sizes):
+                out.append(src)
+                if progress:
+                    progress(size)
+        return out
+    out = []
+    for (p, k), size in zip(inputs, sizes):
+        out.append(read_source(p, k, registry, cfg))
+        if progress:
+            progress(size)
+    return out
+
+
+def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_source: str | None = None,
+         tokenizer=None, exclude: list[str] | None = None, jobs: int | None = None, progress=None,
+         write_rows: bool = True) -> Plan:
+    """Everything the build directory will hold, computed in memory. `progress(stage, advance, total)`."""
+    tokenizer_source = tokenizer_source or cfg.tokenizer
+    if tokenizer is None and not tokenizer_source:
+        raise BuildError(["no tokenizer: give --tokenizer DIR (or set build.tokenizer in the config file)"])
+    if cfg.mode == "chat" and cfg.speakers == "drop" and not cfg.assistant_speakers:
+        pass  # roles still come from the speakers; only their names are not rendered
+    try:
+        policies = Policies(registry, cfg)
+    except ValueError as exc:
+        raise BuildError([str(exc)]) from None
+    inputs = find_inputs(paths, exclude)
+
+    def step(stage, total=None):
+        return (lambda n: progress(stage, n, total)) if progress else None
+
+    if tokenizer is None and tokenizer_source and not os.path.isdir(os.path.expanduser(tokenizer_source)):
+        tokenizer = load_tokenizer(tokenizer_source)  # fail fast on a bad id before reading a large corpus
+    sources = read_all(inputs, registry, cfg, jobs, step("reading", sum(
+        os.path.getsize(p) for p, _ in inputs if os.path.isfile(p))))
+    errors = [d for s in sources for d in s.errors]
+    if errors and not cfg.allow_errors:
+        raise LintRefusal(errors)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(tokenizer_source)
+    tok = tokenizer
+
+    documents: list[dict] = []
+    for s in sources:
+        if s.file_broken:
+            documents.append(_doc_entry(f"{s.key}", s.key, None, "dropped", "file has errors: " + "; ".join(
+                f"{d.code}: {d.message}" for d in s.errors[:3])))
+        for d in s.dropped:
+            documents.append(_doc_entry(d.id, s.key, d.title, "dropped", d.reason))
+
+    # -- render --------------------------------------------------------------------------------
+    text_r = TextRenderer(policies, cfg.speakers)
+    rendered: list[Rendered] = []
+    warnings: list[str] = []
+    eot = None
+    if cfg.mode == "chat":
+        try:
+            eot = chatmod.end_of_turn(tok)
+        except chatmod.ChatError as exc:
+            raise BuildError([str(exc)]) from None
+        chat_r = chatmod.ChatRenderer(text_r, tok, cfg, eot)
+    by_doc: dict[str, list[Rendered]] = {}
+    for s in sources:
+        if s.file_broken:
+            continue
+        for doc in s.documents:
+            if cfg.mode == "text":
+                r = text_r.render(doc, s.key)
+                if not r.text.strip():
+                    documents.append(_doc_entry(doc.id, s.key, doc.title, "dropped", "renders to no text"))
+                    continue
+                rs = [r]
+            else:
+                try:
+                    rs, problems = chat_r.conversations(doc, s.key)
+                except chatmod.ChatError as exc:
+                    rs, problems = [], [str(exc)]
+                if not rs:
+                    documents.append(_doc_entry(doc.id, s.key, doc.title, "dropped",
+                                                "; ".join(problems) or "no dialogue (chat mode uses dialogues only)"))
+                    continue
+            by_doc[doc.id] = rs
+            rendered.extend(rs)
+            documents.append(_doc_entry(doc.id, s.key, doc.title, "kept", None))
+
+    # -- dedup (exact, after normalisation), before splitting ----------------------------------
+    duplicates = 0
+    dup_reason: dict[str, str] = {}
+    if cfg.dedup:
+        seen: dict[str, str] = {}
+        kept = []
+        for r in rendered:
+            key = r.dedup_key()
+            if key in seen:
+                duplicates += 1
+                dup_reason.setdefault(r.doc_id, f"duplicate of {seen[key]}")
+                continue
+            seen[key] = r.id
+            kept.append(r)
+        rendered = kept
+    alive = {r.doc_id for r in rendered}
+    for d in documents:
+        if d["status"] == "kept" and d["id"] not in alive:
+            d["status"], d["reason"] = "dropped", dup_reason.get(d["id"], "duplicate of an earlier document")
+
+    # -- tokens ---------------------------------------------------------------------------------
+    wanted = policies.special_tokens()
+    if cfg.speakers == "token":
+        most = max([r.max_speakers for r in rendered] + [0])
+        wanted += [speaker_token(i) for i in range(1, most + 1)]
+    registration = register_tokens(tok, wanted)
+    for c in registration.collisions:
+        warnings.append(f"token collision: {c}")
+    try:
+        stop = stop_token(tok, cfg.mode, eot)
+    except TokenizerError as exc:
+        raise BuildError([str(exc)]) from None
+    sample = [r.text for r in rendered[:200]]
+    registration.whitespace = round_trip_problems(tok, sample)
+    for w in registration.whitespace:
+        warnings.append(f"tokenizer {w}")
+    if getattr(tok, "clean_up_tokenization_spaces", False):
+        warnings.append("the tokenizer's clean_up_tokenization_spaces is on: decoding with defaults changes "
+                        "spacing around punctuation; decode with clean_up_tokenization_spaces=False")
+
+    enc = encode_all(rendered, tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
+                     long_documents=cfg.long_documents,
+                     progress=step("tokenizing", sum(len(r.text) for r in rendered)))
+    if cfg.mode == "chat":
+        _split_long_conversations(enc, chat_r, tok, cfg, stop[1])
+    for sid in enc.stop_missing:
+        warnings.append(f"sequence {sid} does not end with the stop token {stop[0]}")
+
+    # -- splits ---------------------------------------------------------------------------------
+    doc_content = {}
+    for rs in by_doc.values():
+        for r in rs:
+            doc_content.setdefault(r.doc_id, r.dedup_key())
+    assignment = assign(enc.seqs, cfg.splits, cfg.seed, cfg.split_unit, doc_content)
+    splits: dict[str, list[Seq]] = {s: [] for s in SPLITS}
+    for q in enc.seqs:
+        splits[assignment.by_seq[q.id]].append(q)
+    doc_split: dict[str, set[str]] = {}
+    for name, qs in splits.items():
+        for q in qs:
+            doc_split.setdefault(q.doc_id, set()).add(name)
+    tokens_by_doc: dict[str, int] = {}
+    for r in rendered:
+        tokens_by_doc[r.doc_id] = tokens_by_doc.get(r.doc_id, 0) + enc.doc_tokens.get(r.id, 0)
+    lost_by_doc: dict[str, list[str]] = {}
+    for lost in enc.lost:
+        lost_by_doc.setdefault(lost.doc_id, []).append(lost.reason)
+    for d in documents:
+        if d["status"] != "kept":
+            continue
+        d["tokens"] = tokens_by_doc.get(d["id"], 0)
+        names = doc_split.get(d["id"])
+        if not names:
+            d["status"] = "dropped"
+            d["reason"] = "; ".join(lost_by_doc.get(d["id"], [])) or "no sequence left"
+        else:
+            d["split"] = "+".join(s for s in SPLITS if s in names)
+            if d["id"] in lost_by_doc:
+                d["reason"] = "partly lost: " + "; ".join(lost_by_doc[d["id"]])
+
+    for name in SPLITS:
+        n = len(splits[name])
+        if getattr(cfg.splits, name) > 0 and n < cfg.min_split_sequences:
+            warnings.append(f"the {name} split has only {n} sequence{'s' * (n != 1)}: too small to mean much")
+
+    # -- pack -----------------------------------------------------------------------------------
+    tables: dict[str, pa.Table] = {}
+    rows: dict[str, list[list[int]]] = {}
+    for name in SPLITS:
+        rows[name] = pack_rows(splits[name], cfg.max_length, cfg.pack)
+        tables[name] = rows_table(splits[name], rows[name])
+        for p in check_rows(tables[name], stop[1], cfg.max_length):
+            warnings.append(f"{name}: {p}")
+
+    items = (chat_items if cfg.mode == "chat" else text_items)(splits["test"], tok, cfg.eval_context)
+
+    return Plan(cfg, tok, tokenizer_source or "(given)", registration, policies, stop, sources, documents, splits,
+                tables, rows, items, enc.lost, assignment.unit, assignment.notes, warnings, rendered,
+                enc.doc_tokens, duplicates)
+
+
+def _split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_id: int) -> None:
+    """Conversations longer than max_length are cut between messages (only after an assistant reply) into
+    consecutive conversations that each keep the system message, filled greedily from per-message token
+    estimates; a piece still too long is halved; a single exchange longer than a row is dropped and counted."""
+    import numpy as np
+
+    from malmungchi.prep.encode import loss_mask, token_starts
+
+    pending = list(enc.too_long)
+    enc.too_long = []
+    backend = tok.backend_tokenizer
+    part = 0
+    while pending:
+        r = pending.pop(0)
+        msgs = r.messages or []
+        system = msgs[:1] if msgs and msgs[0]["role"] == "system" else []
+        rest = msgs[len(system):]
+        total = enc.doc_tokens.get(r.id, 0)
+        cut_points = [i + 1 for i, m in enumerate(rest[:-1]) if m["role"] == "assistant"]
+        if cfg.long_documents == "drop" or not cut_points:
+            enc.lost.append(Lost(r.id, total, f"conversation of {total} tokens is longer than max_length "
+                                              f"{cfg.max_length}" + (" and has no place to cut" if not cut_points
+                                                                     else ""), r.doc_id))
+            continue
+        sizes = [len(e.ids) for e in backend.encode_batch([m["content"] for m in msgs], add_special_tokens=False)]
+        overhead = max(0, (total - sum(sizes)) // max(1, len(msgs)))
+        sys_cost = sum(sizes[:len(system)]) + overhead * len(system)
+        cost = [n + overhead for n in sizes[len(system):]]
+        budget = cfg.max_length - sys_cost - 8
+        pieces, start, used, last_cut = [], 0, 0, None
+        for i, c in enumerate(cost):
+            if used + c > budget and last_cut is not None and last_cut > start:
+                pieces.append((start, last_cut))
+                used = sum(cost[last_cut:i])
+                start = last_cut
+            used += c
+            if i + 1 in cut_points or i + 1 == len(rest):
+                last_cut = i + 1
+        pieces.append((start, len(rest)))
+        if len(pieces) == 1:  # the estimate fits but the real rendering does not: halve
+            mid = min(cut_points, key=lambda k: abs(k - len(rest) / 2))
+            pieces = [(0, mid), (mid, len(rest))]
+        for a, b in pieces:
+            half = rest[a:b]
+            while half and half[-1]["role"] != "assistant":
+                half = half[:-1]
+            if not any(m["role"] == "assistant" for m in half):
+                continue
+            part += 1
+            sub = chat_r.render(system + half, f"{r.doc_id}/c{part}", r.doc_id, r.source, r.title)
+            sub.markers.clear()
+            e = backend.encode(sub.text, add_special_tokens=False)
+            enc.doc_tokens[sub.id] = len(e.ids)
+            if len(e.ids) > cfg.max_length:
+                pending.append(sub)
+                continue
+            ids = np.asarray(e.ids, dtype=np.int32)
+            mask = loss_mask(token_starts(e), sub.loss or [], len(ids))
+            if ids[-1] != stop_id:
+                enc.stop_missing.append(sub.id)
+            enc.seqs.append(Seq(sub.id, sub.doc_id, ids, mask, sub, 0, len(ids)))
+
+
+def _doc_entry(id_: str, source: str, title: str | None, status: str, reason: str | None) -> dict:
+    return {"id": id_, "source": source, "title": title, "split": None, "status": status, "reason": reason,
+            "tokens": 0}
+
+
+__all__ = ["BuildError", "LintRefusal", "Plan", "plan", "Dropped"]

@@ -1,0 +1,141 @@
+"""Tokenize rendered documents in large batches (the Rust tokenizer's own thread pool does the work) and cut
+long ones at segment boundaries into sequences that each end with the stop token.
+
+Offsets are only turned into Python objects for documents that need them (too long, or chat loss spans):
+for the rest only the ids cross from Rust, which keeps the build close to a bare batch encode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from malmungchi.prep.render import Rendered
+
+BATCH_CHARS = 4 << 20  # characters per encode batch: big enough for the thread pool, small enough for memory
+
+
+@dataclass
+class Seq:
+    """One training sequence (a whole document/conversation or a chunk of one)."""
+
+    id: str
+    doc_id: str
+    ids: np.ndarray  # int32
+    mask: np.ndarray | None  # int8 loss mask; None means all ones (text mode)
+    src: Rendered
+    tok_start: int = 0  # where the chunk starts in its document's token stream
+    tok_end: int = 0
+
+
+@dataclass
+class Lost:
+    id: str
+    tokens: int
+    reason: str
+    doc_id: str = ""
+
+
+@dataclass
+class Encoded:
+    seqs: list[Seq] = field(default_factory=list)
+    lost: list[Lost] = field(default_factory=list)
+    doc_tokens: dict[str, int] = field(default_factory=dict)  # rendered id → tokens before chunking
+    too_long: list[Rendered] = field(default_factory=list)  # chat conversations to split and encode again
+    stop_missing: list[str] = field(default_factory=list)
+
+
+def batches(items: list[Rendered], limit: int = BATCH_CHARS):
+    batch, size = [], 0
+    for r in items:
+        batch.append(r)
+        size += len(r.text)
+        if size >= limit:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def encode_all(items: list[Rendered], tok, *, mode: str, max_length: int, stop_id: int, long_documents: str,
+               progress=None) -> Encoded:
+    out = Encoded()
+    backend = tok.backend_tokenizer
+    add_special = mode == "text"
+    for batch in batches(items):
+        encs = backend.encode_batch([r.text for r in batch], add_special_tokens=add_special)
+        for r, enc in zip(batch, encs):
+            _one(r, enc, out, mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents)
+        if progress:
+            progress(sum(len(r.text) for r in batch))
+    return out
+
+
+def token_starts(enc) -> np.ndarray:
+    offs = enc.offsets
+    return np.fromiter((o[0] for o in offs), dtype=np.int64, count=len(offs))
+
+
+def loss_mask(starts: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=np.int8)
+    for s, e in spans:
+        a, b = np.searchsorted(starts, s, "left"), np.searchsorted(starts, e, "left")
+        mask[a:b] = 1
+    return mask
+
+
+def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id: int, long_documents: str) -> None:
+    ids = np.asarray(enc.ids, dtype=np.int32)
+    if mode == "text":
+        if not len(ids) or ids[-1] != stop_id:
+            ids = np.append(ids, np.int32(stop_id))
+        out.doc_tokens[r.id] = len(ids)
+        if len(ids) <= max_length:
+            out.seqs.append(Seq(r.id, r.doc_id, ids, None, r, 0, len(ids)))
+            return
+        if long_documents == "drop":
+            out.lost.append(Lost(r.id, len(ids), f"document of {len(ids)} tokens is longer than max_length "
+                                                 f"{max_length} (--long-documents drop)", r.doc_id))
+            return
+        _chunk(r, ids, token_starts(enc), out, max_length, stop_id)
+        return
+    # chat
+    out.doc_tokens[r.id] = len(ids)
+    if len(ids) > max_length:
+        out.too_long.append(r)
+        return
+    mask = loss_mask(token_starts(enc), r.loss or [], len(ids))
+    if not len(ids) or ids[-1] != stop_id:
+        out.stop_missing.append(r.id)
+    out.seqs.append(Seq(r.id, r.doc_id, ids, mask, r, 0, len(ids)))
+
+
+def _chunk(r: Rendered, ids: np.ndarray, starts: np.ndarray, out: Encoded, max_length: int, stop_id: int) -> None:
+    """Cut at segment starts only: each chunk holds whole segments and ends with the stop token."""
+    body = ids[:-1]  # the stop token is re-added to every chunk
+    n = len(body)
+    starts = starts[:n]
+    bounds = sorted({int(np.searchsorted(starts, c, "left")) for c in r.cuts if c > 0} | {0, n})
+    bounds = [b for b in bounds if b <= n]
+    room = max_length - 1
+    chunks: list[tuple[int, int]] = []
+    start = end = 0
+    for s, e in zip(bounds, bounds[1:]):
+        if e - s > room:
+            # one segment (paragraph or turn) alone is longer than a row; it is never cut inside, so it goes
+            if end > start:
+                chunks.append((start, end))
+            out.lost.append(Lost(f"{r.id}@tokens{s}-{e}", e - s,
+                                 f"one segment of {e - s} tokens is longer than max_length {max_length}", r.doc_id))
+            start = end = e
+            continue
+        if e - start > room:
+            if end > start:
+                chunks.append((start, end))
+            start = s
+        end = e
+    if end > start:
+        chunks.append((start, end))
+    for k, (a, b) in enumerate(chunks):
+        out.seqs.append(Seq(f"{r.id}@{k}", r.doc_id, np.append(body[a:b], np.int32(stop_id)), None, r, a, b))

@@ -1,0 +1,265 @@
+"""Read every input file into documents (the stage-1 tree), with its lint errors and its checksum.
+
+Marker `.txt` goes through the parser; `.jsonl` `text` records are marker text too (one or more books per record)
+and `messages` records become one dialogue; `.csv/.tsv` rows become paired dialogues (prompt/answer columns) or one
+transcript dialogue (speaker/text columns). Every document id is `KEY#N`, KEY being a path that does not depend
+on where the corpus sits on disk, so ids (and therefore splits) survive moving the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+
+from malmungchi.corpus.datafiles import table_delimiter
+from malmungchi.corpus.diagnostics import Diagnostic, locate
+from malmungchi.corpus.lint import lint_text
+from malmungchi.corpus.parse import parse_text
+from malmungchi.corpus.rules import Severity
+from malmungchi.corpus.source import decode, read_bytes
+from malmungchi.corpus.tree import Dialogue, Document, Span, Text, Turn
+from malmungchi.corpus.walk import discover
+from malmungchi.schemas.config import BuildConfig
+from malmungchi.schemas.registry import Registry
+
+
+@dataclass
+class Dropped:
+    id: str
+    title: str | None
+    reason: str
+
+
+@dataclass
+class SourceFile:
+    path: str  # as given on the command line (or found under a given folder)
+    key: str  # the stable name used in document ids
+    sha256: str
+    size: int
+    documents: list[Document] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    errors: list[Diagnostic] = field(default_factory=list)  # error diagnostics (the file is refused without them)
+    file_broken: bool = False  # an error outside any document: the whole file is unusable
+
+
+class InputError(Exception):
+    """Inputs that do not exist or cannot be read as asked (one line each)."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def find_inputs(paths: list[str], exclude: list[str] | None = None) -> list[tuple[str, str]]:
+    """(path, key) for every corpus file under `paths`, sorted by key so the build does not depend on argv order."""
+    out: dict[str, str] = {}
+    missing: list[str] = []
+    for given in paths:
+        found = discover([given], exclude)
+        missing += found.missing
+        base = os.path.dirname(os.path.abspath(given.rstrip("/\\"))) if os.path.isdir(given) else None
+        for f in found.files:
+            if f.lower().endswith(".coref.jsonl"):
+                continue  # KoCoNovel annotation files are not text
+            key = os.path.relpath(os.path.abspath(f), base) if base else os.path.basename(f)
+            key = key.replace(os.sep, "/")
+            unique, n = key, 2
+            while unique in out and out[unique] != f:
+                unique, n = f"{key}~{n}", n + 1
+            out[unique] = f
+    if missing:
+        raise InputError([f"{m}: no such file or folder" for m in missing])
+    if not out:
+        raise InputError([f"no corpus files (.txt, .jsonl, .csv, .tsv) under {' '.join(paths)}"])
+    return sorted(((p, k) for k, p in out.items()), key=lambda pk: pk[1])
+
+
+def read_source(path: str, key: str, registry: Registry, cfg: BuildConfig) -> SourceFile:
+    data = read_bytes(path)
+    if isinstance(data, Diagnostic):
+        return SourceFile(path, key, "", 0, errors=[data], file_broken=True)
+    src = SourceFile(path, key, hashlib.sha256(data).hexdigest(), len(data))
+    decoded = decode(data, path)
+    del data
+    errors = [d for d in decoded.diagnostics if d.severity is Severity.error]
+    if decoded.text is None or errors:
+        src.errors, src.file_broken = errors, True
+        return src
+    text = decoded.text
+    lower = path.lower()
+    if lower.endswith(".jsonl"):
+        _read_jsonl(src, text, registry)
+    elif lower.endswith((".csv", ".tsv")):
+        _read_table(src, text, cfg)
+    else:
+        _read_marker(src, text, registry)
+    return src
+
+
+def _read_marker(src: SourceFile, text: str, registry: Registry) -> None:
+    diags, parsed = lint_text(text, src.key, registry, tree=True)
+    errors = [d for d in diags if d.severity is Severity.error]
+    for d in errors:
+        d.path = src.path
+    locate(errors, text)
+    src.errors = errors
+    broken: dict[int, list[str]] = {}
+    for d in errors:
+        book = next((i for i, (s, e) in enumerate(parsed.books) if s <= d.offset < e or (s <= d.offset == e)), None)
+        if book is None:
+            src.file_broken = True
+        else:
+            broken.setdefault(book, []).append(f"{d.code} at line {d.line}: {d.message}")
+    for i, doc in enumerate(parsed.documents):
+        if i in broken:
+            src.dropped.append(Dropped(doc.id, doc.title, "; ".join(broken[i])))
+        else:
+            src.documents.append(doc)
+
+
+def _read_jsonl(src: SourceFile, text: str, registry: Registry) -> None:
+    index = 0
+    offset = 0
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        start, offset = offset, offset + len(line)
+        if not line.strip():
+            continue
+        here = f"line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _bad(src, "D001", f"{here} is not valid JSON: {exc.msg}", start, number)
+            continue
+        if isinstance(record, dict) and isinstance(record.get("text"), str):
+            parsed = parse_text(record["text"], f"{src.key}:{number}", registry, tree=True)
+            errs = [d for d in parsed.diagnostics if d.severity is Severity.error]
+            for doc in parsed.documents:
+                doc = _renumber(doc, src.key, index)
+                index += 1
+                if errs:
+                    src.dropped.append(Dropped(doc.id, doc.title, f"{here}: " + "; ".join(
+                        f"{d.code}: {d.message}" for d in errs[:3])))
+                else:
+                    src.documents.append(doc)
+            for d in errs:
+                _bad(src, d.code, f"{here}: {d.message}", start, number, drop=False)
+        elif isinstance(record, dict) and _messages_ok(record.get("messages")):
+            turns = tuple(Turn(m["role"], (Text(m["content"], _span(src.key, start, number)),),
+                               _span(src.key, start, number)) for m in record["messages"] if m["content"].strip())
+            span = _span(src.key, start, number)
+            doc = Document(src.key, index, record.get("title"), (Dialogue(turns, span),), span)
+            index += 1
+            src.documents.append(doc)
+        else:
+            _bad(src, "D002", f"{here}: record needs a string 'text' or a 'messages' list of {{'role', 'content'}}",
+                 start, number)
+            index += 1
+
+
+def _messages_ok(messages) -> bool:
+    return isinstance(messages, list) and bool(messages) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages)
+
+
+def _bad(src: SourceFile, code: str, message: str, offset: int, line: int, drop: bool = True) -> None:
+    src.errors.append(Diagnostic(code, message, src.path, offset, offset, line=line, column=1, end_line=line,
+                                 end_column=1))
+    if drop:
+        src.dropped.append(Dropped(f"{src.key}:{line}", None, f"{code}: {message}"))
+
+
+def _renumber(doc: Document, key: str, index: int) -> Document:
+    return Document(key, index, doc.title, doc.segments, doc.span, doc.terminated, doc.errors)
+
+
+def _span(path: str, offset: int, line: int) -> Span:
+    return Span(path, offset, offset, line, 1, line, 1)
+
+
+def _column(df, name: str | None, header: bool, what: str, path: str) -> str | None:
+    if name is None:
+        return None
+    if not header:
+        if not name.isdigit() or int(name) >= len(df.columns):
+            raise InputError([f"{path}: --{what}-column {name!r}: without a header give a 0-based column number "
+                              f"below {len(df.columns)}"])
+        return df.columns[int(name)]
+    if name not in df.columns:
+        if name.isdigit() and int(name) < len(df.columns):
+            return df.columns[int(name)]
+        import difflib
+
+        hint = difflib.get_close_matches(name, df.columns, n=1)
+        raise InputError([f"{path}: no column {name!r} (columns: {', '.join(df.columns)})"
+                          + (f"; did you mean {hint[0]!r}?" if hint else "")])
+    return name
+
+
+def _delimiter(path: str, text: str) -> str:
+    """Tab when every one of the first lines has the same number of tabs (BACKSpeech `.csv` files are
+    tab-separated and their text has commas, which fools a first-line guess), else the corpus module's guess."""
+    lines = [ln for ln in text[:65536].splitlines()[:20] if ln.strip()]
+    tabs = {ln.count("\t") for ln in lines}
+    if path.lower().endswith(".tsv") or (len(tabs) == 1 and tabs != {0}):
+        return "\t"
+    return table_delimiter(path, lines[0] if lines else "")
+
+
+def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
+    import polars as pl
+
+    sep = _delimiter(src.path, text)
+    named = [c for c in (cfg.prompt_column, cfg.answer_column, cfg.speaker_column, cfg.text_column) if c]
+    header = cfg.header if cfg.header is not None else not (named and all(c.isdigit() for c in named))
+    try:
+        df = pl.read_csv(io.StringIO(text.replace("\r\n", "\n")), separator=sep, has_header=header,
+                         infer_schema=False, quote_char='"', truncate_ragged_lines=False)
+    except Exception as exc:  # polars raises ComputeError/NoDataError…
+        src.errors.append(Diagnostic("D003", f"cannot read table: {str(exc).splitlines()[0]}", src.path))
+        src.file_broken = True
+        return
+    if cfg.prompt_column or cfg.answer_column:
+        if not (cfg.prompt_column and cfg.answer_column):
+            raise InputError([f"{src.path}: give both --prompt-column and --answer-column"])
+        q = _column(df, cfg.prompt_column, header, "prompt", src.path)
+        a = _column(df, cfg.answer_column, header, "answer", src.path)
+        qname, aname = "user", "assistant"  # paired rows are roles already (chat mode keeps them as such)
+        for i, (qt, at) in enumerate(zip(df[q].to_list(), df[a].to_list())):
+            line = i + 1 + header
+            span = _span(src.key, 0, line)
+            if not (qt or "").strip() or not (at or "").strip():
+                src.dropped.append(Dropped(f"{src.key}#{i}", None, f"row at line {line}: empty prompt or answer"))
+                continue
+            turns = (Turn(qname, (Text(qt.strip(), span),), span), Turn(aname, (Text(at.strip(), span),), span))
+            src.documents.append(Document(src.key, i, None, (Dialogue(turns, span),), span))
+        return
+    if not (cfg.speaker_column or cfg.text_column):
+        # no column options: a `text` column (or the only column) holds marker-free text, one document per row
+        col = "text" if "text" in df.columns else (df.columns[0] if len(df.columns) == 1 else None)
+        if col is None:
+            raise InputError([f"{src.path}: say which columns to read: --prompt-column/--answer-column for paired "
+                              f"dialogue or --speaker-column/--text-column for a transcript "
+                              f"(columns: {', '.join(df.columns)})"])
+        from malmungchi.corpus.tree import Narration
+
+        for i, t in enumerate(df[col].to_list()):
+            if t and t.strip():
+                span = _span(src.key, 0, i + 1 + header)
+                src.documents.append(Document(src.key, i, None, (Narration((Text(t.strip(), span),), span),), span))
+        return
+    s = _column(df, cfg.speaker_column, header, "speaker", src.path)
+    t = _column(df, cfg.text_column, header, "text", src.path)
+    if t is None:
+        raise InputError([f"{src.path}: --speaker-column needs --text-column"])
+    speakers = df[s].to_list() if s else [None] * len(df)
+    turns = []
+    for i, (who, said) in enumerate(zip(speakers, df[t].to_list())):
+        if said and said.strip():
+            span = _span(src.key, 0, i + 1 + header)
+            turns.append(Turn(who.strip() if who else None, (Text(said.strip(), span),), span))
+    if turns:
+        span = _span(src.key, 0, 1)
+        src.documents.append(Document(src.key, 0, None, (Dialogue(tuple(turns), span),), span))

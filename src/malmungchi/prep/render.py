@@ -1,0 +1,206 @@
+"""Render a document into training text (text mode), remembering where segments and turns start.
+
+The text is what the model sees; `cuts` are the character offsets where a long document may be cut (the start
+of every paragraph and turn, never inside one) and `turns` locate each dialogue turn for the eval set.
+Separators: a blank line between segments, a line break between turns and around dialogue markers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Sound, Text, Turn
+from malmungchi.prep.policies import Policies, speaker_token
+
+NOT_HANGUL = re.compile(r"[^\uac00-\ud7a3]+")
+JAMO, NOT_JAMO = re.compile(r"[\u1100-\u11ff]"), re.compile(r"[^\u1100-\u11ff]+")
+FULLWIDTH, NOT_FULLWIDTH = re.compile(r"[\uff01-\uff5e]"), re.compile(r"[^\uff01-\uff5e]+")
+
+
+@dataclass
+class Rendered:
+    """One training document (text mode) or conversation (chat mode) before tokenization."""
+
+    id: str
+    doc_id: str  # the book it came from (split unit in document mode)
+    source: str
+    title: str | None
+    text: str
+    cuts: list[int] = field(default_factory=list)  # char offsets where the text may be cut
+    turns: list[tuple[int, int, int]] = field(default_factory=list)  # (turn start, content start, content end)
+    loss: list[tuple[int, int]] | None = None  # chat mode: char spans that carry the loss
+    messages: list[dict] | None = None  # chat mode
+    speakers: list[dict[str, str]] = field(default_factory=list)  # per dialogue: speaker token → name
+    markers: Counter = field(default_factory=Counter)  # marker occurrences by literal name
+    hangul: int = 0
+    eojeol: int = 0
+    nfd: int = 0  # conjoining jamo code points (decomposed Hangul)
+    fullwidth: int = 0
+    not_nfc: bool = False
+    max_speakers: int = 0
+
+    def dedup_key(self) -> str:
+        norm = unicodedata.normalize("NFC", " ".join(self.text.split()))
+        return hashlib.sha256(norm.encode()).hexdigest()
+
+
+class _Out:
+    """A string builder that knows its length (for offsets) and joins inline parts without double spaces."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.n = 0
+
+    def add(self, s: str) -> None:
+        if s:
+            self.parts.append(s)
+            self.n += len(s)
+
+    def ends_with_space(self) -> bool:
+        return bool(self.parts) and self.parts[-1][-1:] in (" ", "\t")
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class TextRenderer:
+    def __init__(self, policies: Policies, speakers: str):
+        self.p = policies
+        self.speakers = speakers
+
+    def render(self, doc: Document, source: str) -> Rendered:
+        out = _Out()
+        r = Rendered(doc.id, doc.id, source, doc.title, "")
+        self._r = r
+        self._speaker_ids: dict[str, str] = {}
+        first = True
+        if doc.title is not None:
+            r.markers["START_OF_TITLE"] += 1
+            r.markers["END_OF_TITLE"] += 1
+            if not self.p.block_dropped("TITLE"):
+                out.add(self.p.marker("START_OF_TITLE") + doc.title + self.p.marker("END_OF_TITLE"))
+                first = False
+        for seg in doc.segments:
+            first = self._segment(seg, out, first)
+        if doc.terminated:
+            r.markers["END_OF_BOOK"] += 1
+            end = self.p.marker("END_OF_BOOK")
+            if end:
+                if not first:
+                    out.add("\n\n")
+                    r.cuts.append(out.n)
+                out.add(end)
+        r.text = out.text()
+        _measure(r)
+        return r
+
+    def _sep(self, out: _Out, first: bool, sep: str = "\n\n") -> None:
+        if not first:
+            out.add(sep)
+            self._r.cuts.append(out.n)
+
+    def _segment(self, seg, out: _Out, first: bool) -> bool:
+        if isinstance(seg, Narration):
+            body = self.inline(seg.parts)
+            if body:
+                self._sep(out, first)
+                out.add(body)
+                return False
+            return first
+        if isinstance(seg, Dialogue):
+            self._r.markers["START_OF_DIALOGUE"] += 1
+            self._r.markers["END_OF_DIALOGUE"] += 1
+            if self.p.block_dropped("DIALOGUE"):
+                return first
+            self._speaker_ids = {}
+            if self.speakers == "token":
+                self._r.speakers.append({})
+            open_, close = self.p.marker("START_OF_DIALOGUE"), self.p.marker("END_OF_DIALOGUE")
+            if open_:
+                self._sep(out, first)
+                out.add(open_)
+                first = False
+            for i, turn in enumerate(seg.turns):
+                self._sep(out, first, "\n" if open_ or i else "\n\n")
+                first = False
+                self._turn(turn, out)
+            if close:
+                out.add("" if first else "\n")
+                out.add(close)
+                first = False
+            self._r.max_speakers = max(self._r.max_speakers, len(self._speaker_ids))
+            return first
+        if isinstance(seg, Block):
+            self._r.markers[f"START_OF_{seg.name}"] += 1
+            self._r.markers[f"END_OF_{seg.name}"] += 1
+            if self.p.block_dropped(seg.name):
+                return first
+            open_, close = self.p.marker(f"START_OF_{seg.name}"), self.p.marker(f"END_OF_{seg.name}")
+            if open_:
+                self._sep(out, first)
+                out.add(open_)
+                first = False
+            inner_first = first
+            for s in seg.segments:
+                inner_first = self._segment(s, out, inner_first)
+            if close:
+                out.add("\n\n" if not inner_first else "")
+                out.add(close)
+                inner_first = False
+            return inner_first
+        return first
+
+    def _turn(self, turn: Turn, out: _Out) -> None:
+        start = out.n
+        if turn.speaker is not None:
+            if self.speakers == "name":
+                out.add(f"{turn.speaker}: ")
+            elif self.speakers == "token":
+                tok = self._speaker_ids.get(turn.speaker)
+                if tok is None:
+                    tok = speaker_token(len(self._speaker_ids) + 1)
+                    self._speaker_ids[turn.speaker] = tok
+                    self._r.speakers[-1][tok] = turn.speaker
+                out.add(tok)
+        content_start = out.n
+        out.add(self.inline(turn.parts))
+        self._r.turns.append((start, content_start, out.n))
+
+    def inline(self, parts: tuple[Inline, ...]) -> str:
+        out = _Out()
+        strip_next = False
+        for part in parts:
+            if isinstance(part, Text):
+                t = part.text
+                if strip_next and out.ends_with_space() and t[:1] in (" ", "\t"):
+                    t = t[1:]
+                out.add(t)
+                strip_next = False
+            elif isinstance(part, (Sound, Cue)):
+                name = part.name
+                self._r.markers[name] += 1
+                s = self.render_inline(name, part.cue)
+                out.add(s)
+                strip_next = not s
+        return out.text().strip()
+
+    def render_inline(self, name: str, cue: str | None) -> str:
+        policy = self.p.policy(name)
+        if policy == "drop":
+            return ""
+        cue_text = f"({cue})" if cue is not None else ""
+        return self.p.marker(name) + cue_text
+
+
+def _measure(r: Rendered) -> None:
+    """Cheap per-document text figures for the report (Hangul syllables, eojeol, NFD jamo, full-width)."""
+    t = r.text
+    r.hangul = len(NOT_HANGUL.sub("", t))
+    r.eojeol = len(t.split())
+    r.nfd = len(NOT_JAMO.sub("", t)) if JAMO.search(t) else 0
+    r.fullwidth = len(NOT_FULLWIDTH.sub("", t)) if FULLWIDTH.search(t) else 0
+    r.not_nfc = not unicodedata.is_normalized("NFC", t)

@@ -1,0 +1,183 @@
+"""The build report: what the corpus costs in tokens and where it went. One dict (report.json, `--json`) and a
+rich rendering of it. Everything is computed from the plan with numpy over token ids, never per token in Python.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from malmungchi.prep.build import Plan
+from malmungchi.prep.split import SPLITS
+from malmungchi.prep.tokenizer import identity, partial_char_ids
+
+
+def report(p: Plan) -> dict:
+    cfg = p.cfg
+    tok = p.tokenizer
+    seqs = [q for name in SPLITS for q in p.splits[name]]
+    lengths = np.array([len(q.ids) for q in seqs], dtype=np.int64)
+    total = int(lengths.sum())
+    splits = {}
+    for name in SPLITS:
+        t = p.tables[name]
+        n_tok = sum(len(q.ids) for q in p.splits[name])
+        rows = t.num_rows
+        splits[name] = {
+            "documents": len({q.doc_id for q in p.splits[name]}),
+            "sequences": len(p.splits[name]),
+            "rows": rows,
+            "tokens": n_tok,
+            "loss_tokens": int(sum(int(q.mask.sum()) if q.mask is not None else len(q.ids) for q in p.splits[name])),
+            "packing_efficiency": round(n_tok / (rows * cfg.max_length), 4) if rows else None,
+        }
+    rows_all = sum(s["rows"] for s in splits.values())
+    # token-level figures: one bincount over every id
+    counts = np.bincount(np.concatenate([q.ids for q in seqs]), minlength=len(tok)) if seqs else np.zeros(len(tok))
+    partial = partial_char_ids(tok, np.nonzero(counts)[0])
+    partial_tokens = int(counts[: len(partial)][partial[: len(counts)]].sum()) if seqs else 0
+    unk_id = tok.unk_token_id
+    unk = int(counts[unk_id]) if unk_id is not None and unk_id < len(counts) else 0
+    used = [r for r in p.rendered]
+    hangul = sum(r.hangul for r in used)
+    eojeol = sum(r.eojeol for r in used)
+    markers = _markers(p, total)
+    doc_tokens = sorted(((n, rid) for rid, n in p.doc_tokens.items()), reverse=True)[:5]
+    titles = {r.id: r.title for r in p.rendered}
+    reasons = Counter(_reason_kind(d["reason"]) for d in p.documents if d["status"] == "dropped")
+    hist = _histogram(lengths, cfg.max_length)
+    over = sum(1 for n in p.doc_tokens.values() if n > cfg.max_length)
+    return {
+        "mode": cfg.mode,
+        "max_length": cfg.max_length,
+        "split_unit": p.split_unit,
+        "notes": p.notes,
+        "warnings": p.warnings,
+        "tokenizer": {**identity(tok, p.tokenizer_source), "vocab_before": p.registration.vocab_before,
+                      "vocab_after": p.registration.vocab_after, "added_tokens": p.registration.added,
+                      "reused_tokens": p.registration.reused, "collisions": p.registration.collisions,
+                      "round_trip_problems": p.registration.whitespace,
+                      "stop_token": p.stop[0], "stop_id": p.stop[1]},
+        "documents": {"found": len(p.documents), "kept": sum(d["status"] == "kept" for d in p.documents),
+                      "dropped": sum(d["status"] == "dropped" for d in p.documents),
+                      "dropped_by_reason": dict(sorted(reasons.items())), "duplicates": p.duplicates},
+        "splits": splits,
+        "tokens": total,
+        "lengths": {
+            "sequences": len(lengths),
+            "mean": round(float(lengths.mean()), 1) if len(lengths) else 0,
+            **{f"p{q}": int(np.percentile(lengths, q)) if len(lengths) else 0 for q in (50, 90, 99)},
+            "max": int(lengths.max()) if len(lengths) else 0,
+            "documents_over_max_length": over,
+            "histogram": hist,
+        },
+        "truncation": {"lost_tokens": sum(x.tokens for x in p.lost), "lost_pieces": len(p.lost),
+                       "by_reason": dict(Counter(_reason_kind(x.reason) for x in p.lost)),
+                       "examples": [{"id": x.id, "tokens": x.tokens, "reason": x.reason} for x in p.lost[:10]]},
+        "packing": {"packed": cfg.pack, "rows": rows_all,
+                    "efficiency": round(total / (rows_all * cfg.max_length), 4) if rows_all else None},
+        "markers": markers,
+        "korean": {
+            "hangul_syllables": hangul, "eojeol": eojeol,
+            "tokens_per_syllable": round(total / hangul, 3) if hangul else None,
+            "tokens_per_eojeol": round(total / eojeol, 3) if eojeol else None,
+            "byte_fallback_tokens": partial_tokens,
+            "byte_fallback_rate": round(partial_tokens / total, 5) if total else 0,
+            "unknown_tokens": unk, "unknown_rate": round(unk / total, 6) if total else 0,
+        },
+        "unicode": {"nfd_jamo": sum(r.nfd for r in used), "not_nfc_texts": sum(r.not_nfc for r in used),
+                    "fullwidth": sum(r.fullwidth for r in used)},
+        "longest": [{"id": rid, "title": titles.get(rid), "tokens": int(n)} for n, rid in doc_tokens],
+        "eval_items": len(p.eval_items),
+    }
+
+
+def _reason_kind(reason: str | None) -> str:
+    if not reason:
+        return "unknown"
+    for key in ("duplicate", "longer than max_length", "file has errors", "no assistant", "no dialogue",
+                "renders to no text", "D00", "S00", "M00", "U00", "F00", "empty prompt"):
+        if key in reason:
+            return {"D00": "data file error", "S00": "structure error", "M00": "marker error",
+                    "U00": "unicode error", "F00": "file error"}.get(key, key)
+    return reason.split(":")[0][:60]
+
+
+def _markers(p: Plan, total: int) -> dict:
+    counts: Counter = Counter()
+    for r in p.rendered:
+        counts.update(r.markers)
+    out = {}
+    for name, info in p.policies.info.items():
+        n = counts.get(name, 0)
+        as_text = len(p.tokenizer.encode(f"|{name}|>", add_special_tokens=False))
+        out[name] = {"count": n, "policy": info.policy, "tokens_as_text": as_text, "tokens_as_special": 1,
+                     "share_as_text": round(n * as_text / total, 5) if total else 0,
+                     "share_as_special": round(n / total, 5) if total else 0}
+    return out
+
+
+def _histogram(lengths: np.ndarray, max_length: int, bins: int = 10) -> list[dict]:
+    edges = np.linspace(0, max_length, bins + 1).astype(int)
+    counts, _ = np.histogram(lengths, bins=edges) if len(lengths) else (np.zeros(bins, int), None)
+    return [{"lo": int(edges[i]) + 1 if i else 1, "hi": int(edges[i + 1]), "count": int(c)} for i, c in enumerate(counts)]
+
+
+def render(rep: dict, console: Console) -> None:
+    console.print(Text(f"mode {rep['mode']}, max_length {rep['max_length']}, split unit {rep['split_unit']}, "
+                       f"tokenizer {rep['tokenizer']['class']} (vocab {rep['tokenizer']['vocab_before']} → "
+                       f"{rep['tokenizer']['vocab_after']}), stop {rep['tokenizer']['stop_token']}", style="bold"))
+    t = Table(title="splits", show_edge=False)
+    for c in ("split", "documents", "sequences", "rows", "tokens", "loss tokens", "packing"):
+        t.add_column(c, justify="right" if c != "split" else "left")
+    for name, s in rep["splits"].items():
+        eff = f"{s['packing_efficiency']:.1%}" if s["packing_efficiency"] is not None else "-"
+        t.add_row(name, f"{s['documents']:,}", f"{s['sequences']:,}", f"{s['rows']:,}", f"{s['tokens']:,}",
+                  f"{s['loss_tokens']:,}", eff)
+    console.print(t)
+    lg = rep["lengths"]
+    console.print(f"sequence lengths: mean {lg['mean']}, p50 {lg['p50']}, p90 {lg['p90']}, p99 {lg['p99']}, "
+                  f"max {lg['max']} (max_length {rep['max_length']}); {lg['documents_over_max_length']} "
+                  "document(s) were longer than max_length")
+    top = max([h["count"] for h in lg["histogram"]] + [1])
+    lines = [Text(f"{h['lo']:>6}–{h['hi']:<6} ") + Text("█" * max(0, round(40 * h["count"] / top)), style="cyan")
+             + Text(f" {h['count']:,}") for h in lg["histogram"]]
+    console.print(Group(*lines))
+    m = Table(title="markers", show_edge=False)
+    for c in ("marker", "policy", "count", "tokens as text", "as special", "share as text", "share as special"):
+        m.add_column(c, justify="left" if c in ("marker", "policy") else "right")
+    for name, v in rep["markers"].items():
+        if v["count"]:
+            m.add_row(name, v["policy"], f"{v['count']:,}", str(v["tokens_as_text"]), "1",
+                      f"{v['share_as_text']:.2%}", f"{v['share_as_special']:.2%}")
+    console.print(m)
+    k = rep["korean"]
+    console.print(f"Korean: {k['tokens_per_syllable']} tokens per Hangul syllable, {k['tokens_per_eojeol']} per "
+                  f"eojeol; byte-fallback tokens {k['byte_fallback_rate']:.2%}, unknown {k['unknown_rate']:.4%}")
+    u = rep["unicode"]
+    console.print(f"Unicode: {u['not_nfc_texts']} text(s) not NFC, {u['nfd_jamo']} conjoining jamo, "
+                  f"{u['fullwidth']} full-width characters")
+    d = rep["documents"]
+    tr = rep["truncation"]
+    console.print(f"documents: {d['found']:,} found, {d['kept']:,} kept, {d['dropped']:,} dropped "
+                  f"({', '.join(f'{k}: {v}' for k, v in d['dropped_by_reason'].items()) or 'none'}); "
+                  f"{d['duplicates']} duplicate(s) removed; {tr['lost_tokens']:,} token(s) lost in "
+                  f"{tr['lost_pieces']} piece(s)")
+    pk = rep["packing"]
+    eff = f"{pk['efficiency']:.1%}" if pk["efficiency"] is not None else "-"
+    console.print(f"packing: {'on' if pk['packed'] else 'off'}, {pk['rows']:,} rows, efficiency {eff}; "
+                  f"{rep['eval_items']:,} eval item(s)")
+    lt = Table(title="longest documents", show_edge=False)
+    for c in ("id", "title", "tokens"):
+        lt.add_column(c, justify="right" if c == "tokens" else "left")
+    for x in rep["longest"]:
+        lt.add_row(x["id"], x["title"] or "", f"{x['tokens']:,}")
+    console.print(lt)
+    for n in rep["notes"]:
+        console.print(f"[blue]note:[/] {n}")
+    for w in rep["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")

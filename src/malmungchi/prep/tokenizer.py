@@ -1,0 +1,174 @@
+"""Load the tokenizer offline, register marker/speaker tokens, and describe what that did to the vocabulary.
+
+Loading never touches the network: a directory is read as it is, anything else is tried as a hub id from the
+local cache only (`local_files_only`, `HF_HUB_OFFLINE=1`), so a missing tokenizer is one clear error, not a hang.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import regex
+
+HUB_ID = regex.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+class TokenizerError(Exception):
+    """The tokenizer could not be loaded or used; the message is one line naming the path or id."""
+
+
+def load_tokenizer(source: str):
+    """A fast tokenizer from a local directory (or a cached hub id), without network access."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast  # slow import: only when needed
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    path = Path(source).expanduser()
+    if not path.exists() and not HUB_ID.fullmatch(source):
+        raise TokenizerError(f"tokenizer {source!r}: no such directory")
+    if path.is_file():
+        raise TokenizerError(f"tokenizer {source!r}: is a file; give the directory holding tokenizer.json")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path) if path.is_dir() else source, local_files_only=True)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError… depending on what is missing
+        where = "directory" if path.is_dir() else "hub id (offline: only the local cache is searched)"
+        raise TokenizerError(f"cannot load tokenizer from {where} {source!r}: {_first_line(exc)}") from None
+    if not getattr(tok, "is_fast", False):
+        raise TokenizerError(f"tokenizer {source!r} has no fast (Rust) tokenizer.json; the build needs one")
+    if path.is_dir() and (path / "config.json").is_file() and _mangles_hangul(tok):
+        # KoGPT2-style folders: transformers 5 picks a byte-level class from config.json that garbles Korean
+        tok = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+    return tok
+
+
+def _mangles_hangul(tok) -> bool:
+    probe = "안녕하세요 철수"
+    ids = tok(probe, add_special_tokens=False)["input_ids"]
+    return tok.decode(ids, clean_up_tokenization_spaces=False).strip() != probe
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+@dataclass
+class Registration:
+    """What registering the build's tokens did: ids, collisions with the existing vocabulary, vocab sizes."""
+
+    vocab_before: int
+    vocab_after: int = 0
+    added: dict[str, int] = field(default_factory=dict)  # token → id, in registration order
+    reused: dict[str, int] = field(default_factory=dict)  # already in the vocabulary before the build
+    collisions: list[str] = field(default_factory=list)  # human-readable problems
+    whitespace: list[str] = field(default_factory=list)  # round-trip problems found on rendered text
+
+
+def register_tokens(tok, tokens: list[str]) -> Registration:
+    """Register `tokens` as special tokens (one id each, never normalized or stripped) and check them."""
+    from tokenizers import AddedToken
+
+    reg = Registration(vocab_before=len(tok))
+    vocab = tok.get_vocab()
+    existing_special = set(tok.all_special_tokens) | {t.content for t in tok.added_tokens_decoder.values()}
+    new = []
+    for t in tokens:
+        if t in vocab:
+            reg.reused[t] = vocab[t]
+            if t not in existing_special:
+                reg.collisions.append(f"{t} is already an ordinary vocabulary entry (id {vocab[t]}); it is "
+                                      "reused and made special, so text that spelled it out now maps to one id")
+        else:
+            new.append(AddedToken(t, special=True, normalized=False, lstrip=False, rstrip=False, single_word=False))
+    if new:
+        tok.add_tokens(new, special_tokens=True)
+    for t in tokens:
+        ids = tok.encode(t, add_special_tokens=False)
+        if len(ids) != 1:
+            reg.collisions.append(f"{t} encodes to {len(ids)} ids {ids} instead of one")
+        elif t not in reg.reused:
+            reg.added[t] = ids[0]
+    reg.vocab_after = len(tok)
+    return reg
+
+
+def round_trip_problems(tok, texts: list[str], limit: int = 5) -> list[str]:
+    """Texts whose encode→decode is not exact (with `clean_up_tokenization_spaces` off), first `limit` shown."""
+    out = []
+    encs = tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    for text, enc in zip(texts, encs):
+        back = tok.decode(enc.ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        if back != text:
+            at = next((i for i, (a, b) in enumerate(zip(text, back)) if a != b), min(len(text), len(back)))
+            out.append(f"round trip changes the text at character {at}: {text[max(0, at - 15):at + 15]!r} → "
+                       f"{back[max(0, at - 15):at + 15]!r}")
+            if len(out) >= limit:
+                break
+    return out
+
+
+def stop_token(tok, mode: str, chat_eot: str | None) -> tuple[str, int]:
+    """The token each training sequence must end with: the chat template's end-of-turn, or EOS in text mode."""
+    name = chat_eot if mode == "chat" and chat_eot else tok.eos_token
+    if name is None:
+        raise TokenizerError("the tokenizer has no EOS token; a trained model would never learn to stop")
+    return name, tok.convert_tokens_to_ids(name)
+
+
+def partial_char_ids(tok, used: np.ndarray | None = None) -> np.ndarray:
+    """A boolean per vocabulary id: byte-fallback tokens (`<0xNN>`) and byte-level tokens that are not whole
+    UTF-8 characters on their own (a split Hangul syllable). Only ids in `used` are examined when given."""
+    size = len(tok)
+    flags = np.zeros(size, dtype=bool)
+    byte_decoder = _byte_decoder()
+    byte_level = "ByteLevel" in str(tok.backend_tokenizer.pre_tokenizer) or "ByteLevel" in str(
+        tok.backend_tokenizer.decoder)
+    ids = range(size) if used is None else used.tolist()
+    pieces = tok.convert_ids_to_tokens(list(ids))
+    for i, piece in zip(ids, pieces):
+        if i >= size or piece is None:
+            continue
+        if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+            flags[i] = True
+        elif byte_level:
+            try:
+                raw = bytes(byte_decoder[c] for c in piece)
+            except KeyError:
+                continue
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                flags[i] = True
+    return flags
+
+
+def _byte_decoder() -> dict[str, int]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def identity(tok, source: str) -> dict:
+    return {
+        "source": source,
+        "class": type(tok).__name__,
+        "eos_token": tok.eos_token,
+        "eos_id": tok.eos_token_id,
+        "pad_token": tok.pad_token,
+        "pad_id": tok.pad_token_id,
+        "bos_token": tok.bos_token,
+        "unk_token": tok.unk_token,
+        "clean_up_tokenization_spaces": bool(getattr(tok, "clean_up_tokenization_spaces", False)),
+        "has_chat_template": bool(getattr(tok, "chat_template", None)),
+    }

@@ -1,0 +1,106 @@
+"""Write a plan as the build directory (docs/DESIGN.md), atomically: everything goes into a temporary folder
+beside the target, which is renamed into place at the end. Bytes are reproducible: no timestamps, sorted keys,
+fixed Parquet settings, so the same inputs and config give the same files and the same content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from malmungchi import __version__
+from malmungchi.prep.build import Plan
+from malmungchi.prep.split import SPLITS
+from malmungchi.prep.stats import report
+from malmungchi.prep.tokenizer import identity
+
+SCHEMA_VERSION = 1
+
+
+class OutputExists(Exception):
+    pass
+
+
+def _dump(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_build(p: Plan, out: str | Path, *, force: bool = False, rep: dict | None = None) -> dict:
+    """Write the build directory and return its manifest."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise OutputExists(f"{out} already exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        manifest = _write_into(p, tmp, rep or report(p))
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / "build")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_into(p: Plan, root: Path, rep: dict) -> dict:
+    (root / "data").mkdir()
+    (root / "eval").mkdir()
+    for name in SPLITS:
+        pq.write_table(p.tables[name], root / "data" / f"{name}.parquet", compression="zstd",
+                       compression_level=3, use_dictionary=False, write_statistics=False,
+                       row_group_size=4096)
+    p.tokenizer.save_pretrained(str(root / "tokenizer"))
+    with (root / "eval" / "test.jsonl").open("w", encoding="utf-8", newline="\n") as fh:
+        for item in p.eval_items:
+            fh.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")
+    (root / "report.json").write_text(_dump(rep), encoding="utf-8")
+
+    config = p.cfg.model_dump(mode="json")
+    h = hashlib.sha256()
+    h.update(json.dumps(config, sort_keys=True, ensure_ascii=False).encode())
+    for rel in sorted(str(f.relative_to(root)) for f in (root / "data").rglob("*") if f.is_file()) + \
+            sorted(str(f.relative_to(root)) for f in (root / "tokenizer").rglob("*") if f.is_file()):
+        h.update(rel.encode() + b"\0" + _sha256(root / rel).encode())
+    content_hash = h.hexdigest()
+    tok = p.tokenizer
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "malmungchi_version": __version__,
+        "content_hash": content_hash,
+        "mode": p.cfg.mode,
+        "config": config,
+        "inputs": [{"path": s.key, "sha256": s.sha256, "bytes": s.size} for s in p.sources],
+        "documents": p.documents,
+        "tokenizer": {**identity(tok, p.tokenizer_source), "vocab_before": p.registration.vocab_before,
+                      "vocab_after": p.registration.vocab_after, "stop_token": p.stop[0], "stop_id": p.stop[1],
+                      "added_tokens": p.registration.added, "reused_tokens": p.registration.reused},
+        "markers": p.policies.manifest({**p.registration.reused, **p.registration.added}),
+        "speakers": {r.id: r.speakers for r in p.rendered if r.speakers},
+        "split_unit": p.split_unit,
+        "splits": {name: {k: rep["splits"][name][k] for k in ("rows", "sequences", "tokens", "documents")}
+                   for name in SPLITS},
+        "eval": {"path": "eval/test.jsonl", "items": len(p.eval_items)},
+        "figures": {k: rep[k] for k in ("tokens", "lengths", "packing", "truncation", "korean", "unicode")}
+        | {"duplicates": rep["documents"]["duplicates"], "notes": rep["notes"], "warnings": rep["warnings"]},
+    }
+    (root / "manifest.json").write_text(_dump(manifest), encoding="utf-8")
+    return manifest

@@ -1,0 +1,153 @@
+"""`malmungchi corpus build/stats` end to end through the CLI: the build directory contract, reproducible bytes,
+refusals, and .csv/.tsv/.jsonl inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from build_helpers import BOOK, book, write
+from malmungchi.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["corpus", *[str(a) for a in args]], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus") / "books"
+    write(d, "a.txt", BOOK + "".join(book(i) for i in range(6)))
+    write(d, "b.txt", "".join(book(10 + i) for i in range(6)))
+    return d
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, corpus_dir, qwen3_tokenizer_dir):
+    out = tmp_path_factory.mktemp("out") / "build"
+    r = run("build", corpus_dir, "--tokenizer", qwen3_tokenizer_dir, "--out", out, "--max-length", 128)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_build_directory_contract(built):
+    for rel in ("manifest.json", "report.json", "tokenizer/tokenizer.json", "data/train.parquet",
+                "data/validation.parquet", "data/test.parquet", "eval/test.jsonl"):
+        assert (built / rel).is_file(), rel
+    m = json.loads((built / "manifest.json").read_text())
+    for key in ("schema_version", "content_hash", "inputs", "documents", "config", "mode", "tokenizer", "markers",
+                "splits", "figures"):
+        assert key in m
+    assert [i["path"] for i in m["inputs"]] == ["books/a.txt", "books/b.txt"]
+    assert all(len(i["sha256"]) == 64 and i["bytes"] > 0 for i in m["inputs"])
+    assert m["markers"]["SOUND"]["token"] == "<|sound|>"
+    assert m["markers"]["SOUND"]["id"] == m["tokenizer"]["added_tokens"]["<|sound|>"]
+    assert m["tokenizer"]["vocab_after"] == m["tokenizer"]["vocab_before"] + len(m["tokenizer"]["added_tokens"])
+    assert {d["status"] for d in m["documents"]} == {"kept"} and len(m["documents"]) == 13
+    for k in ("stop_token", "stop_id", "eos_token", "eos_id", "pad_token", "pad_id", "class", "source"):
+        assert k in m["tokenizer"]
+
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.load_dataset("parquet", data_dir=str(built / "data"))
+    assert set(ds) == {"train", "validation", "test"}
+    row = ds["train"][0]
+    assert sum(row["seq_lengths"]) == len(row["input_ids"]) == len(row["position_ids"]) <= 128
+    assert len(row["doc_ids"]) == len(row["seq_lengths"])
+    assert sum(len(x["input_ids"]) for s in ds.values() for x in s) == sum(v["tokens"] for v in m["splits"].values())
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(built / "tokenizer"))
+    assert tok.convert_tokens_to_ids("<|sound|>") == m["markers"]["SOUND"]["id"]
+    items = [json.loads(x) for x in (built / "eval" / "test.jsonl").read_text().splitlines()]
+    assert all(set(i) == {"id", "prompt", "answer"} for i in items)
+
+
+def test_rebuild_is_byte_identical_and_force_is_required(built, corpus_dir, qwen3_tokenizer_dir, tmp_path):
+    r = run("build", corpus_dir, "--tokenizer", qwen3_tokenizer_dir, "--out", built, "--max-length", 128)
+    assert r.exit_code == 2 and "already exists" in r.output and "--force" in r.output
+    again = tmp_path / "again"
+    r = run("build", corpus_dir, "--tokenizer", qwen3_tokenizer_dir, "--out", again, "--max-length", 128)
+    assert r.exit_code == 0, r.output
+    for f in sorted(p.relative_to(built) for p in built.rglob("*") if p.is_file()):
+        assert (again / f).read_bytes() == (built / f).read_bytes(), f
+    # --force replaces atomically; a different config changes the content hash
+    r = run("build", corpus_dir, "--tokenizer", qwen3_tokenizer_dir, "--out", again, "--max-length", 96, "--force")
+    assert r.exit_code == 0, r.output
+    h1 = json.loads((built / "manifest.json").read_text())["content_hash"]
+    h2 = json.loads((again / "manifest.json").read_text())["content_hash"]
+    assert h1 != h2
+    assert not [p for p in again.parent.iterdir() if p.name.startswith(".again")]  # no temp dirs left
+
+
+def test_bad_tokenizer_path_is_one_line_exit_2(corpus_dir, tmp_path):
+    r = CliRunner().invoke(main, ["corpus", "build", str(corpus_dir), "--tokenizer", str(tmp_path / "nope"),
+                                  "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nope" in lines[0]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["corpus", "stats", str(corpus_dir), "--tokenizer", str(empty)])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and str(empty) in r.output
+
+
+def test_lint_errors_refuse_the_build_and_allow_errors_drops_documents(tmp_path, qwen3_tokenizer_dir):
+    d = tmp_path / "c"
+    broken = "|START_OF_DIALOGUE|>\n철수: 닫히지 않은 대화\n|END_OF_BOOK|>\n"  # S001 unclosed block
+    write(d, "a.txt", book(1) + broken + book(2))
+    write(d, "legacy.txt", "")
+    (d / "legacy.txt").write_bytes(book(3).encode("cp949"))  # F001: whole file refused
+    r = run("build", d, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o")
+    assert r.exit_code == 1
+    assert "S001" in r.output and "F001" in r.output and "--allow-errors" in r.output
+    assert not (tmp_path / "o").exists()
+    r = run("build", d, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o", "--allow-errors",
+            "--split-ratios", "1,0,0")
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    docs = {x["id"]: x for x in m["documents"]}
+    assert docs["c/a.txt#1"]["status"] == "dropped" and "S001" in docs["c/a.txt#1"]["reason"]
+    assert docs["c/legacy.txt"]["status"] == "dropped" and "F001" in docs["c/legacy.txt"]["reason"]
+    assert docs["c/a.txt#0"]["status"] == docs["c/a.txt#2"]["status"] == "kept"
+
+
+def test_csv_tsv_and_jsonl_inputs(tmp_path, qwen3_tokenizer_dir):
+    d = tmp_path / "c"
+    write(d, "pairs.csv", "Q,A,label\n안녕하세요,반가워요,0\n\"쉼표, 있는 질문\",네 답입니다,1\n안녕하세요,반가워요,0\n")
+    write(d, "scenes.jsonl", json.dumps({"text": "첫 장면입니다.\n\n둘째 문단.", "doc_id": "1_0"}, ensure_ascii=False)
+          + "\n" + json.dumps({"messages": [{"role": "user", "content": "질문"},
+                                            {"role": "assistant", "content": "대답"}]}, ensure_ascii=False) + "\n")
+    r = run("stats", d, "--tokenizer", qwen3_tokenizer_dir, "--prompt-column", "Q", "--answer-column", "A",
+            "--mode", "chat", "--json", "--split-ratios", "1,0,0")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["documents"]["duplicates"] == 1  # the repeated Q/A pair
+    assert rep["splits"]["train"]["sequences"] == 3  # two pairs + the messages record; the text scene has no dialogue
+    t = tmp_path / "t"
+    write(t, "talk.csv", "0.1\t1.0\tspeaker#A\t안녕하세요, 반갑습니다.\n1.2\t2.0\tspeaker#B\t네, 안녕하세요.\n"
+                         "2.1\t3.0\tspeaker#A\t오늘 날씨가 좋네요.\n")
+    r = run("stats", t, "--tokenizer", qwen3_tokenizer_dir, "--speaker-column", "2", "--text-column", "3", "--json",
+            "--split-ratios", "1,0,0")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["splits"]["train"]["documents"] == 1 and rep["documents"]["kept"] == 1
+    from malmungchi.prep.readers import read_source
+    from malmungchi.schemas.config import BuildConfig
+    from malmungchi.schemas.registry import default_registry
+
+    src = read_source(str(t / "talk.csv"), "talk.csv", default_registry(),
+                      BuildConfig(speaker_column="2", text_column="3"))
+    (doc,) = src.documents
+    assert [(x.speaker, x.plain) for x in doc.segments[0].turns] == [
+        ("speaker#A", "안녕하세요, 반갑습니다."), ("speaker#B", "네, 안녕하세요."), ("speaker#A", "오늘 날씨가 좋네요.")]
+
+
+def test_stats_prints_the_report(corpus_dir, qwen3_tokenizer_dir):
+    r = run("stats", corpus_dir, "--tokenizer", qwen3_tokenizer_dir, "--max-length", 128)
+    assert r.exit_code == 0, r.output
+    for text in ("splits", "tokens per Hangul syllable", "SOUND", "packing", "longest documents", "split unit"):
+        assert text in r.output
