@@ -5,9 +5,10 @@ from __future__ import annotations
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator,
+                      model_validator)
 
 from malmungchi.schemas.registry import MarkerKind, Registry, default_registry
 
@@ -36,13 +37,166 @@ class LintConfig(_Strict):
     exclude: list[str] = Field(default_factory=list, description="glob patterns of paths to skip")
 
 
+# --- stage 3: training ---------------------------------------------------------------------------------------------
+
+# SFTConfig fields that malmungchi sets itself from the build directory and the run directory; `[train.args]` may
+# not set them (the message says why).
+TRAIN_ARGS_MANAGED = {
+    "output_dir": "the run directory is --out / train.out",
+    "packing": "the build directory is already packed",
+    "padding_free": "packed rows are collated by malmungchi (position_ids keep documents apart)",
+    "dataset_kwargs": "the built rows are used as they are",
+    "dataset_text_field": "the built rows are already tokenized",
+    "remove_unused_columns": "the collator needs the build's columns",
+    "max_length": "rows were cut to length by the build",
+    "eval_packing": "the build directory is already packed",
+    "resume_from_checkpoint": "use --resume",
+}
+
+# named fields → the SFTConfig field each one sets (an [train.args] entry for the same field conflicts)
+TRAIN_FIELD_TO_ARG = {
+    "max_steps": "max_steps",
+    "epochs": "num_train_epochs",
+    "lr": "learning_rate",
+    "batch_size": "per_device_train_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "seed": "seed",
+    "report_to": "report_to",
+}
+
+
+class TrainConfig(_Strict):
+    """`[train]`: everything `malmungchi train run` takes; a CLI flag overrides the same key. Unset (None) keys get
+    the defaults of `malmungchi.train.plan`."""
+
+    model: str | None = Field(default=None, description="base model: a folder or a Hugging Face id in the local cache")
+    out: str | None = Field(default=None, description="the run directory")
+    quant: Literal["auto", "4bit", "8bit", "none"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flash_attention_3"] | None = None
+    max_steps: PositiveInt | None = None
+    epochs: PositiveFloat | None = None
+    lr: PositiveFloat | None = None
+    batch_size: PositiveInt | None = None
+    grad_accum: PositiveInt | None = None
+    lora_r: PositiveInt = 16
+    lora_alpha: PositiveInt | None = None
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    lora_targets: str | list[str] = "all-linear"
+    train_embeddings: Literal["tokens", "full"] = "tokens"
+    seed: int | None = None
+    report_to: str | list[str] | None = None
+    trust_remote_code: bool = False
+    merge: bool = False
+    args: dict[str, Any] = Field(default_factory=dict, description="any other SFTConfig / TrainingArguments field")
+
+
+def sft_config_fields() -> list[str]:
+    """The field names of the installed trl's SFTConfig (which include every TrainingArguments field)."""
+    import dataclasses
+
+    from trl import SFTConfig
+
+    return [f.name for f in dataclasses.fields(SFTConfig) if f.init]
+
+
+def check_train_args(train: TrainConfig, source: str, prefix: str = "") -> list[str]:
+    """One line per bad `[train.args]` key: unknown to the installed trl (with a did-you-mean), managed by
+    malmungchi, or also set by a named `[train]` key."""
+    if not train.args:
+        return []
+    fields = sft_config_fields()
+    named = {arg: name for name, arg in TRAIN_FIELD_TO_ARG.items() if getattr(train, name) is not None}
+    lines = []
+    for key in train.args:
+        where = f"{source}: {prefix}train.args.{key}"
+        if key in TRAIN_ARGS_MANAGED:
+            lines.append(f"{where}: set by malmungchi ({TRAIN_ARGS_MANAGED[key]})")
+        elif key in named:
+            lines.append(f"{where}: also set by train.{named[key]}; keep one")
+        elif key not in fields:
+            hint = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+            more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            lines.append(f"{where}: not a field of trl's SFTConfig{more}")
+    return lines
+
+
+POLICY_NAMES = ("special", "text", "strip", "drop")
+
+
+def check_policy(value: str) -> str:
+    """A marker policy: special | text | strip | drop | replace:"…" (quotes optional)."""
+    v = value.strip()
+    if v in POLICY_NAMES:
+        return v
+    if v.startswith("replace:"):
+        body = v[len("replace:"):]
+        if len(body) >= 2 and body[0] == body[-1] and body[0] in "\"'":
+            body = body[1:-1]
+        return "replace:" + body
+    hint = difflib.get_close_matches(v, [*POLICY_NAMES, "replace:"], n=1)
+    more = f" (did you mean {hint[0]!r}?)" if hint else ""
+    raise ValueError(f"unknown policy {value!r}{more}; use special, text, strip, drop or replace:\"…\"")
+
+
+class SplitRatios(_Strict):
+    train: float = Field(0.9, ge=0, le=1)
+    validation: float = Field(0.05, ge=0, le=1)
+    test: float = Field(0.05, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "SplitRatios":
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must add up to 1 (they add up to {total:g})")
+        return self
+
+
+class BuildConfig(_Strict):
+    """`[build]`: how `corpus build` renders, splits, chunks and packs. Every field has a CLI flag."""
+
+    tokenizer: str | None = None
+    mode: Literal["text", "chat"] = "text"
+    max_length: int = Field(2048, ge=16)
+    default_policy: str = "special"
+    policies: dict[str, str] = Field(default_factory=dict, description="marker name → policy")
+    speakers: Literal["name", "token", "drop"] = "name"
+    assistant_speakers: list[str] = Field(default_factory=list)
+    system_prompt: str | None = None
+    narration_context: Literal["system", "user", "none"] = "system"
+    splits: SplitRatios = Field(default_factory=SplitRatios)
+    seed: int = 0
+    split_unit: Literal["auto", "document", "chunk"] = "auto"
+    min_split_sequences: int = Field(8, ge=0, description="warn when a split has fewer sequences")
+    long_documents: Literal["split", "drop"] = "split"
+    dedup: bool = True
+    pack: bool = True
+    eval_context: int = Field(512, ge=0)
+    allow_errors: bool = False
+    prompt_column: str | None = None
+    answer_column: str | None = None
+    speaker_column: str | None = None
+    text_column: str | None = None
+    header: bool | None = None
+
+    @field_validator("default_policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        return check_policy(v)
+
+    @field_validator("policies")
+    @classmethod
+    def _policies(cls, v: dict[str, str]) -> dict[str, str]:
+        return {k.strip().upper(): check_policy(p) for k, p in v.items()}
+
+
 class Config(_Strict):
     """The whole `[tool.malmungchi]` table. Later stages add their own sections."""
 
     markers: dict[str, MarkerEntry] = Field(default_factory=dict)
     lint: LintConfig = Field(default_factory=LintConfig)
-    build: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict)
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     eval: dict[str, Any] = Field(default_factory=dict)
 
     # where the config came from (None: built-in defaults)
@@ -89,7 +243,10 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
 
 def find_config_file(start: Path) -> tuple[Path, dict] | None:
     """Walk up from `start` to the nearest malmungchi.toml or pyproject.toml with [tool.malmungchi]."""
-    here = start.resolve()
+    try:
+        here = start.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): the linter reports it
+        here = start.absolute()
     if here.is_file() or not here.exists():
         here = here.parent
     for folder in (here, *here.parents):
@@ -132,7 +289,17 @@ def load_config(start: Path | None = None, explicit: Path | None = None) -> Conf
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, str(path), Config, prefix)) from None
+        lines = format_validation_error(err, str(path), Config, prefix)
+        train = data.get("train") if isinstance(data, dict) else None
+        if isinstance(train, dict) and isinstance(train.get("args"), dict):
+            try:  # report unknown [train.args] keys together with the other errors
+                lines += check_train_args(TrainConfig.model_construct(args=train["args"]), str(path), prefix)
+            except Exception:  # noqa: BLE001 - trl not importable: the other errors still stand
+                pass
+        raise ConfigError(lines) from None
+    args_lines = check_train_args(config.train, str(path), prefix)
+    if args_lines:
+        raise ConfigError(args_lines)
     try:
         config.registry()
     except ValidationError as err:

@@ -1,0 +1,103 @@
+"""Benchmark: `eval run`'s batched generation against a per-item `transformers.pipeline` loop.
+
+Both paths use the same tiny random Llama model (built from a config with the real Qwen3 tokenizer shipped in
+tests/fixtures; nothing is downloaded), the same prompts, greedy decoding and the same `max_new_tokens`. An
+untrained model almost never emits EOS, so every item generates exactly `max_new_tokens` tokens on both paths
+and the comparison is like for like. The script also reports how many outputs agree between the two paths.
+
+    python bench/eval_bench.py [--n 64] [--batch-size 16] [--max-new-tokens 32] [--layers 4] [--hidden 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizers" / "qwen3"
+
+SUBJECTS = ["한국의 수도", "사과의 색", "바다의 맛", "겨울의 날씨", "할머니의 이야기", "학교 가는 길", "도서관의 규칙",
+            "김치 담그는 법"]
+FRAMES = [
+    "질문: {s}는 무엇인가요?\n답:",
+    "다음 문장을 이어 쓰세요. {s}에 대해 이야기하자면,",
+    "{s}",
+    "아래 글을 읽고 물음에 답하세요.\n옛날 옛적에 작은 마을에 한 소년이 살았습니다. 소년은 매일 아침 {s}에 대해 생각했습니다."
+    " 어느 날 소년은 길을 떠났습니다.\n물음: 소년은 무엇을 생각했나요?\n답:",
+]
+
+
+def prompts(n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        out.append(FRAMES[i % len(FRAMES)].format(s=SUBJECTS[(i // len(FRAMES)) % len(SUBJECTS)]) + " " * (i // 32))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=128)
+    args = ap.parse_args()
+
+    import torch
+    import transformers
+    from transformers import AutoTokenizer, pipeline
+
+    from malmungchi.eval.generate import GenerationSettings, encode, ensure_pad_token, generate_all
+    from malmungchi.eval.load import load
+    from malmungchi.train.tiny import make_tiny_model
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    with tempfile.TemporaryDirectory(prefix="malmungchi-bench-") as tmp:
+        tok_dir = Path(tmp) / "tokenizer"
+        tok_dir.mkdir()
+        with gzip.open(TOKENIZER / "tokenizer.json.gz", "rb") as fin, open(tok_dir / "tokenizer.json", "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+        shutil.copy(TOKENIZER / "tokenizer_config.json", tok_dir / "tokenizer_config.json")
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+        model_dir = make_tiny_model(Path(tmp) / "model", tokenizer, hidden_size=args.hidden, layers=args.layers,
+                                    intermediate_size=4 * args.hidden)
+        loaded = load(model_dir, device="cpu")
+        model, tok = loaded.model, loaded.tokenizer
+        texts = prompts(args.n)
+        settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+
+        # (a) the eval path: one tokenizer call, length-sorted left-padded batches
+        ensure_pad_token(tok)
+        generate_all(model, tok, encode(tok, texts[:2], [False, False]), settings, batch_size=2)  # warm-up
+        t0 = time.perf_counter()
+        ids = encode(tok, texts, [False] * len(texts))
+        ours = generate_all(model, tok, ids, settings, batch_size=args.batch_size)
+        t_ours = time.perf_counter() - t0
+
+        # (b) the usual per-item pipeline loop, same greedy settings and length
+        pipe = pipeline("text-generation", model=model, tokenizer=tok, device=model.device)
+        gen_kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=False, return_full_text=False)
+        pipe(texts[0], **gen_kwargs)  # warm-up
+        t0 = time.perf_counter()
+        theirs = [pipe(text, **gen_kwargs)[0]["generated_text"] for text in texts]
+        t_pipe = time.perf_counter() - t0
+
+    same = sum(a.text == b for a, b in zip(ours, theirs))
+    tokens = sum(g.new_tokens for g in ours)
+    print(f"model: Llama, {args.layers} layers, hidden {args.hidden}, vocab {len(tok)}; torch {torch.__version__}, "
+          f"transformers {transformers.__version__}, {torch.get_num_threads()} threads, device {model.device}")
+    print(f"items: {args.n}, max_new_tokens: {args.max_new_tokens}, greedy; generated tokens (ours): {tokens}")
+    print(f"(a) batched eval path, batch {args.batch_size}: {t_ours:7.2f} s  {args.n / t_ours:8.2f} items/s")
+    print(f"(b) pipeline, one call per item:      {t_pipe:7.2f} s  {args.n / t_pipe:8.2f} items/s")
+    print(f"speed-up: {t_pipe / t_ours:.1f}x   identical outputs: {same}/{args.n}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

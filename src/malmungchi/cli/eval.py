@@ -1,0 +1,241 @@
+"""`malmungchi eval ...`: score predictions, generate and score with a model, compare two results files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from malmungchi.cli.common import console, fail
+from malmungchi.eval.records import EvalInputError
+
+INTERRUPTED = 130
+
+
+@click.group(name="eval")
+def eval_group() -> None:
+    """Exact-match evaluation: score predictions, generate them with a model, compare two runs."""
+
+
+def _json_out(obj: dict) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _normalizer_for(tokenizer_dir: str | None, end_markers: tuple[str, ...], drop_markers: bool):
+    from malmungchi.eval.normalize import Normalizer
+
+    extra = list(end_markers)
+    if tokenizer_dir:
+        from malmungchi.eval.generate import end_marker_texts, stop_token_ids
+
+        try:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        except (OSError, ValueError) as err:
+            fail(f"--tokenizer {tokenizer_dir}: cannot load a tokenizer from this folder "
+                 f"({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})")
+        extra += end_marker_texts(tok, stop_token_ids(tok))
+    return Normalizer(end_markers=tuple(extra), drop_markers=drop_markers)
+
+
+_DROP_MARKERS_HELP = "Remove <|name|> tokens and |NAME|> markers from both sides before comparing."
+_SHOW_HELP = "How many of the worst mismatches to list (0: none)."
+
+
+@eval_group.command()
+@click.option("-p", "--predictions", required=True, type=click.Path(), help='JSONL of {"id", "prediction"}.')
+@click.option("-g", "--gold", required=True, type=click.Path(),
+              help='JSONL of {"id", "prompt", "answer"} (answer: a string or a list), or a build folder.')
+@click.option("-o", "--output", type=click.Path(), help="Write one results line per gold item here (atomically).")
+@click.option("--drop-markers", is_flag=True, help=_DROP_MARKERS_HELP)
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(),
+              help="A tokenizer folder: its EOS and end-of-turn tokens are cut at too.")
+@click.option("--end-marker", "end_markers", multiple=True, help="Another end-of-sequence string to cut at.")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help=_SHOW_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, show, as_json):
+    """Score predictions made anywhere against gold answers on three exact-match tiers and character F1.
+
+    Exit status: 0 scored, 2 usage or input error.
+    """
+    from malmungchi.eval import report
+    from malmungchi.eval.records import read_gold, read_predictions
+    from malmungchi.eval.score import score_items, summarize, worst, write_results
+
+    normalizer = _normalizer_for(tokenizer_dir, end_markers, drop_markers)
+    try:
+        gold_items = read_gold(gold)
+        preds = read_predictions(predictions)
+    except EvalInputError as err:
+        fail(*err.lines)
+    scored = score_items(gold_items, preds, normalizer)
+    gold_keys = {g.key for g in gold_items}
+    summary = summarize(scored, normalizer, n_extra=sum(1 for k in preds if k not in gold_keys))
+    if output:
+        try:
+            write_results(output, scored)
+        except OSError as err:
+            fail(f"{output}: cannot write ({err.strerror})")
+    err = console(stderr=True)
+    if summary.n_extra:
+        err.print(f"warning: {summary.n_extra} predictions have ids that are not in {gold}; they were ignored")
+    if as_json:
+        _json_out(summary.as_dict())
+        return
+    out = console()
+    out.print(report.summary_table(summary))
+    out.print(report.steps_table(summary, normalizer))
+    if show:
+        bad = worst(scored, show)
+        if bad:
+            out.print(report.worst_table(bad))
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.2f} items/s" if task.speed else "", style="progress.data.speed")
+
+
+@eval_group.command()
+@click.argument("model_path", metavar="RUN_DIR_OR_MODEL", type=click.Path())
+@click.option("--data", required=True, type=click.Path(),
+              help="A build folder (its eval/test.jsonl) or a JSONL of gold records.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Results JSONL; rerunning with the same model and settings resumes it.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="0 decodes greedily; above 0 samples (with --top-p and --seed).")
+@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling.")
+@click.option("--stop", "stops", multiple=True, help="Stop generating at this string (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N gold records.")
+@click.option("--drop-markers", is_flag=True, help=_DROP_MARKERS_HELP)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+              show_default=True, help="For a model folder (auto: float32 on CPU, bf16/fp16 on CUDA).")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help=_SHOW_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, drop_markers,
+        device, dtype, show, as_json):
+    """Generate answers for the gold prompts with a run folder or model folder, then score them.
+
+    Results are appended per batch and keyed by a fingerprint of the model, tokenizer and settings: after a
+    crash or Ctrl-C, the same command resumes where it stopped.
+    """
+    from malmungchi.eval import report
+    from malmungchi.eval.generate import GenerationSettings
+    from malmungchi.eval.load import load
+    from malmungchi.eval.records import read_gold, resolve_gold_path
+    from malmungchi.eval.run import LENGTH_WARN_SHARE, run_eval
+    from malmungchi.eval.score import worst
+
+    err = console(stderr=True)
+    if any(not s for s in stops):
+        fail("--stop: an empty stop string would stop at once; give a non-empty string")
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                                  stop_strings=tuple(stops))
+    out_path = Path(output)
+    try:
+        gold_path = resolve_gold_path(data)
+        gold_items = read_gold(gold_path)
+        with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else _nothing():
+            loaded = load(model_path, device=device, dtype=dtype)
+    except EvalInputError as e:
+        fail(*e.lines)
+
+    columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeRemainingColumn())
+    progress = Progress(*columns, console=err, disable=not err.is_terminal)
+    task = progress.add_task("generating", total=None)
+    resumed_note: list[str] = []
+
+    def on_start(total: int, done: int) -> None:
+        progress.update(task, total=total, completed=done)
+        if done:
+            resumed_note.append(f"resuming {out_path}: {done} of {total} items already done")
+
+    try:
+        with progress:
+            outcome = run_eval(loaded, gold_items, out_path, settings, gold_source=gold_path, batch_size=batch_size,
+                               limit=limit, drop_markers=drop_markers, on_start=on_start,
+                               on_progress=lambda n: progress.advance(task, n))
+    except EvalInputError as e:
+        fail(*e.lines)
+    except ValueError as e:
+        fail(f"{model_path}: {e}")
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished batches are in {out_path}; rerun the same command to resume", err=True)
+        sys.exit(INTERRUPTED)
+    except OSError as e:
+        fail(f"{e.filename or out_path}: {e.strerror}")
+
+    for note in resumed_note:
+        err.print(note)
+    if outcome.stale:
+        err.print(f"note: dropped {outcome.stale} line(s) of {out_path} written with another model, settings or "
+                  "prompt (fingerprint changed); they were regenerated")
+    if outcome.truncated_tail:
+        err.print(f"note: {out_path} ended in a half-written line from an interrupted run; it was discarded")
+    n = outcome.summary.n_total
+    if n and outcome.length_limited / n >= LENGTH_WARN_SHARE:
+        err.print(f"warning: {outcome.length_limited} of {n} items ({outcome.length_limited / n:.0%}) stopped at "
+                  f"--max-new-tokens {max_new_tokens} without an end token; raise it, add --stop, or check that the "
+                  "model learned to end its answers")
+    summary = outcome.summary
+    if as_json:
+        _json_out({**summary.as_dict(), "output": str(out_path)})
+        return
+    out = console()
+    out.print(report.summary_table(summary, title=f"exact match: {model_path} on {gold_path}"))
+    out.print(report.steps_table(summary, outcome.normalizer))
+    if show:
+        bad = worst(outcome.scored, show)
+        if bad:
+            out.print(report.worst_table(bad))
+    out.print(f"results: {out_path}  (fingerprint {outcome.fingerprint})")
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@eval_group.command()
+@click.argument("results_a", metavar="R1.jsonl", type=click.Path())
+@click.argument("results_b", metavar="R2.jsonl", type=click.Path())
+@click.option("--resamples", type=click.IntRange(min=100), default=10_000, show_default=True,
+              help="Paired bootstrap resamples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed (results are reproducible).")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True)
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many flipped items to list each way (0: none).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (every flipped id).")
+def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
+    """Compare two results files item by item: per-tier means, flipped items, and whether B really differs
+    from A (exact McNemar test on em_normalized, paired bootstrap CI of each difference)."""
+    from malmungchi.eval import report
+    from malmungchi.eval.compare import compare as do_compare
+
+    try:
+        c = do_compare(results_a, results_b, resamples=resamples, seed=seed, confidence=confidence)
+    except EvalInputError as e:
+        fail(*e.lines)
+    err = console(stderr=True)
+    for w in c.warnings:
+        err.print(f"warning: {w}")
+    if as_json:
+        _json_out(c.as_dict())
+        return
+    out = console()
+    out.print(report.compare_table(c))
+    out.print(report.verdict(c))
+    if show and (c.fixed or c.broken):
+        out.print(report.flips_table(c, show))

@@ -1,0 +1,136 @@
+"""`eval compare`: two results files side by side, and whether the difference is more than noise.
+
+A two-point change on a 200-item test set is often luck. Two paired tests answer "did B really help?":
+the exact McNemar test on the headline tier looks only at the items that flipped (A wrong → B right vs A right →
+B wrong), and a paired bootstrap gives a confidence interval for the difference in each tier's mean. Both pair
+items by id; items present in only one file are reported and left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import comb
+from pathlib import Path
+
+from malmungchi.eval.records import EvalInputError, id_key, read_jsonl
+from malmungchi.eval.score import METRICS
+
+HEADLINE = "em_normalized"
+
+
+@dataclass
+class ResultsSide:
+    path: Path
+    rows: dict[str, dict]  # id key → results line
+    order: list[str]
+    normalizers: set
+    truncated: bool = False
+
+
+@dataclass
+class Comparison:
+    a: ResultsSide
+    b: ResultsSide
+    paired: list[str]
+    only_a: list[str]
+    only_b: list[str]
+    tiers: dict[str, dict]  # metric → a, b, diff, ci_low, ci_high
+    fixed: list[str]  # headline: A wrong, B right
+    broken: list[str]  # headline: A right, B wrong
+    mcnemar_p: float
+    resamples: int
+    seed: int
+    confidence: float
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "a": str(self.a.path), "b": str(self.b.path),
+            "n_paired": len(self.paired), "only_a": self.only_a, "only_b": self.only_b,
+            "tiers": self.tiers,
+            "flips": {"metric": HEADLINE, "a_wrong_b_right": self.fixed, "a_right_b_wrong": self.broken},
+            "mcnemar": {"metric": HEADLINE, "b": len(self.fixed), "c": len(self.broken), "p_value": self.mcnemar_p},
+            "bootstrap": {"resamples": self.resamples, "seed": self.seed, "confidence": self.confidence},
+            "warnings": self.warnings,
+        }
+
+
+def read_results(path: str | Path) -> ResultsSide:
+    p = Path(path)
+    rows: dict[str, dict] = {}
+    order: list[str] = []
+    normalizers = set()
+    for line, obj in read_jsonl(p, allow_truncated_tail=True):
+        key = id_key(obj, p, line)
+        if key in rows:
+            raise EvalInputError(f"{p}:{line}: duplicate id {key!r}")
+        for metric in METRICS:
+            value = obj.get(metric)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise EvalInputError(f'{p}:{line}: no numeric "{metric}"; compare reads results files written by '
+                                     "`eval score --output` or `eval run`")
+        rows[key] = obj
+        order.append(key)
+        normalizers.add(obj.get("normalizer"))
+    if not rows:
+        raise EvalInputError(f"{p}: no results lines")
+    return ResultsSide(p, rows, order, normalizers)
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: a binomial test of b successes in b + c trials at p = 1/2."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, k) for k in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2 ** n)
+
+
+def paired_bootstrap(a: list[float], b: list[float], *, resamples: int, seed: int,
+                     confidence: float) -> tuple[float, float]:
+    """Percentile confidence interval of mean(b - a) over items resampled with replacement (paired)."""
+    import numpy as np
+
+    diff = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    n = len(diff)
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, 2_000_000 // max(n, 1))  # bound memory: chunk x n indices at a time
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        means[start:stop] = diff[idx].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def compare(path_a: str | Path, path_b: str | Path, *, resamples: int = 10_000, seed: int = 0,
+            confidence: float = 0.95) -> Comparison:
+    a, b = read_results(path_a), read_results(path_b)
+    in_b = set(b.rows)
+    paired = [k for k in a.order if k in in_b]
+    only_a = [k for k in a.order if k not in in_b]
+    in_a = set(a.rows)
+    only_b = [k for k in b.order if k not in in_a]
+    warnings = []
+    if not paired:
+        raise EvalInputError(f"{a.path} and {b.path}: no id in common; compare results on the same gold file")
+    if a.normalizers != b.normalizers or len(a.normalizers) > 1:
+        warnings.append(f"normalizer versions differ ({sorted(map(str, a.normalizers))} vs "
+                        f"{sorted(map(str, b.normalizers))}); rescore both with `eval score` for a fair comparison")
+    if only_a or only_b:
+        warnings.append(f"{len(only_a)} ids only in {a.path.name}, {len(only_b)} only in {b.path.name}; "
+                        f"comparing the {len(paired)} in both")
+    tiers = {}
+    for metric in METRICS:
+        va = [float(a.rows[k][metric]) for k in paired]
+        vb = [float(b.rows[k][metric]) for k in paired]
+        low, high = paired_bootstrap(va, vb, resamples=resamples, seed=seed, confidence=confidence)
+        mean_a, mean_b = sum(va) / len(va), sum(vb) / len(vb)
+        tiers[metric] = {"a": round(mean_a, 6), "b": round(mean_b, 6), "diff": round(mean_b - mean_a, 6),
+                         "ci_low": round(low, 6), "ci_high": round(high, 6)}
+    fixed = [a.rows[k]["id"] for k in paired if not a.rows[k][HEADLINE] and b.rows[k][HEADLINE]]
+    broken = [a.rows[k]["id"] for k in paired if a.rows[k][HEADLINE] and not b.rows[k][HEADLINE]]
+    return Comparison(a, b, paired, [a.rows[k]["id"] for k in only_a], [b.rows[k]["id"] for k in only_b], tiers,
+                      fixed, broken, mcnemar_exact(len(fixed), len(broken)), resamples, seed, confidence, warnings)

@@ -1,0 +1,132 @@
+"""Rich tables for the eval commands (the `--json` forms come from the `as_dict` methods)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+
+from malmungchi.eval.compare import HEADLINE, Comparison
+from malmungchi.eval.normalize import Normalizer
+from malmungchi.eval.score import METRICS, Scored, Summary
+
+SHOW_CHARS = 60
+_VISIBLE = str.maketrans({" ": "␣", "\n": "⏎", "\t": "⇥", "\u3000": "□"})
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def summary_table(summary: Summary, title: str = "exact match") -> Table:
+    table = Table(title=title, show_edge=False, title_justify="left")
+    table.add_column("metric")
+    table.add_column("score", justify="right")
+    for metric in METRICS:
+        label = f"{metric} (headline)" if metric == HEADLINE else metric
+        table.add_row(Text(label, style="bold" if metric == HEADLINE else ""), _pct(summary.means[metric]))
+    table.add_section()
+    table.add_row("items", str(summary.n_total))
+    table.add_row("scored", str(summary.n_scored))
+    table.add_row("missing predictions", Text(str(summary.n_missing), style="yellow" if summary.n_missing else ""))
+    if summary.n_extra:
+        table.add_row("predictions not in gold", Text(str(summary.n_extra), style="yellow"))
+    table.add_row("reasoning blocks removed", str(summary.reasoning_removed))
+    for reason, count in summary.extra.get("stop_reasons", {}).items():
+        table.add_row(f"stopped by {reason}", str(count))
+    return table
+
+
+def steps_table(summary: Summary, normalizer: Normalizer) -> Table:
+    """How many items each normalization step turned from wrong to right (the cost of each leniency)."""
+    table = Table(title="what each normalization step fixed", show_edge=False, title_justify="left")
+    table.add_column("tier")
+    table.add_column("step")
+    table.add_column("items turned right", justify="right")
+    for step in normalizer.steps:
+        table.add_row(step.tier, step.name, str(summary.fixed_by.get(step.name, 0)))
+    return table
+
+
+def _visible(text: str) -> str:
+    return text.translate(_VISIBLE)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS - 1] + "…"
+
+
+def highlight_pair(gold: str, prediction: str) -> tuple[Text, Text]:
+    """Both strings with the characters that differ highlighted (gold-only green, prediction-only red);
+    whitespace inside a difference is made visible."""
+    gold, prediction = _clip(gold), _clip(prediction)
+    g, p = Text(), Text()
+    matcher = difflib.SequenceMatcher(None, gold, prediction, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            g.append(gold[i1:i2])
+            p.append(prediction[j1:j2])
+        else:
+            g.append(_visible(gold[i1:i2]), style="bold green reverse")
+            p.append(_visible(prediction[j1:j2]), style="bold red reverse")
+    return g, p
+
+
+def worst_table(items: Sequence[Scored]) -> Table:
+    table = Table(title="worst mismatches (normalized gold vs prediction)", show_edge=False, title_justify="left")
+    table.add_column("id", overflow="fold")
+    table.add_column("gold", overflow="fold")
+    table.add_column("prediction", overflow="fold")
+    table.add_column("char F1", justify="right")
+    for s in items:
+        if s.prediction is None:
+            gold = Text(_clip(s.score.shown_gold or s.gold.answers[0]))
+            table.add_row(str(s.gold.id), gold, Text("(missing)", style="dim italic"), "0.00")
+            continue
+        g, p = highlight_pair(s.score.shown_gold, s.score.shown_prediction)
+        table.add_row(str(s.gold.id), g, p, f"{s.score.char_f1:.2f}")
+    return table
+
+
+def compare_table(c: Comparison) -> Table:
+    level = int(round(100 * c.confidence))
+    table = Table(title=f"A = {c.a.path}   B = {c.b.path}   ({len(c.paired)} paired items)", show_edge=False,
+                  title_justify="left")
+    for col, justify in (("metric", "left"), ("A", "right"), ("B", "right"), ("B − A (points)", "right"),
+                         (f"{level}% CI (paired bootstrap)", "right")):
+        table.add_column(col, justify=justify)
+    for metric, t in c.tiers.items():
+        significant = t["ci_low"] > 0 or t["ci_high"] < 0
+        style = ("green" if t["diff"] > 0 else "red") if significant else ""
+        table.add_row(Text(metric, style="bold" if metric == HEADLINE else ""), _pct(t["a"]), _pct(t["b"]),
+                      Text(f"{100 * t['diff']:+.1f}", style=style),
+                      f"[{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}]")
+    return table
+
+
+def verdict(c: Comparison, alpha: float = 0.05) -> str:
+    b, k = len(c.fixed), len(c.broken)
+    head = (f"{HEADLINE}: {b} item{'s' * (b != 1)} fixed by B, {k} broken by B; "
+            f"exact McNemar p = {c.mcnemar_p:.4g}")
+    if c.mcnemar_p < alpha:
+        better = "better" if b > k else "worse"
+        return f"{head} → B is {better} than A (p < {alpha})."
+    return f"{head} → no significant difference at p < {alpha}."
+
+
+def flips_table(c: Comparison, limit: int) -> Table:
+    table = Table(title=f"flipped items on {HEADLINE} (first {limit} each way)", show_edge=False,
+                  title_justify="left")
+    table.add_column("flip")
+    table.add_column("id", overflow="fold")
+    table.add_column("A prediction", overflow="fold")
+    table.add_column("B prediction", overflow="fold")
+    for label, ids, style in (("A✗ → B✓", c.fixed, "green"), ("A✓ → B✗", c.broken, "red")):
+        for item_id in ids[:limit]:
+            key = str(item_id)
+            pa, pb = c.a.rows[key].get("prediction"), c.b.rows[key].get("prediction")
+            table.add_row(Text(label, style=style), key, _clip(pa if pa is not None else "(missing)"),
+                          _clip(pb if pb is not None else "(missing)"))
+    return table

@@ -1,0 +1,144 @@
+"""`eval run`: generate answers for the gold prompts with a model, score them and keep a resumable results log."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from malmungchi.eval import fingerprint as fp
+from malmungchi.eval.generate import (
+    STOP_LENGTH,
+    Generation,
+    GenerationSettings,
+    encode,
+    end_marker_texts,
+    ensure_pad_token,
+    generate_all,
+    input_sha,
+    render_prompt,
+    stop_token_ids,
+)
+from malmungchi.eval.load import LoadedModel
+from malmungchi.eval.normalize import Normalizer
+from malmungchi.eval.records import EvalInputError, GoldItem
+from malmungchi.eval.results import Appender, load_for_resume, rewrite_in_order
+from malmungchi.eval.score import Scored, Summary, summarize
+
+# warn when at least this share of the generated items ran into --max-new-tokens
+LENGTH_WARN_SHARE = 0.1
+
+
+@dataclass
+class RunOutcome:
+    scored: list[Scored]  # the selected gold items, in gold order
+    summary: Summary
+    fingerprint: str
+    resumed: int
+    generated: int
+    stale: int
+    truncated_tail: bool
+    stop_reasons: dict[str, int] = field(default_factory=dict)  # of the selected items
+    normalizer: Normalizer = field(default_factory=Normalizer)
+
+    @property
+    def length_limited(self) -> int:
+        return self.stop_reasons.get(STOP_LENGTH, 0)
+
+
+@dataclass
+class Prepared:
+    texts: list[str]
+    templated: list[bool]
+    shas: dict[str, str]
+
+
+def prepare_prompts(tokenizer, gold: Sequence[GoldItem], source: Path | str) -> Prepared:
+    """Render every gold record to the text the model sees (chat template for `messages`), all problems at once."""
+    texts, templated, shas, problems = [], [], {}, []
+    for item in gold:
+        try:
+            text, is_chat = render_prompt(tokenizer, item.prompt, item.messages)
+        except ValueError as err:
+            problems.append(f"{source}:{item.line}: {err}")
+            text, is_chat = "", False
+        texts.append(text)
+        templated.append(is_chat)
+        shas[item.key] = input_sha(text, is_chat)
+    if problems:
+        raise EvalInputError(*problems[:20], *([f"... and {len(problems) - 20} more"] if len(problems) > 20 else []))
+    return Prepared(texts, templated, shas)
+
+
+def run_fingerprint(loaded: LoadedModel, settings: GenerationSettings, stop_ids: Sequence[int],
+                    output: Path) -> str:
+    files = fp.files_identity(loaded.identity_paths, loaded.path, exclude=[output])
+    return fp.fingerprint(files=files, config=fp.model_config_identity(loaded.model), dtype=loaded.dtype,
+                          settings=settings, stop_ids=stop_ids)
+
+
+def run_eval(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, settings: GenerationSettings, *,
+             gold_source: Path | str = "gold", batch_size: int = 16, limit: int | None = None,
+             drop_markers: bool = False, on_start: Callable[[int, int], None] | None = None,
+             on_progress: Callable[[int], None] | None = None) -> RunOutcome:
+    """Generate for the selected gold items not already in `output` under the same fingerprint, appending
+    each batch as it finishes; then rewrite `output` in gold order with fresh scores and summarize.
+
+    `on_start(total, already_done)` is called once before generating, `on_progress(n)` after each batch."""
+    model, tokenizer = loaded.model, loaded.tokenizer
+    ensure_pad_token(tokenizer)
+    stop_ids = stop_token_ids(tokenizer, model)
+    normalizer = Normalizer(end_markers=end_marker_texts(tokenizer, stop_ids), drop_markers=drop_markers)
+    prepared = prepare_prompts(tokenizer, gold, gold_source)
+    fingerprint = run_fingerprint(loaded, settings, stop_ids, output)
+    state = load_for_resume(output, fingerprint, prepared.shas)
+
+    selected = list(range(len(gold) if limit is None else min(limit, len(gold))))
+    todo = [i for i in selected if gold[i].key not in state.done]
+    if on_start is not None:
+        on_start(len(selected), len(selected) - len(todo))
+    lines = dict(state.done)
+    if todo:
+        ids = encode(tokenizer, [prepared.texts[i] for i in todo], [prepared.templated[i] for i in todo])
+        empty = [f"{gold_source}:{gold[todo[j]].line}: empty prompt (no tokens to generate from)"
+                 for j, row in enumerate(ids) if not row]
+        if empty:
+            raise EvalInputError(*empty[:20])
+        with Appender(output) as log:
+            def write(batch: list[int], gens: list[Generation]) -> None:
+                out = []
+                for j, g in zip(batch, gens):
+                    item = gold[todo[j]]
+                    scored = Scored(item, g.text, normalizer.score(g.text, item.answers),
+                                    _extra(g.stop_reason, g.new_tokens, fingerprint, prepared.shas[item.key]))
+                    out.append(scored.line())
+                log.write_batch(out)
+                for obj, j in zip(out, batch):
+                    lines[gold[todo[j]].key] = obj
+                if on_progress is not None:
+                    on_progress(len(batch))
+
+            generate_all(model, tokenizer, ids, settings, batch_size=batch_size, on_batch=write, stop_ids=stop_ids)
+
+    # final form: every line for this fingerprint in gold order, rescored (the gold answers may have changed)
+    final: list[Scored] = []
+    for item in gold:
+        obj = lines.get(item.key)
+        if obj is not None:
+            extra = _extra(obj.get("stop_reason"), obj.get("new_tokens"), fingerprint, obj.get("input_sha"))
+            final.append(Scored(item, obj["prediction"], normalizer.score(obj["prediction"], item.answers), extra))
+    rewrite_in_order(output, [s.line() for s in final])
+
+    by_key = {s.gold.key: s for s in final}
+    chosen = [by_key[gold[i].key] for i in selected]
+    summary = summarize(chosen, normalizer)
+    reasons = Counter(s.extra.get("stop_reason") for s in chosen)
+    summary.extra = {"stop_reasons": dict(sorted(reasons.items())), "fingerprint": fingerprint,
+                     "generated": len(todo), "resumed": len(selected) - len(todo)}
+    return RunOutcome(chosen, summary, fingerprint, len(selected) - len(todo), len(todo), state.stale,
+                      state.truncated_tail, dict(reasons), normalizer)
+
+
+def _extra(stop_reason, new_tokens, fingerprint: str, sha) -> dict:
+    return {"stop_reason": stop_reason, "new_tokens": new_tokens, "fingerprint": fingerprint, "input_sha": sha}
