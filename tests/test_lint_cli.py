@@ -250,6 +250,9 @@ def test_statistics_text(work):
     assert result.stdout.splitlines() == [
         "     2  M003  [*]  non-canonical-marker (warning)",
         "     1  M002       marker-near-miss (error)",
+        "Found 3 problems (1 error, 2 warnings).",
+        "[*] 2 fixable with `--fix`.",
+        "1 more fixable with `--fix --unsafe-fixes`.",
     ]
 
 

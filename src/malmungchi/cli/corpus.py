@@ -106,7 +106,7 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
             click.echo(line)
     else:
         report.print_rich(out, diagnostics)
-    if fmt in ("rich", "text") and not statistics and (diagnostics or not run.missing):
+    if fmt in ("rich", "text") and (diagnostics or not run.missing):
         if fix and changed_files:
             click.echo(f"Fixed {changed_files} file{'s' * (changed_files != 1)}.")
         click.echo(report.summary(diagnostics, fixing=fix))

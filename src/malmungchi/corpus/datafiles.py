@@ -11,10 +11,15 @@ from malmungchi.corpus.diagnostics import Diagnostic
 MAX_REPORTS = 50  # per file and rule; a wholly broken file should not print a million lines
 
 
-def table_delimiter(path: str, first_line: str) -> str:
-    if path.lower().endswith(".tsv"):
+def table_delimiter(path: str, text: str) -> str:
+    """Tab for `.tsv`, and for a `.csv` whose first lines all hold the same number of tabs (BACKSpeech
+    transcripts are tab-separated `.csv` files whose text has commas, which fools a first-line guess)."""
+    lines = [ln for ln in text[:65536].split("\n")[:20] if ln.strip()]
+    tabs = {ln.count("\t") for ln in lines}
+    if path.lower().endswith(".tsv") or (len(tabs) == 1 and tabs != {0}):
         return "\t"
-    return "\t" if "\t" in first_line and "," not in first_line else ","
+    first = lines[0] if lines else ""
+    return "\t" if "\t" in first and "," not in first else ","
 
 
 def check_jsonl(text: str, path: str) -> list[Diagnostic]:
@@ -65,8 +70,7 @@ def _record_ok(record) -> bool:
 
 def check_table(text: str, path: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    first = text.split("\n", 1)[0]
-    delimiter = table_delimiter(path, first)
+    delimiter = table_delimiter(path, text)
     width = None
     count = 0
     # csv needs the line offsets to locate rows; walk physical lines alongside the reader

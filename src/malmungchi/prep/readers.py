@@ -198,20 +198,10 @@ def _column(df, name: str | None, header: bool, what: str, path: str) -> str | N
     return name
 
 
-def _delimiter(path: str, text: str) -> str:
-    """Tab when every one of the first lines has the same number of tabs (BACKSpeech `.csv` files are
-    tab-separated and their text has commas, which fools a first-line guess), else the corpus module's guess."""
-    lines = [ln for ln in text[:65536].splitlines()[:20] if ln.strip()]
-    tabs = {ln.count("\t") for ln in lines}
-    if path.lower().endswith(".tsv") or (len(tabs) == 1 and tabs != {0}):
-        return "\t"
-    return table_delimiter(path, lines[0] if lines else "")
-
-
 def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
     import polars as pl
 
-    sep = _delimiter(src.path, text)
+    sep = table_delimiter(src.path, text)
     named = [c for c in (cfg.prompt_column, cfg.answer_column, cfg.speaker_column, cfg.text_column) if c]
     header = cfg.header if cfg.header is not None else not (named and all(c.isdigit() for c in named))
     try:
