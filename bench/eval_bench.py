@@ -6,6 +6,7 @@ untrained model almost never emits EOS, so every item generates exactly `max_new
 and the comparison is like for like. The script also reports how many outputs agree between the two paths.
 
     python bench/eval_bench.py [--n 64] [--batch-size 16] [--max-new-tokens 32] [--layers 4] [--hidden 128]
+                               [--threads N]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for both paths (0: torch's default)")
     args = ap.parse_args()
 
     import torch
@@ -56,6 +58,8 @@ def main() -> int:
     from malmungchi.eval.load import load
     from malmungchi.train.tiny import make_tiny_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     with tempfile.TemporaryDirectory(prefix="malmungchi-bench-") as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 import io
 import json
 
@@ -14,10 +15,13 @@ MAX_REPORTS = 50  # per file and rule; a wholly broken file should not print a m
 def table_delimiter(path: str, text: str) -> str:
     """Tab for `.tsv`, and for a `.csv` whose first lines all hold the same number of tabs (BACKSpeech
     transcripts are tab-separated `.csv` files whose text has commas, which fools a first-line guess)."""
-    lines = [ln for ln in text[:65536].split("\n")[:20] if ln.strip()]
-    tabs = {ln.count("\t") for ln in lines}
-    if path.lower().endswith(".tsv") or (len(tabs) == 1 and tabs != {0}):
+    if path.lower().endswith(".tsv"):
         return "\t"
+    lines = [ln for ln in text[:65536].split("\n")[:20] if ln.strip()]
+    if lines:
+        tabs, seen = Counter(ln.count("\t") for ln in lines).most_common(1)[0]
+        if tabs and seen >= 0.8 * len(lines):  # most lines agree on a tab count: a ragged row stays a finding
+            return "\t"
     first = lines[0] if lines else ""
     return "\t" if "\t" in first and "," not in first else ","
 
