@@ -20,7 +20,7 @@ def table_delimiter(path: str, text: str) -> str:
     lines = [ln for ln in text[:65536].split("\n")[:20] if ln.strip()]
     if lines:
         tabs, seen = Counter(ln.count("\t") for ln in lines).most_common(1)[0]
-        if tabs and seen >= 0.8 * len(lines):  # most lines agree on a tab count: a ragged row stays a finding
+        if tabs and seen > len(lines) / 2:  # most lines agree on a tab count: a ragged row stays a finding
             return "\t"
     first = lines[0] if lines else ""
     return "\t" if "\t" in first and "," not in first else ","
