@@ -1,0 +1,60 @@
+"""Shared pieces of the train tests: a tiny model (random weights, from a config, saved and loaded through the real
+from_pretrained path) and a contract build directory written with the real Qwen3 tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from malmungchi.schemas.config import TrainConfig
+
+# Small enough that the Qwen3-sized (151k) vocabulary dominates and one step takes a fraction of a second.
+TINY = {"hidden_size": 32, "intermediate_size": 64, "heads": 2, "kv_heads": 1, "layers": 2}
+
+STORY = [
+    "옛날 옛적에 <|sound|> 호랑이가 울었다. 할머니는 떡을 이고 고개를 넘었다.",
+    "<|start_of_dialogue|>철수: 안녕? <|laugh|> 오늘 날씨가 좋다.<|end_of_dialogue|>",
+    "바람이 불었다 <|sound|>(문 닫히는 소리) 그리고 조용해졌다.",
+    "토끼는 깡충깡충 뛰어 숲으로 갔다. 거북이는 천천히 따라갔다.",
+]
+
+
+def docs(n: int, prefix: str = "d") -> list[tuple[str, str]]:
+    return [(f"{prefix}{i}", STORY[i % len(STORY)] + f" ({i})") for i in range(n)]
+
+
+def make_build(out: Path, tokenizer_dir: Path, *, n_train: int = 8, n_val: int = 2, row_len: int = 64) -> Path:
+    from malmungchi.train.tiny import write_contract_build
+
+    return write_contract_build(out, tokenizer_dir, {"train": docs(n_train), "validation": docs(n_val, "v")},
+                                row_len=row_len, mask_first=2)
+
+
+def make_model(out: Path, tokenizer_dir: Path, *, spare_rows: int = 0, tied: bool = True, seed: int = 0) -> Path:
+    from transformers import AutoTokenizer
+
+    from malmungchi.train.tiny import make_tiny_model
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    return make_tiny_model(out, tok, seed=seed, vocab_size=len(tok) + spare_rows, tie_word_embeddings=tied, **TINY)
+
+
+def train_cfg(model: Path, out: Path, **kw) -> TrainConfig:
+    base = {"model": str(model), "out": str(out), "quant": "none", "max_steps": 4, "lr": 5e-3, "batch_size": 2,
+            "seed": 0, "lora_r": 4, "args": {"save_steps": 1000, "logging_steps": 1}}
+    args = kw.pop("args", {})
+    base.update(kw)
+    base["args"] = {**base["args"], **args}
+    return TrainConfig.model_validate(base)
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory, qwen3_tokenizer_dir) -> Path:
+    return make_build(tmp_path_factory.mktemp("build"), qwen3_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, qwen3_tokenizer_dir) -> Path:
+    """Tied head, exactly as many rows as the base tokenizer: the new tokens grow the vocabulary."""
+    return make_model(tmp_path_factory.mktemp("model"), qwen3_tokenizer_dir)
