@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -144,7 +145,7 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
     try:
         gold_path = resolve_gold_path(data)
         gold_items = read_gold(gold_path)
-        with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else _nothing():
+        with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
             loaded = load(model_path, device=device, dtype=dtype)
     except EvalInputError as e:
         fail(*e.lines)
@@ -198,14 +199,6 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
         if bad:
             out.print(report.worst_table(bad))
     out.print(f"results: {out_path}  (fingerprint {outcome.fingerprint})")
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @eval_group.command()

@@ -59,7 +59,7 @@ def prepare_prompts(tokenizer, gold: Sequence[GoldItem], source: Path | str) -> 
     texts, templated, shas, problems = [], [], {}, []
     for item in gold:
         try:
-            text, is_chat = render_prompt(tokenizer, item.prompt, item.messages)
+            text, is_chat = render_prompt(tokenizer, item.prompt, item.messages, item.answers)
         except ValueError as err:
             problems.append(f"{source}:{item.line}: {err}")
             text, is_chat = "", False
