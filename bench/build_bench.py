@@ -5,15 +5,22 @@
 The real data in /work/shared/data (KoCoNovel scenes, 동백꽃, BACKSpeech transcripts, ChatbotData pairs) is turned
 into marker text once (novels → books of paragraphs, transcripts and Q/A pairs → dialogue blocks) and replicated
 deterministically (copy k gets its own titles, so dedup keeps it) into a temp dir until the corpus reaches each
-size in MB. Then, each in a fresh subprocess so memory figures are its own:
+size in MB. Then, each in a fresh subprocess so memory figures are its own, and one after the other so they see
+the same machine:
 
-  (a) ours:  the whole `malmungchi corpus build` (read, lint gate, parse, render, dedup, encode, chunk, split,
-             pack, write Parquet + manifest);
-  (b) trl:   the same rendered texts (our renderer's output, dumped once) → datasets.map(tokenize, batched,
-             num_proc=cores) + EOS → trl.pack_dataset(strategy="bfd");
-  (c) floor: the same rendered texts → the fast tokenizer's batch encode, nothing else.
+  (a) ours:  the whole build through the library (what `malmungchi corpus build` runs, without the CLI's imports):
+             tokenizer load, read, lint gate, parse, render, dedup, encode, chunk, split, pack, report, write
+             Parquet + manifest + tokenizer;
+  (b) trl:   the same rendered texts (our renderer's output, dumped once) → the same tokenizer with the same
+             special tokens → datasets.map(tokenize + EOS, batched, num_proc=cores) → trl.pack_dataset(strategy=
+             "bfd") — trl's own SFT preparation (tokenizer loading not timed);
+  (c) floor: the same rendered texts → the Rust tokenizer's `encode_batch` (the same batches of ~4M characters
+             ours uses) with the ids taken out as int32 arrays, nothing else (tokenizer loading not timed).
 
-Printed: tokens/s of each, ours/trl and floor/ours ratios, packing efficiency of (a) and (b) and peak RSS.
+The same imports (transformers' AutoTokenizer, which pulls in torch) are done before timing in every method.
+Printed: tokens/s of each, ours/trl and floor/ours ratios, packing efficiency of (a) and (b), tokens kept and lost
+(trl's BFD truncates every sequence longer than max_length; ours cuts long documents at paragraph/turn bounds and
+only loses single segments longer than a row), and peak RSS of the timed process and of its largest child.
 """
 
 from __future__ import annotations
@@ -76,62 +83,85 @@ def make_corpus(root: Path, megabytes: float) -> int:
     return size
 
 
-def dump_rendered(corpus: Path, tok_dir: str, out: Path, max_length: int) -> None:
-    """Our renderer's texts (what every method tokenizes), one JSON string per line."""
-    from malmungchi.prep.build import read_all
-    from malmungchi.prep.policies import Policies
+def dump_rendered(corpus: Path, tok_dir: str, out: Path, max_length: int) -> int:
+    """Our renderer's texts (what every method tokenizes), one JSON string per line, deduplicated as ours does."""
+    from malmungchi.prep.build import _stream
     from malmungchi.prep.readers import find_inputs
-    from malmungchi.prep.render import TextRenderer
     from malmungchi.schemas.config import BuildConfig
     from malmungchi.schemas.registry import default_registry
 
     cfg = BuildConfig(max_length=max_length)
-    reg = default_registry()
-    r = TextRenderer(Policies(reg, cfg), cfg.speakers)
+    seen, n = set(), 0
     with out.open("w", encoding="utf-8") as fh:
-        for s in read_all(find_inputs([str(corpus)]), reg, cfg, None):
-            for d in s.documents:
-                fh.write(json.dumps(r.render(d, s.key).text, ensure_ascii=False) + "\n")
+        for s, rendered in _stream(find_inputs([str(corpus)]), default_registry(), cfg, None, True):
+            for _, r in rendered or ():
+                if r is None or r.dedup_key() in seen:
+                    continue
+                seen.add(r.dedup_key())
+                fh.write(json.dumps(r.text, ensure_ascii=False) + "\n")
+                n += 1
+    return n
 
 
-def _peak_mb() -> float:
+def _peak_mb() -> tuple[float, float]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024
+    return own / 1024, kids / 1024
+
+
+SPECIAL = ["<|start_of_title|>", "<|end_of_title|>", "<|start_of_dialogue|>", "<|end_of_dialogue|>",
+           "<|end_of_book|>", "<|sound|>"]
 
 
 def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, out: str) -> dict:
+    from transformers import AutoTokenizer  # the same (untimed) imports for every method; pulls in torch
+
+    AutoTokenizer.__name__  # noqa: B018  (resolve the lazy import now)
     if method == "ours":
-        from click.testing import CliRunner
-
-        import transformers  # noqa: F401  (imports are the same for every method; not timed)
-
-        from malmungchi.cli import main
+        from malmungchi.prep.build import plan
+        from malmungchi.prep.stats import report
+        from malmungchi.prep.write import write_build
+        from malmungchi.schemas.config import BuildConfig
+        from malmungchi.schemas.registry import default_registry
 
         t = time.perf_counter()
-        r = CliRunner().invoke(main, ["corpus", "build", corpus, "--tokenizer", tok_dir, "--out", out,
-                                      "--max-length", str(max_length), "--json"], catch_exceptions=False)
+        p = plan([corpus], BuildConfig(max_length=max_length, tokenizer=tok_dir), default_registry())
+        t_plan = time.perf_counter()
+        rep = report(p)
+        write_build(p, out, force=True, rep=rep)
         wall = time.perf_counter() - t
-        assert r.exit_code == 0, r.output[-2000:]
-        rep = json.loads(r.output)
-        return {"wall": wall, "tokens": rep["tokens"], "efficiency": rep["packing"]["efficiency"],
-                "lost": rep["truncation"]["lost_tokens"], "peak_mb": _peak_mb()}
+        assert sorted(p.registration.added) == sorted(SPECIAL), p.registration.added
+        own, kids = _peak_mb()
+        return {"wall": wall, "plan": t_plan - t, "tokens": rep["tokens"], "kept": rep["tokens"],
+                "efficiency": rep["packing"]["efficiency"], "lost": rep["truncation"]["lost_tokens"],
+                "rows": rep["packing"]["rows"], "docs": rep["documents"]["kept"],
+                "duplicates": rep["documents"]["duplicates"], "peak_mb": own, "child_mb": kids}
     lines = [json.loads(x) for x in open(texts, encoding="utf-8")]
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(tok_dir)
-    special = ["<|start_of_title|>", "<|end_of_title|>", "<|start_of_dialogue|>", "<|end_of_dialogue|>",
-               "<|end_of_book|>", "<|sound|>"]
-    tok.add_tokens(special, special_tokens=True)
+    tok.add_tokens(SPECIAL, special_tokens=True)
+    eos = tok.eos_token_id
     if method == "floor":
+        import numpy as np
+
+        from malmungchi.prep.encode import BATCH_CHARS
+
+        backend = tok.backend_tokenizer
         t = time.perf_counter()
         n = 0
-        batch = 2048
-        for i in range(0, len(lines), batch):
-            n += sum(len(ids) for ids in tok(lines[i:i + batch], add_special_tokens=True)["input_ids"])
+        i = 0
+        while i < len(lines):  # the same ~4M-character batches as ours
+            j, size = i, 0
+            while j < len(lines) and size < BATCH_CHARS:
+                size += len(lines[j])
+                j += 1
+            for e in backend.encode_batch(lines[i:j], add_special_tokens=True):
+                n += len(np.asarray(e.ids, dtype=np.int32)) + 1  # + the stop token
+            i = j
         wall = time.perf_counter() - t
-        return {"wall": wall, "tokens": n + len(lines), "efficiency": None, "lost": 0, "peak_mb": _peak_mb()}
-    # trl: the standard recipe
+        own, kids = _peak_mb()
+        return {"wall": wall, "tokens": n, "kept": n, "efficiency": None, "lost": 0, "rows": None,
+                "docs": len(lines), "peak_mb": own, "child_mb": kids}
+    # trl: its own SFT preparation — tokenize (+ EOS when missing, as SFTTrainer does), then BFD packing
     import datasets
     from trl import pack_dataset
 
@@ -139,20 +169,23 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
     datasets.disable_caching()
     t = time.perf_counter()
     ds = datasets.Dataset.from_dict({"text": lines})
-    eos = tok.eos_token_id
 
     def tokenize(batch):
         ids = tok(batch["text"], add_special_tokens=True)["input_ids"]
-        return {"input_ids": [x + [eos] for x in ids]}
+        return {"input_ids": [x if x and x[-1] == eos else x + [eos] for x in ids]}
 
     ds = ds.map(tokenize, batched=True, remove_columns=["text"], num_proc=os.cpu_count())
-    before = sum(len(x) for x in ds["input_ids"])
     packed = pack_dataset(ds, max_length, strategy="bfd")
     rows = packed.num_rows
-    tokens = sum(len(x) for x in packed["input_ids"])
     wall = time.perf_counter() - t
-    return {"wall": wall, "tokens": before, "efficiency": tokens / (rows * max_length), "lost": before - tokens,
-            "peak_mb": _peak_mb()}
+    # counted after the clock stops (datasets keeps lengths in Arrow; summing them is not part of preparation)
+    import pyarrow.compute as pc
+
+    before = int(pc.sum(pc.list_value_length(ds.data.column("input_ids"))).as_py())
+    kept = int(pc.sum(pc.list_value_length(packed.data.column("input_ids"))).as_py())
+    own, kids = _peak_mb()
+    return {"wall": wall, "tokens": before, "kept": kept, "efficiency": kept / (rows * max_length),
+            "lost": before - kept, "rows": rows, "docs": len(lines), "peak_mb": own, "child_mb": kids}
 
 
 def main() -> None:
@@ -173,7 +206,7 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="mmc-bench-"))
         try:
             size = make_corpus(tmp / "corpus", mb)
-            dump_rendered(tmp / "corpus", a.tokenizer, tmp / "texts.jsonl", a.max_length)
+            n_texts = dump_rendered(tmp / "corpus", a.tokenizer, tmp / "texts.jsonl", a.max_length)
             res = {}
             for method in ("floor", "ours", "trl"):
                 cmd = [sys.executable, __file__, "--worker", method, "--corpus", str(tmp / "corpus"), "--texts",
@@ -184,15 +217,22 @@ def main() -> None:
                     print(p.stderr[-3000:])
                     raise SystemExit(f"{method} failed")
                 res[method] = json.loads(p.stdout.strip().splitlines()[-1])
-            print(f"\ncorpus {size / (1 << 20):.1f} MB ({res['ours']['tokens']:,} tokens)")
-            print(f"{'method':8} {'wall s':>8} {'tokens/s':>12} {'packing':>8} {'lost tok':>9} {'peak MB':>8}")
+            o = res["ours"]
+            assert o["docs"] == n_texts, (o["docs"], n_texts)  # every method sees the same documents
+            print(f"\ncorpus {size / (1 << 20):.1f} MB, {n_texts:,} rendered documents, {o['tokens']:,} tokens "
+                  f"(ours: {o['plan']:.1f} s plan, {o['wall'] - o['plan']:.1f} s report + write)")
+            print(f"{'method':6} {'wall s':>7} {'tokens/s':>10} {'tokens':>11} {'kept':>11} {'lost':>9} "
+                  f"{'rows':>7} {'packing':>8} {'peak MB':>8} {'child MB':>8}")
             for m in ("ours", "trl", "floor"):
                 r = res[m]
                 eff = f"{r['efficiency']:.2%}" if r["efficiency"] is not None else "-"
-                print(f"{m:8} {r['wall']:8.2f} {r['tokens'] / r['wall']:12,.0f} {eff:>8} {r['lost']:9,} "
-                      f"{r['peak_mb']:8.0f}")
+                rows = f"{r['rows']:,}" if r["rows"] is not None else "-"
+                print(f"{m:6} {r['wall']:7.2f} {r['tokens'] / r['wall']:10,.0f} {r['tokens']:11,} {r['kept']:11,} "
+                      f"{r['lost']:9,} {rows:>7} {eff:>8} {r['peak_mb']:8.0f} {r['child_mb']:8.0f}")
             ours, trl, floor = (res[m]["tokens"] / res[m]["wall"] for m in ("ours", "trl", "floor"))
-            print(f"ours/trl throughput {ours / trl:.2f}x (goal ≥ 2x); floor/ours {floor / ours:.2f}x (goal ≤ 1.3x)")
+            kept_trl = res["trl"]["kept"] / res["trl"]["wall"]
+            print(f"ours/trl throughput {ours / trl:.2f}x (goal ≥ 2x; {ours / kept_trl:.2f}x counting only the "
+                  f"tokens trl keeps); floor/ours {floor / ours:.2f}x (goal ≤ 1.3x)")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -60,9 +60,8 @@ class LineIndex:
         return i + 1, offset - self._starts[i] + 1
 
     def span(self, path: str, start: int, end: int) -> Span:
-        line, col = self.position(start)
-        end_line, end_col = self.position(end)
-        return Span(path, start, end, line, col, end_line, end_col)
+        """A span whose line/column are computed from this index when first asked for."""
+        return Span(path, start, end, index=self)
 
 
 class _Parser:
@@ -224,10 +223,11 @@ class _Parser:
         skip_to = 0
 
         def flush() -> None:
-            stripped = _strip(parts, self)
-            if stripped:
-                out.append(Narration(tuple(stripped), self._span_of(stripped)))
-            parts.clear()
+            if parts:
+                stripped = _strip(parts, self)
+                if stripped:
+                    out.append(Narration(tuple(stripped), self._span_of(stripped)))
+                parts.clear()
 
         for item in flow:
             kind = item[0]
@@ -256,7 +256,7 @@ class _Parser:
 
     def _add_text(self, parts: list[Inline], start: int, end: int) -> None:
         if end > start:
-            parts.append(Text(self.text[start:end], self.lines.span(self.path, start, end)))
+            parts.append(Text(self.text[start:end], Span(self.path, start, end, index=self.lines)))
 
     def _inline(self, tok: MarkerToken) -> tuple[Inline, int]:
         cue_match = CUE.match(self.text, tok.end)
@@ -267,7 +267,7 @@ class _Parser:
         return node, end
 
     def _span_of(self, parts: list) -> Span:
-        return self.lines.span(self.path, parts[0].span.start, parts[-1].span.end)
+        return Span(self.path, parts[0].span.start, parts[-1].span.end, index=self.lines)
 
     def _lines(self, flow: Flow) -> list[list[Inline]]:
         """The dialogue's content as lines of inline parts (cue text consumed, nested blocks skipped)."""
@@ -296,19 +296,32 @@ class _Parser:
         waiting: list[Inline] = []  # cues on lines before the first turn
 
         def flush() -> None:
-            stripped = _strip(parts, self)
-            if stripped:
-                turns.append(Turn(speaker, tuple(stripped), self._span_of(stripped)))
-            parts.clear()
+            if parts:
+                stripped = _strip(parts, self)
+                if stripped:
+                    turns.append(Turn(speaker, tuple(stripped), self._span_of(stripped)))
+                parts.clear()
+
+        path, lines = self.path, self.lines
 
         def newline_at(part: Inline) -> Text:
-            return Text("\n", self.lines.span(self.path, part.span.start, part.span.start))
+            return Text("\n", Span(path, part.span.start, part.span.start, index=lines))
 
         for line in self._lines(flow):
-            first = next((i for i, p in enumerate(line) if not isinstance(p, Text) or p.text.strip()), None)
+            # first: the first part that is not blank text; text_at: the first text part that is not blank
+            first = text_at = None
+            for i, p in enumerate(line):
+                if p.__class__ is Text:
+                    t = p.text
+                    if t and not t.isspace():
+                        if first is None:
+                            first = i
+                        text_at = i
+                        break
+                elif first is None:
+                    first = i
             if first is None:
                 continue  # blank line
-            text_at = next((i for i, p in enumerate(line) if isinstance(p, Text) and p.text.strip()), None)
             if text_at is None:  # cues only
                 if parts:
                     parts.append(newline_at(line[first]))
@@ -321,36 +334,58 @@ class _Parser:
             if m:
                 flush()
                 speaker = m.group("speaker")
-                rest = Text(head.text[m.end():], self.lines.span(self.path, head.span.start + m.end(), head.span.end))
-                parts.extend(waiting + line[:text_at] + [rest] + line[text_at + 1:])
+                rest = Text(head.text[m.end():], Span(path, head.span.start + m.end(), head.span.end, index=lines))
+                if waiting:
+                    parts.extend(waiting)
+                if text_at:
+                    parts.extend(line[:text_at])
+                parts.append(rest)
+                if text_at + 1 < len(line):
+                    parts.extend(line[text_at + 1:])
             elif parts:
                 parts.append(newline_at(line[first]))
                 parts.extend(_strip(line, self))
             else:
                 speaker = None
-                parts.extend(waiting + line)
-            waiting = []
+                parts.extend(waiting)
+                parts.extend(line)
+            if waiting:
+                waiting = []
         parts.extend(waiting)
         flush()
         end = close_tok.end if close_tok else open_tok.end
         return Dialogue(tuple(turns), self.lines.span(self.path, open_tok.start, end))
 
 
+def _blank(p: Inline) -> bool:
+    if p.__class__ is not Text:
+        return False
+    t = p.text
+    return not t or t.isspace()
+
+
 def _strip(parts: list[Inline], parser: _Parser) -> list[Inline]:
     """Trim whitespace at both ends of a run of inline parts (dropping parts that become empty)."""
-    out = list(parts)
-    while out and isinstance(out[0], Text) and not out[0].text.strip():
-        out.pop(0)
-    while out and isinstance(out[-1], Text) and not out[-1].text.strip():
-        out.pop()
-    if out and isinstance(out[0], Text):
-        t = out[0]
-        cut = len(t.text) - len(t.text.lstrip())
-        out[0] = Text(t.text[cut:], parser.lines.span(t.span.path, t.span.start + cut, t.span.end))
-    if out and isinstance(out[-1], Text):
-        t = out[-1]
-        kept = len(t.text.rstrip())
-        out[-1] = Text(t.text[:kept], parser.lines.span(t.span.path, t.span.start, t.span.start + kept))
+    i, j = 0, len(parts)
+    while i < j and _blank(parts[i]):
+        i += 1
+    while j > i and _blank(parts[j - 1]):
+        j -= 1
+    out = parts[i:j]
+    if not out:
+        return out
+    t = out[0]
+    if t.__class__ is Text:
+        text = t.text
+        cut = len(text) - len(text.lstrip())
+        if cut:
+            out[0] = t = Text(text[cut:], Span(t.span.path, t.span.start + cut, t.span.end, index=parser.lines))
+    t = out[-1]
+    if t.__class__ is Text:
+        text = t.text
+        kept = len(text.rstrip())
+        if kept != len(text):
+            out[-1] = Text(text[:kept], Span(t.span.path, t.span.start, t.span.start + kept, index=parser.lines))
     return out
 
 

@@ -11,18 +11,67 @@ from dataclasses import dataclass, field
 from typing import Union
 
 
-@dataclass(frozen=True, slots=True)
 class Span:
-    path: str
-    start: int  # character offsets into the decoded file
-    end: int
-    line: int  # 1-based line/column of `start`
-    column: int
-    end_line: int
-    end_column: int
+    """Where a node came from: character offsets into the decoded file and the 1-based line/column of both ends.
+
+    The parser makes spans lazily: it stores the offsets and the file's line index, and `line`, `column`,
+    `end_line` and `end_column` are computed on first access (most builds never look at them). Spans compare and
+    hash by value and are meant to be immutable.
+    """
+
+    __slots__ = ("path", "start", "end", "_pos")
+
+    def __init__(self, path: str, start: int, end: int, line: int | None = None, column: int | None = None,
+                 end_line: int | None = None, end_column: int | None = None, *, index=None):
+        self.path = path
+        self.start = start  # character offsets into the decoded file
+        self.end = end
+        # either (line, column, end_line, end_column), or an object with .position(offset) → (line, column)
+        self._pos = index if index is not None else (line, column, end_line, end_column)
+
+    def _resolve(self) -> tuple:
+        pos = self._pos
+        if type(pos) is not tuple:
+            pos = self._pos = pos.position(self.start) + pos.position(self.end)
+        return pos
+
+    @property
+    def line(self) -> int:  # 1-based line/column of `start`
+        return self._resolve()[0]
+
+    @property
+    def column(self) -> int:
+        return self._resolve()[1]
+
+    @property
+    def end_line(self) -> int:
+        return self._resolve()[2]
+
+    @property
+    def end_column(self) -> int:
+        return self._resolve()[3]
+
+    def _key(self) -> tuple:
+        return (self.path, self.start, self.end) + self._resolve()
+
+    def __eq__(self, other) -> bool:
+        if other.__class__ is not Span:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        line, column, end_line, end_column = self._resolve()
+        return (f"Span(path={self.path!r}, start={self.start}, end={self.end}, line={line}, column={column}, "
+                f"end_line={end_line}, end_column={end_column})")
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
+
+    def __reduce__(self):
+        return (Span, (self.path, self.start, self.end) + self._resolve())
 
 
 @dataclass(frozen=True, slots=True)

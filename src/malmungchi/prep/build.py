@@ -1,13 +1,17 @@
 """The build stage end to end, without writing: read → lint gate → render → dedup → register tokens → encode →
 chunk → split → pack → eval items → report. `malmungchi.prep.write` turns the result into a build directory.
 
-Reading and parsing run in a process pool when the input is large; encoding runs in the Rust tokenizer's thread
-pool; everything else is linear-time Python over documents (not tokens) plus numpy over tokens.
+Reading, parsing and (text mode) rendering run in a process pool when the input is large, a bounded number of
+files ahead of the main process, which meanwhile loads the tokenizer and encodes the rendered texts in batches in
+the Rust tokenizer's thread pool as they arrive; workers send back rendered texts, never document trees. Chat
+mode renders in the main process (the chat template needs the tokenizer). Everything else is linear-time Python
+over documents (not tokens) plus numpy over tokens. The result is the same as reading everything first.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -15,7 +19,7 @@ import pyarrow as pa
 
 from malmungchi.corpus.diagnostics import Diagnostic
 from malmungchi.prep import chat as chatmod
-from malmungchi.prep.encode import Encoded, Lost, Seq, encode_all
+from malmungchi.prep.encode import Encoded, Encoder, Lost, Seq
 from malmungchi.prep.evalset import chat_items, text_items
 from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.readers import Dropped, SourceFile, find_inputs, read_source
@@ -28,6 +32,7 @@ from malmungchi.schemas.config import BuildConfig
 from malmungchi.schemas.registry import Registry
 
 PARALLEL_BYTES = 2 << 20  # below this a process pool costs more than it saves
+ROUND_TRIP_SAMPLE = 200  # rendered texts checked for an exact encode → decode round trip
 
 
 class LintRefusal(Exception):
@@ -72,14 +77,83 @@ class Plan:
 _worker: tuple | None = None
 
 
-def _init(registry: Registry, cfg: BuildConfig) -> None:
+def _init(registry: Registry, cfg: BuildConfig, render: bool = False) -> None:
     global _worker
-    _worker = (registry, cfg)
+    _worker = (registry, cfg, TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None)
 
 
 def _read_one(args: tuple[str, str]) -> SourceFile:
     assert _worker is not None
-    return read_source(args[0], args[1], *_worker)
+    return read_source(args[0], args[1], *_worker[:2])
+
+
+def _prepare(src: SourceFile, renderer: TextRenderer | None) -> tuple[SourceFile, list | None]:
+    """With a renderer (text mode): every document rendered, with its dedup key and figures, and the tree let go,
+    so only strings cross from a worker. `rendered` is [(document, Rendered | None for "renders to no text")]."""
+    if renderer is None or src.file_broken:
+        return src, None
+    out = []
+    for doc in src.documents:
+        r = renderer.render(doc, src.key)
+        if r.text.strip():
+            r.dedup_key()
+            out.append(((doc.id, doc.title), r))
+        else:
+            out.append(((doc.id, doc.title), None))
+    src.documents = []
+    return src, out
+
+
+def _prepare_one(args: tuple[str, str]) -> tuple[SourceFile, list | None]:
+    assert _worker is not None
+    registry, cfg, renderer = _worker
+    return _prepare(read_source(args[0], args[1], registry, cfg), renderer)
+
+
+def _stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, jobs: int | None, render: bool,
+            progress=None):
+    """(SourceFile, rendered | None) per input, in input order; a generator. With a process pool, at most a few
+    files per worker are in flight, so memory does not grow with the corpus, and the pool is started before the
+    first item is asked for (the caller can load the tokenizer meanwhile)."""
+    sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p, _ in inputs]
+    jobs = jobs or os.cpu_count() or 1
+    if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES:
+        pool = ProcessPoolExecutor(jobs, initializer=_init, initargs=(registry, cfg, render))
+        ahead = 2 * jobs
+        pending: deque = deque()
+        todo = iter(zip(inputs, sizes))
+        for item, size in todo:
+            pending.append((pool.submit(_prepare_one, item), size))
+            if len(pending) >= ahead:
+                break
+
+        def results():
+            try:
+                while pending:
+                    fut, size = pending.popleft()
+                    res = fut.result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.append((pool.submit(_prepare_one, nxt[0]), nxt[1]))
+                    if progress:
+                        progress(size)
+                    yield res
+            finally:
+                for fut, _ in pending:
+                    fut.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+
+        return results()
+
+    def serial():
+        renderer = TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None
+        for (p, k), size in zip(inputs, sizes):
+            res = _prepare(read_source(p, k, registry, cfg), renderer)
+            if progress:
+                progress(size)
+            yield res
+
+    return serial()
 
 
 def read_all(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, jobs: int | None,
@@ -123,26 +197,80 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
 
     if tokenizer is None and tokenizer_source and not os.path.isdir(os.path.expanduser(tokenizer_source)):
         tokenizer = load_tokenizer(tokenizer_source)  # fail fast on a bad id before reading a large corpus
-    sources = read_all(inputs, registry, cfg, jobs, step("reading", sum(
+    # text mode renders in the readers; when the tokens to register are known before reading (no per-dialogue
+    # speaker tokens), rendered texts are encoded as they arrive, overlapping the parse
+    text_mode = cfg.mode == "text"
+    streaming = text_mode and cfg.speakers != "token"
+    stream = _stream(inputs, registry, cfg, jobs, text_mode, step("reading", sum(
         os.path.getsize(p) for p, _ in inputs if os.path.isfile(p))))
-    errors = [d for s in sources for d in s.errors]
-    if errors and not cfg.allow_errors:
-        raise LintRefusal(errors)
-    if tokenizer is None:
-        tokenizer = load_tokenizer(tokenizer_source)
-    tok = tokenizer
+    tok_error: BaseException | None = None
+    if tokenizer is None and streaming:
+        try:  # while the readers work
+            tokenizer = load_tokenizer(tokenizer_source)
+        except TokenizerError as exc:
+            tok_error = exc  # raised where it would have been: after the lint gate
 
     documents: list[dict] = []
-    for s in sources:
+    render_docs: list[dict] = []  # (text mode) entries of rendered documents, after every reading entry
+    rendered: list[Rendered] = []
+    by_doc: dict[str, list[Rendered]] = {}
+    sources: list[SourceFile] = []
+    errors: list[Diagnostic] = []
+    duplicates = 0
+    dup_reason: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    early: tuple | None = None  # (registration, stop, encoder) once encoding has started during reading
+
+    def start_encoding():
+        tok = tokenizer
+        registration = register_tokens(tok, policies.special_tokens())
+        stop = stop_token(tok, cfg.mode, None)
+        return registration, stop, Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
+                                           long_documents=cfg.long_documents, progress=step("tokenizing"),
+                                           keep_first=ROUND_TRIP_SAMPLE)
+
+    for s, results in stream:
+        sources.append(s)
+        errors.extend(s.errors)
         if s.file_broken:
             documents.append(_doc_entry(f"{s.key}", s.key, None, "dropped", "file has errors: " + "; ".join(
                 f"{d.code}: {d.message}" for d in s.errors[:3])))
         for d in s.dropped:
             documents.append(_doc_entry(d.id, s.key, d.title, "dropped", d.reason))
+        if results is None:
+            continue
+        refused = bool(errors) and not cfg.allow_errors  # the build will stop at the lint gate: no encoding
+        if streaming and early is None and not refused and tokenizer is not None:
+            try:
+                early = start_encoding()
+            except TokenizerError:
+                streaming = False  # no stop token: the same error is raised below, at its usual place
+        for (doc_id, title), r in results:
+            if r is None:
+                render_docs.append(_doc_entry(doc_id, s.key, title, "dropped", "renders to no text"))
+                continue
+            by_doc[doc_id] = [r]
+            render_docs.append(_doc_entry(doc_id, s.key, title, "kept", None))
+            if cfg.dedup:
+                key = r.dedup_key()
+                if key in seen:
+                    duplicates += 1
+                    dup_reason.setdefault(r.doc_id, f"duplicate of {seen[key]}")
+                    continue
+                seen[key] = r.id
+            rendered.append(r)
+            if early is not None and not refused:
+                early[2].add(r)
+    if errors and not cfg.allow_errors:
+        raise LintRefusal(errors)
+    if tok_error is not None:
+        raise tok_error
+    if tokenizer is None:
+        tokenizer = load_tokenizer(tokenizer_source)
+    tok = tokenizer
 
-    # -- render --------------------------------------------------------------------------------
+    # -- render (chat mode; text mode rendered while reading) ---------------------------------
     text_r = TextRenderer(policies, cfg.speakers)
-    rendered: list[Rendered] = []
     warnings: list[str] = []
     eot = None
     if cfg.mode == "chat":
@@ -151,18 +279,10 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
         except chatmod.ChatError as exc:
             raise BuildError([str(exc)]) from None
         chat_r = chatmod.ChatRenderer(text_r, tok, cfg, eot)
-    by_doc: dict[str, list[Rendered]] = {}
-    for s in sources:
-        if s.file_broken:
-            continue
-        for doc in s.documents:
-            if cfg.mode == "text":
-                r = text_r.render(doc, s.key)
-                if not r.text.strip():
-                    documents.append(_doc_entry(doc.id, s.key, doc.title, "dropped", "renders to no text"))
-                    continue
-                rs = [r]
-            else:
+        for s in sources:
+            if s.file_broken:
+                continue
+            for doc in s.documents:
                 try:
                     rs, problems = chat_r.conversations(doc, s.key)
                 except chatmod.ChatError as exc:
@@ -171,53 +291,57 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
                     documents.append(_doc_entry(doc.id, s.key, doc.title, "dropped",
                                                 "; ".join(problems) or "no dialogue (chat mode uses dialogues only)"))
                     continue
-            by_doc[doc.id] = rs
-            rendered.extend(rs)
-            documents.append(_doc_entry(doc.id, s.key, doc.title, "kept", None))
-
-    # -- dedup (exact, after normalisation), before splitting ----------------------------------
-    duplicates = 0
-    dup_reason: dict[str, str] = {}
-    if cfg.dedup:
-        seen: dict[str, str] = {}
-        kept = []
-        for r in rendered:
-            key = r.dedup_key()
-            if key in seen:
-                duplicates += 1
-                dup_reason.setdefault(r.doc_id, f"duplicate of {seen[key]}")
-                continue
-            seen[key] = r.id
-            kept.append(r)
-        rendered = kept
+                by_doc[doc.id] = rs
+                documents.append(_doc_entry(doc.id, s.key, doc.title, "kept", None))
+                # -- dedup (exact, after normalisation), before splitting
+                for r in rs:
+                    if cfg.dedup:
+                        key = r.dedup_key()
+                        if key in seen:
+                            duplicates += 1
+                            dup_reason.setdefault(r.doc_id, f"duplicate of {seen[key]}")
+                            continue
+                        seen[key] = r.id
+                    rendered.append(r)
+            s.documents = []  # the trees are not needed any more
+    documents += render_docs
     alive = {r.doc_id for r in rendered}
     for d in documents:
         if d["status"] == "kept" and d["id"] not in alive:
             d["status"], d["reason"] = "dropped", dup_reason.get(d["id"], "duplicate of an earlier document")
 
     # -- tokens ---------------------------------------------------------------------------------
-    wanted = policies.special_tokens()
-    if cfg.speakers == "token":
-        most = max([r.max_speakers for r in rendered] + [0])
-        wanted += [speaker_token(i) for i in range(1, most + 1)]
-    registration = register_tokens(tok, wanted)
+    if early is not None:
+        registration, stop, encoder = early
+    else:
+        wanted = policies.special_tokens()
+        if cfg.speakers == "token":
+            most = max([r.max_speakers for r in rendered] + [0])
+            wanted += [speaker_token(i) for i in range(1, most + 1)]
+        registration = register_tokens(tok, wanted)
     for c in registration.collisions:
         warnings.append(f"token collision: {c}")
-    try:
-        stop = stop_token(tok, cfg.mode, eot)
-    except TokenizerError as exc:
-        raise BuildError([str(exc)]) from None
-    sample = [r.text for r in rendered[:200]]
-    registration.whitespace = round_trip_problems(tok, sample)
+    if early is None:
+        try:
+            stop = stop_token(tok, cfg.mode, eot)
+        except TokenizerError as exc:
+            raise BuildError([str(exc)]) from None
+        encoder = Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
+                          long_documents=cfg.long_documents,
+                          progress=step("tokenizing", sum(len(r.text) for r in rendered)),
+                          keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0)
+        for r in rendered:
+            encoder.add(r)
+    sample = [r.text for r in rendered[:ROUND_TRIP_SAMPLE]]
+    encoder.flush()  # so the sample's ids are there (the order of work does not change any result)
+    registration.whitespace = round_trip_problems(tok, sample, ids=encoder.first_ids)
     for w in registration.whitespace:
         warnings.append(f"tokenizer {w}")
     if getattr(tok, "clean_up_tokenization_spaces", False):
         warnings.append("the tokenizer's clean_up_tokenization_spaces is on: decoding with defaults changes "
                         "spacing around punctuation; decode with clean_up_tokenization_spaces=False")
 
-    enc = encode_all(rendered, tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
-                     long_documents=cfg.long_documents,
-                     progress=step("tokenizing", sum(len(r.text) for r in rendered)))
+    enc = encoder.finish()
     if cfg.mode == "chat":
         _split_long_conversations(enc, chat_r, tok, cfg, stop[1])
     for sid in enc.stop_missing:

@@ -7,6 +7,7 @@ for the rest only the ids cross from Rust, which keeps the build close to a bare
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,18 +59,59 @@ def batches(items: list[Rendered], limit: int = BATCH_CHARS):
         yield batch
 
 
+class Encoder:
+    """Encode rendered items as they come, in batches of about `batch_chars` characters (one Rust
+    `encode_batch` call each); the result is the same whatever the batching, in the order items were added."""
+
+    def __init__(self, tok, *, mode: str, max_length: int, stop_id: int, long_documents: str, progress=None,
+                 batch_chars: int = BATCH_CHARS, keep_first: int = 0):
+        self.out = Encoded()
+        self.backend = tok.backend_tokenizer
+        self.add_special = mode == "text"
+        self.kw = dict(mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents)
+        self.progress = progress
+        self.batch_chars = batch_chars
+        self.pending: list[Rendered] = []
+        self.size = 0
+        # the plain ids (as encoded without special tokens) of the first `keep_first` items, for the round-trip
+        # check; only kept when adding special tokens adds none, so they are the same ids
+        self.keep_first = keep_first if not (self.add_special and self.backend.num_special_tokens_to_add(False)) \
+            else 0
+        self.first_ids: list[np.ndarray] = []
+
+    def add(self, r: Rendered) -> None:
+        self.pending.append(r)
+        self.size += len(r.text)
+        if self.size >= self.batch_chars:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, size = self.pending, self.size
+        self.pending, self.size = [], 0
+        encs = self.backend.encode_batch([r.text for r in batch], add_special_tokens=self.add_special)
+        out, kw = self.out, self.kw
+        for i, r in enumerate(batch):
+            if len(self.first_ids) < self.keep_first:
+                self.first_ids.append(np.asarray(encs[i].ids, dtype=np.int32))
+            _one(r, encs[i], out, **kw)
+            encs[i] = None  # free each Rust encoding (ids, offsets, tokens) as soon as it is used
+        if self.progress:
+            self.progress(size)
+
+    def finish(self) -> Encoded:
+        self.flush()
+        return self.out
+
+
 def encode_all(items: list[Rendered], tok, *, mode: str, max_length: int, stop_id: int, long_documents: str,
                progress=None) -> Encoded:
-    out = Encoded()
-    backend = tok.backend_tokenizer
-    add_special = mode == "text"
-    for batch in batches(items):
-        encs = backend.encode_batch([r.text for r in batch], add_special_tokens=add_special)
-        for r, enc in zip(batch, encs):
-            _one(r, enc, out, mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents)
-        if progress:
-            progress(sum(len(r.text) for r in batch))
-    return out
+    enc = Encoder(tok, mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents,
+                  progress=progress)
+    for r in items:
+        enc.add(r)
+    return enc.finish()
 
 
 def token_starts(enc) -> np.ndarray:
@@ -98,7 +140,7 @@ def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id:
             out.lost.append(Lost(r.id, len(ids), f"document of {len(ids)} tokens is longer than max_length "
                                                  f"{max_length} (--long-documents drop)", r.doc_id))
             return
-        _chunk(r, ids, token_starts(enc), out, max_length, stop_id)
+        _chunk(r, ids, enc.offsets, out, max_length, stop_id)
         return
     # chat
     out.doc_tokens[r.id] = len(ids)
@@ -111,12 +153,16 @@ def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id:
     out.seqs.append(Seq(r.id, r.doc_id, ids, mask, r, 0, len(ids)))
 
 
-def _chunk(r: Rendered, ids: np.ndarray, starts: np.ndarray, out: Encoded, max_length: int, stop_id: int) -> None:
-    """Cut at segment starts only: each chunk holds whole segments and ends with the stop token."""
+def _chunk(r: Rendered, ids: np.ndarray, offsets: list[tuple[int, int]], out: Encoded, max_length: int,
+           stop_id: int) -> None:
+    """Cut at segment starts only: each chunk holds whole segments and ends with the stop token.
+
+    A cut at character c falls before the first token starting at or after c; `offsets` are the encoding's
+    (start, end) pairs, in order, so `bisect_left(offsets, (c,))` finds it without building an array of starts."""
     body = ids[:-1]  # the stop token is re-added to every chunk
     n = len(body)
-    starts = starts[:n]
-    bounds = sorted({int(np.searchsorted(starts, c, "left")) for c in r.cuts if c > 0} | {0, n})
+    hi = min(n, len(offsets))
+    bounds = sorted({bisect_left(offsets, (c,), 0, hi) for c in r.cuts if c > 0} | {0, n})
     bounds = [b for b in bounds if b <= n]
     room = max_length - 1
     chunks: list[tuple[int, int]] = []

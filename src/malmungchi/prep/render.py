@@ -42,10 +42,14 @@ class Rendered:
     fullwidth: int = 0
     not_nfc: bool = False
     max_speakers: int = 0
+    key: str | None = field(default=None, repr=False, compare=False)  # dedup_key() once computed
 
     def dedup_key(self) -> str:
-        norm = unicodedata.normalize("NFC", " ".join(self.text.split()))
-        return hashlib.sha256(norm.encode()).hexdigest()
+        """sha256 of the text with whitespace runs collapsed and NFC-normalised (computed once)."""
+        if self.key is None:
+            norm = unicodedata.normalize("NFC", " ".join(self.text.split()))
+            self.key = hashlib.sha256(norm.encode()).hexdigest()
+        return self.key
 
 
 class _Out:

@@ -28,24 +28,28 @@ def rows_table(seqs: list[Seq], rows: list[list[int]]) -> pa.Table:
     """Build the columns from flat arrays and offsets: no per-token Python work."""
     order = [i for row in rows for i in row]
     lengths = np.fromiter((len(seqs[i].ids) for i in order), dtype=np.int64, count=len(order))
-    ids = np.concatenate([seqs[i].ids for i in order]) if order else np.zeros(0, np.int32)
-    masks = (np.concatenate([seqs[i].mask if seqs[i].mask is not None else np.ones(len(seqs[i].ids), np.int8)
-                             for i in order]) if order else np.zeros(0, np.int8))
-    # positions restart at 0 at every sequence start
     total = int(lengths.sum())
-    pos = np.ones(total, dtype=np.int64)
+    ids = np.concatenate([seqs[i].ids for i in order]).astype(np.int32, copy=False) if order \
+        else np.zeros(0, np.int32)
+    if all(seqs[i].mask is None for i in order):
+        masks = np.ones(total, np.int8)  # text mode: every token carries the loss
+    else:
+        masks = np.concatenate([seqs[i].mask if seqs[i].mask is not None else np.ones(len(seqs[i].ids), np.int8)
+                                for i in order]).astype(np.int8, copy=False)
+    # positions restart at 0 at every sequence start (partial sums are positions, so int32 is exact)
+    pos = np.ones(total, dtype=np.int32)
     if total:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         pos[0] = 0
         pos[starts[1:]] = -(lengths[:-1] - 1)
-        pos = np.cumsum(pos)
+        pos = np.cumsum(pos, dtype=np.int32)
     row_tokens = np.array([sum(len(seqs[i].ids) for i in row) for row in rows], dtype=np.int64)
     tok_offsets = np.concatenate([[0], np.cumsum(row_tokens)]).astype(np.int32)
     seq_offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32)
     return pa.Table.from_arrays([
-        pa.ListArray.from_arrays(tok_offsets, pa.array(ids.astype(np.int32))),
-        pa.ListArray.from_arrays(tok_offsets, pa.array(masks.astype(np.int8))),
-        pa.ListArray.from_arrays(tok_offsets, pa.array(pos.astype(np.int32))),
+        pa.ListArray.from_arrays(tok_offsets, pa.array(ids)),
+        pa.ListArray.from_arrays(tok_offsets, pa.array(masks)),
+        pa.ListArray.from_arrays(tok_offsets, pa.array(pos)),
         pa.ListArray.from_arrays(seq_offsets, pa.array(lengths.astype(np.int32))),
         pa.ListArray.from_arrays(seq_offsets, pa.array([seqs[i].id for i in order], pa.string())),
     ], schema=SCHEMA)

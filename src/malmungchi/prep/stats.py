@@ -37,7 +37,7 @@ def report(p: Plan) -> dict:
         }
     rows_all = sum(s["rows"] for s in splits.values())
     # token-level figures: one bincount over every id
-    counts = np.bincount(np.concatenate([q.ids for q in seqs]), minlength=len(tok)) if seqs else np.zeros(len(tok))
+    counts = _token_counts(seqs, len(tok)) if seqs else np.zeros(len(tok))
     partial = partial_char_ids(tok, np.nonzero(counts)[0])
     partial_tokens = int(counts[: len(partial)][partial[: len(counts)]].sum()) if seqs else 0
     unk_id = tok.unk_token_id
@@ -94,6 +94,25 @@ def report(p: Plan) -> dict:
         "longest": [{"id": rid, "title": titles.get(rid), "tokens": int(n)} for n, rid in doc_tokens],
         "eval_items": len(p.eval_items),
     }
+
+
+def _token_counts(seqs: list, vocab: int, block: int = 1 << 22) -> np.ndarray:
+    """Occurrences of every id, one bincount per ~4M tokens (no copy of the whole corpus's ids at once)."""
+    counts = np.zeros(vocab, dtype=np.int64)
+    group: list[np.ndarray] = []
+    size = 0
+    for q in seqs:
+        group.append(q.ids)
+        size += len(q.ids)
+        if size >= block:
+            c = np.bincount(np.concatenate(group), minlength=vocab)
+            counts = counts + c if len(c) == vocab else np.pad(counts, (0, len(c) - len(counts))) + c
+            vocab = len(counts)
+            group, size = [], 0
+    if group:
+        c = np.bincount(np.concatenate(group), minlength=vocab)
+        counts = counts + c if len(c) == len(counts) else np.pad(counts, (0, len(c) - len(counts))) + c
+    return counts
 
 
 def _reason_kind(reason: str | None) -> str:

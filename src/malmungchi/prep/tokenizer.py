@@ -97,12 +97,16 @@ def register_tokens(tok, tokens: list[str]) -> Registration:
     return reg
 
 
-def round_trip_problems(tok, texts: list[str], limit: int = 5) -> list[str]:
-    """Texts whose encode→decode is not exact (with `clean_up_tokenization_spaces` off), first `limit` shown."""
+def round_trip_problems(tok, texts: list[str], limit: int = 5, ids: list[list[int]] | None = None) -> list[str]:
+    """Texts whose encode→decode is not exact (with `clean_up_tokenization_spaces` off), first `limit` shown.
+    `ids`: the texts' ids (without special tokens) when already encoded."""
     out = []
-    encs = tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
-    for text, enc in zip(texts, encs):
-        back = tok.decode(enc.ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if ids is None or len(ids) != len(texts):
+        ids = [e.ids for e in tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)]
+    for text, enc_ids in zip(texts, ids):
+        if isinstance(enc_ids, np.ndarray):
+            enc_ids = enc_ids.tolist()
+        back = tok.decode(enc_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
         if back != text:
             at = next((i for i, (a, b) in enumerate(zip(text, back)) if a != b), min(len(text), len(back)))
             out.append(f"round trip changes the text at character {at}: {text[max(0, at - 15):at + 15]!r} → "
