@@ -7,6 +7,7 @@ import click
 from malmungchi import __version__
 from malmungchi.cli.build import build_command, stats_command
 from malmungchi.cli.corpus import corpus
+from malmungchi.cli.quickstart import quickstart
 from malmungchi.cli.eval import eval_group
 from malmungchi.cli.train import train
 
@@ -22,3 +23,4 @@ corpus.add_command(stats_command)
 main.add_command(corpus)
 main.add_command(train)
 main.add_command(eval_group)
+main.add_command(quickstart)
