@@ -89,6 +89,9 @@ def _stage(console: Console, n: int, title: str, command: str) -> None:
 
 
 def run(settings: Settings, console: Console, *, force: bool = False) -> Results:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # each stage prints its own report; no stray shard-writing bars
     res = Results()
     out = settings.out
     prepare_out(out, force)
