@@ -69,5 +69,5 @@ def chat_items(seqs: list[Seq], tok, eval_context: int) -> list[dict]:
                 first += 1
             if not any(x["role"] != "system" for x in shown):
                 continue
-            items.append({"id": f"{q.id}:m{k}", "prompt": prompt, "answer": m["content"], "messages": shown + [m]})
+            items.append({"id": f"{q.id}:m{k}", "prompt": prompt, "answer": m["content"], "messages": shown})
     return items
