@@ -307,3 +307,27 @@ def test_kill_mid_run_then_resume(tiny_model, loaded, tmp_path):
     fresh = run_eval(loaded, read_gold(gold), tmp_path / "fresh.jsonl", settings, batch_size=8)
     assert fresh.generated == 24
     assert [x["prediction"] for x in _lines(out)] == [x["prediction"] for x in _lines(tmp_path / "fresh.jsonl")]
+
+
+def test_text_mode_build_stops_each_answer_at_the_line_break(tmp_path, qwen3_tokenizer_dir):
+    """In a text-mode build an answer is one turn: generation must end where the next speaker's line starts."""
+    from transformers import AutoTokenizer
+
+    from malmungchi.cli import main
+    from malmungchi.train.tiny import make_tiny_model
+
+    tok = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir)
+    model = make_tiny_model(tmp_path / "m", tok, hidden_size=32, intermediate_size=64)
+    build = tmp_path / "build"
+    (build / "eval").mkdir(parents=True)
+    (build / "manifest.json").write_text(json.dumps({"mode": "text"}), encoding="utf-8")
+    (build / "eval" / "test.jsonl").write_text(
+        json.dumps({"id": "a", "prompt": "민지: 안녕?\n준호: ", "answer": "응, 안녕."}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    out = tmp_path / "r.jsonl"
+    result = CliRunner().invoke(main, ["eval", "run", str(model), "--data", str(build), "--output", str(out),
+                                       "--max-new-tokens", "40", "--show", "0"])
+    assert result.exit_code == 0, result.output
+    assert "stops at a line break" in result.output
+    row = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert "\n" not in row["prediction"]

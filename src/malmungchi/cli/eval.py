@@ -139,6 +139,10 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
     err = console(stderr=True)
     if any(not s for s in stops):
         fail("--stop: an empty stop string would stop at once; give a non-empty string")
+    if not stops and _build_mode(data) == "text":
+        # a text-mode answer is one dialogue turn: it ends at the line break, where the next speaker begins
+        stops = ("\n",)
+        err.print("note: text-mode build: generation stops at a line break (give --stop to change this)")
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                   stop_strings=tuple(stops))
     out_path = Path(output)
@@ -232,3 +236,12 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     out.print(report.verdict(c))
     if show and (c.fixed or c.broken):
         out.print(report.flips_table(c, show))
+
+
+def _build_mode(data: str) -> str | None:
+    """The build's mode (text/chat) when --data is a build folder, else None."""
+    manifest = Path(data) / "manifest.json"
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("mode") if manifest.is_file() else None
+    except (OSError, ValueError):
+        return None
