@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from dataclasses import dataclass
 
+from malmungchi.atomic import write_bytes
 from malmungchi.corpus import hygiene
 from malmungchi.corpus.markers import scan_markers
 from malmungchi.corpus.rules import RULES, FixSafety, matches
@@ -117,23 +116,5 @@ def fix_file(path: str, registry: Registry, *, select: list[str], ignore: list[s
     return FixResult(path, before, after, data, applied + more)
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace `path` with `data` via a temporary file in the same folder, keeping the file's mode."""
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = os.stat(path).st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=".malmungchi-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def apply(result: FixResult) -> None:
-    write_atomic(result.path, result.new_bytes)
+    write_bytes(result.path, result.new_bytes)

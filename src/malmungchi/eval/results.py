@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from malmungchi.eval.records import EvalInputError, id_key
-from malmungchi.eval.score import dumps_line, write_atomic_text
+from malmungchi.atomic import write_text
+from malmungchi.eval.score import dumps_line
 
 
 @dataclass
@@ -61,7 +62,7 @@ def load_for_resume(path: Path, fingerprint: str, wanted: Mapping[str, str]) -> 
         state.done[key] = obj
         kept.append(raw.decode("utf-8") + "\n")
     if state.stale or state.duplicates:
-        write_atomic_text(path, "".join(kept))
+        write_text(path, "".join(kept))
     elif state.truncated_tail:
         with open(path, "r+b") as fh:  # drop the half line the killed run left
             fh.truncate(len(complete) + len(sep))
@@ -97,4 +98,4 @@ class Appender:
 
 def rewrite_in_order(path: Path, lines: Iterable[dict]) -> None:
     """Replace the log with its final form: one line per id, in gold-file order."""
-    write_atomic_text(path, "".join(dumps_line(obj) for obj in lines))
+    write_text(path, "".join(dumps_line(obj) for obj in lines))

@@ -4,13 +4,12 @@ report."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from malmungchi.atomic import write_text
 from malmungchi.eval.normalize import NORMALIZER_VERSION, TIERS, ItemScore, Normalizer
 from malmungchi.eval.records import GoldItem
 
@@ -83,23 +82,5 @@ def dumps_line(obj: dict) -> str:
     return json.dumps(obj, ensure_ascii=False) + "\n"
 
 
-def write_atomic_text(path: str | Path, text: str) -> None:
-    """Replace `path` with `text` through a temporary file in the same folder (a reader never sees half)."""
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".malmungchi-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_results(path: str | Path, scored: Iterable[Scored]) -> None:
-    write_atomic_text(path, "".join(dumps_line(s.line()) for s in scored))
+    write_text(path, "".join(dumps_line(s.line()) for s in scored))

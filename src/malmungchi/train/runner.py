@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from malmungchi.atomic import write_json
 from malmungchi.schemas.config import TrainConfig
 from malmungchi.train import modeling
 from malmungchi.train.build_dir import BuildDir, read_build_dir
@@ -439,15 +440,9 @@ def write_run_dir(plan: Plan, prep: Prepared, trainer, manifest, callback, resul
         "runtime_s": round(time.time() - started, 3),
         **callback.summary(),
     }
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / RUN_MANIFEST, manifest)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / RUN_MANIFEST, manifest)
     return metrics
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def merge_cfg(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
