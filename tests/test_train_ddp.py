@@ -1,4 +1,5 @@
-"""Two CPU processes (torchrun, gloo): DDP trains, tokens are counted across ranks, rank 0 writes the run."""
+"""Two CPU processes (torchrun or `accelerate launch`, gloo): DDP trains, tokens are counted across ranks, rank 0
+writes the run."""
 
 from __future__ import annotations
 
@@ -23,11 +24,18 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(
     sys.executable), "torchrun")), reason="torchrun not installed")
-def test_two_process_ddp(tmp_path, tiny_build, tiny_model):
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_process_ddp(tmp_path, tiny_build, tiny_model, launcher):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(_free_port()), "-m", "malmungchi", "train", "run", str(tiny_build), "--model", str(tiny_model),
-           "--out", str(out), "--max-steps", "2", "--quant", "none", "--batch-size", "1", "--lora-r", "4"]
+    if launcher == "torchrun":
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                  str(_free_port())]
+    else:  # the README's command; on CPUs accelerate needs --multi_gpu (its --cpu means one process)
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+                  str(_free_port())]
+    cmd = launch + ["-m", "malmungchi", "train", "run", str(tiny_build), "--model", str(tiny_model),
+                    "--out", str(out), "--max-steps", "2", "--quant", "none", "--batch-size", "1", "--lora-r", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
