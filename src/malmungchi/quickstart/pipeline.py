@@ -254,7 +254,8 @@ def print_summary(res: Results, settings: Settings, console: Console) -> None:
         f"A demonstration on a tiny model ({settings.hidden_size}-wide, {settings.layers} layers, random start) and a "
         "tokenizer trained on the sample: it shows the pipeline learning the training pairs, not a useful model. "
         "Held-out exact match stays near zero at this size. Everything it wrote is in "
-        f"{settings.out}; for a real run see README.md (Train).", title="what this shows", border_style="dim"))
+        f"{settings.out}; for a real run see README.md (Train).", title="what this shows", border_style="dim"),
+        soft_wrap=False)
 
 
 def check_learned(res: Results) -> None:
