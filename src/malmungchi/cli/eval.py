@@ -142,7 +142,9 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
     if not stops and _build_mode(data) == "text":
         # a text-mode answer is one dialogue turn: it ends at the line break, where the next speaker begins
         stops = ("\n",)
-        err.print("note: text-mode build: generation stops at a line break (give --stop to change this)")
+        text_stop_note = True  # printed once the inputs and the model are known good: an error stays one line
+    else:
+        text_stop_note = False
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                   stop_strings=tuple(stops))
     out_path = Path(output)
@@ -153,6 +155,8 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
             loaded = load(model_path, device=device, dtype=dtype)
     except EvalInputError as e:
         fail(*e.lines)
+    if text_stop_note:
+        err.print("note: text-mode build: generation stops at a line break (give --stop to change this)")
 
     columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeRemainingColumn())
     progress = Progress(*columns, console=err, disable=not err.is_terminal)

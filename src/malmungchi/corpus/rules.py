@@ -100,7 +100,10 @@ RULES: dict[str, Rule] = {
         Rule("D002", "jsonl-record-shape", E, "JSONL record has neither `text` nor `messages`",
              "The build reads `{\"text\": ...}` or `{\"messages\": [{\"role\", \"content\"}, ...]}` records."),
         Rule("D003", "table-row-shape", E, "CSV/TSV row has a different number of fields than the header",
-             "A row with too many or too few fields usually means an unquoted delimiter or a broken line."),
+             "A row with too many or too few fields usually means an unquoted delimiter or a broken line. The build "
+             "also reports here a table it cannot parse, or one without a column that --prompt-column, "
+             "--answer-column, --speaker-column or --text-column names (the file is refused, or dropped with "
+             "--allow-errors)."),
     )
 }
 

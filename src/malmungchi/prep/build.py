@@ -332,8 +332,9 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
                           keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0)
         for r in rendered:
             encoder.add(r)
-    sample = [r.text for r in rendered[:ROUND_TRIP_SAMPLE]]
     encoder.flush()  # so the sample's ids are there (the order of work does not change any result)
+    sample = encoder.first_texts or [r.text for r in rendered[:ROUND_TRIP_SAMPLE]
+                                     if len(r.text) <= encoder.long_chars]
     registration.whitespace = round_trip_problems(tok, sample, ids=encoder.first_ids)
     for w in registration.whitespace:
         warnings.append(f"tokenizer {w}")

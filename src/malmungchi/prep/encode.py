@@ -8,7 +8,7 @@ for the rest only the ids cross from Rust, which keeps the build close to a bare
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -78,8 +78,27 @@ class Encoder:
         self.keep_first = keep_first if not (self.add_special and self.backend.num_special_tokens_to_add(False)) \
             else 0
         self.first_ids: list[np.ndarray] = []
+        self.first_texts: list[str] = []  # the texts first_ids encode
+        self._long_chars: int | None = None
+        self.skipped: dict[str, list[Lost]] = {}  # rendered id → its segments too long to encode at all
+
+    @property
+    def long_chars(self) -> int:
+        """Segments longer than this many characters are never tokenized (see hopeless_chars)."""
+        if self._long_chars is None:
+            self._long_chars = hopeless_chars(self.backend, self.kw["max_length"])
+        return self._long_chars
 
     def add(self, r: Rendered) -> None:
+        if self.kw["mode"] == "text" and len(r.text) > 2 * self.kw["max_length"] and len(r.text) > self.long_chars:
+            r, lost = _without_long_segments(r, self.long_chars, self.backend, self.kw["max_length"])
+            if lost and self.kw["long_documents"] == "drop":
+                n = sum(x.tokens for x in lost) + len(self.backend.encode(r.text, add_special_tokens=False).ids)
+                lost = [Lost(r.id, n, f"document of about {n} tokens is longer than max_length "
+                                      f"{self.kw['max_length']} (--long-documents drop)", r.doc_id)]
+                r = replace(r, text="", cuts=[], turns=[], gaps=[])
+            if lost:
+                self.skipped[r.id] = lost
         self.pending.append(r)
         self.size += len(r.text)
         if self.size >= self.batch_chars:
@@ -93,10 +112,19 @@ class Encoder:
         encs = self.backend.encode_batch([r.text for r in batch], add_special_tokens=self.add_special)
         out, kw = self.out, self.kw
         for i, r in enumerate(batch):
+            skipped = self.skipped.pop(r.id, [])
+            out.lost.extend(skipped)
+            if skipped and not r.text.strip():
+                out.doc_tokens[r.id] = sum(x.tokens for x in skipped)
+                encs[i] = None
+                continue
             if len(self.first_ids) < self.keep_first:
                 self.first_ids.append(np.asarray(encs[i].ids, dtype=np.int32))
+                self.first_texts.append(r.text)
             _one(r, encs[i], out, **kw)
             encs[i] = None  # free each Rust encoding (ids, offsets, tokens) as soon as it is used
+            if skipped:
+                out.doc_tokens[r.id] += sum(x.tokens for x in skipped)
         if self.progress:
             self.progress(size)
 
@@ -112,6 +140,47 @@ def encode_all(items: list[Rendered], tok, *, mode: str, max_length: int, stop_i
     for r in items:
         enc.add(r)
     return enc.finish()
+
+
+def hopeless_chars(backend, max_length: int) -> int:
+    """A segment longer than this many characters cannot fit in a row whatever its tokenization: no token
+    covers more characters than its longest vocabulary entry is long (twice that, for normalizers that shrink)."""
+    longest = max((len(t) for t in backend.get_vocab(with_added_tokens=True)), default=1)
+    return max_length * max(1, longest) * 2
+
+
+def _without_long_segments(r: Rendered, limit: int, backend, max_length: int) -> tuple[Rendered, list[Lost]]:
+    """`r` without its segments longer than `limit` characters (each is lost anyway, being longer than a row),
+    so a 50 MB paragraph is never tokenized whole; a Lost per segment, its token count estimated from a sample."""
+    n = len(r.text)
+    bounds = sorted({0, n, *(c for c in r.cuts if 0 < c < n)})
+    drop = [(a, b) for a, b in zip(bounds, bounds[1:]) if b - a > limit]
+    if not drop:
+        return r, []
+    lost = []
+    for a, b in drop:
+        sample = r.text[a:a + min(b - a, 1 << 16)]
+        est = max(max_length + 1, round(len(backend.encode(sample, add_special_tokens=False).ids) * (b - a)
+                                        / max(1, len(sample))))
+        lost.append(Lost(f"{r.id}@chars{a}-{b}", est, f"one segment of about {est} tokens ({b - a} characters) "
+                                                      f"is longer than max_length {max_length}", r.doc_id))
+
+    def outside(x: int, end: int | None = None) -> bool:
+        end = x if end is None else end
+        return all(end <= a or x >= b for a, b in drop)
+
+    def shift(x: int) -> int:
+        return x - sum(b - a for a, b in drop if b <= x)
+
+    pieces, at = [], 0
+    for a, b in drop:
+        pieces.append(r.text[at:a])
+        at = b
+    pieces.append(r.text[at:])
+    cuts = sorted({shift(c) for c in r.cuts if outside(c)} | {shift(a) for a, _ in drop})
+    turns = [(shift(t), shift(c), shift(e)) for t, c, e in r.turns if outside(t, e)]
+    gaps = sorted({shift(g) for g in r.gaps} | {shift(a) for a, _ in drop})
+    return replace(r, text="".join(pieces), cuts=cuts, turns=turns, gaps=gaps), lost
 
 
 def token_starts(enc) -> np.ndarray:
@@ -133,7 +202,7 @@ def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id:
         if not len(ids) or ids[-1] != stop_id:
             ids = np.append(ids, np.int32(stop_id))
         out.doc_tokens[r.id] = len(ids)
-        if len(ids) <= max_length:
+        if len(ids) <= max_length and not r.gaps:
             out.seqs.append(Seq(r.id, r.doc_id, ids, None, r, 0, len(ids)))
             return
         if long_documents == "drop":
@@ -164,10 +233,14 @@ def _chunk(r: Rendered, ids: np.ndarray, offsets: list[tuple[int, int]], out: En
     hi = min(n, len(offsets))
     bounds = sorted({bisect_left(offsets, (c,), 0, hi) for c in r.cuts if c > 0} | {0, n})
     bounds = [b for b in bounds if b <= n]
+    gaps = {bisect_left(offsets, (c,), 0, hi) for c in r.gaps}
     room = max_length - 1
     chunks: list[tuple[int, int]] = []
     start = end = 0
     for s, e in zip(bounds, bounds[1:]):
+        if s in gaps and end > start:  # a segment too long for any row was here (taken out before encoding)
+            chunks.append((start, end))
+            start = end = s
         if e - s > room:
             # one segment (paragraph or turn) alone is longer than a row; it is never cut inside, so it goes
             if end > start:

@@ -35,7 +35,8 @@ def text_items(seqs: list[Seq], tok, eval_context: int) -> list[dict]:
             if not any(q.tok_start <= at < q.tok_end for q in chunks):
                 continue  # this turn's chunk is in another split (chunk split unit)
             begin = turn_start
-            for c in reversed([c for c in cuts if c <= turn_start]):
+            floor = max((g for g in r.gaps if g <= turn_start), default=0)  # a prompt does not span a gap
+            for c in reversed([c for c in cuts if floor <= c <= turn_start]):
                 if at - int(np.searchsorted(starts, c, "left")) > eval_context:
                     break
                 begin = c

@@ -57,9 +57,13 @@ def find_inputs(paths: list[str], exclude: list[str] | None = None) -> list[tupl
     """(path, key) for every corpus file under `paths`, sorted by key so the build does not depend on argv order."""
     out: dict[str, str] = {}
     missing: list[str] = []
+    unreadable: list[str] = []
     for given in paths:
         found = discover([given], exclude)
         missing += found.missing
+        # a folder that cannot be listed hides an unknown number of documents: refuse rather than build without
+        # them (a folder reached twice through a symlink is only skipped)
+        unreadable += [f"{d.path}: {d.message}" for d in found.problems if d.message.startswith("cannot read folder")]
         base = os.path.dirname(os.path.abspath(given.rstrip("/\\"))) if os.path.isdir(given) else None
         for f in found.files:
             if f.lower().endswith(".coref.jsonl"):
@@ -70,8 +74,8 @@ def find_inputs(paths: list[str], exclude: list[str] | None = None) -> list[tupl
             while unique in out and out[unique] != f:
                 unique, n = f"{key}~{n}", n + 1
             out[unique] = f
-    if missing:
-        raise InputError([f"{m}: no such file or folder" for m in missing])
+    if missing or unreadable:
+        raise InputError([f"{m}: no such file or folder" for m in missing] + unreadable)
     if not out:
         raise InputError([f"no corpus files (.txt, .jsonl, .csv, .tsv) under {' '.join(paths)}"])
     return sorted(((p, k) for k, p in out.items()), key=lambda pk: pk[1])
@@ -179,13 +183,17 @@ def _span(path: str, offset: int, line: int) -> Span:
     return Span(path, offset, offset, line, 1, line, 1)
 
 
-def _column(df, name: str | None, header: bool, what: str, path: str) -> str | None:
+class _NoColumn(Exception):
+    """A column option that this table does not have: the file is refused (D003), not the whole build."""
+
+
+def _column(df, name: str | None, header: bool, what: str) -> str | None:
     if name is None:
         return None
     if not header:
         if not name.isdigit() or int(name) >= len(df.columns):
-            raise InputError([f"{path}: --{what}-column {name!r}: without a header give a 0-based column number "
-                              f"below {len(df.columns)}"])
+            raise _NoColumn(f"--{what}-column {name!r}: without a header give a 0-based column number below "
+                            f"{len(df.columns)}")
         return df.columns[int(name)]
     if name not in df.columns:
         if name.isdigit() and int(name) < len(df.columns):
@@ -193,9 +201,14 @@ def _column(df, name: str | None, header: bool, what: str, path: str) -> str | N
         import difflib
 
         hint = difflib.get_close_matches(name, df.columns, n=1)
-        raise InputError([f"{path}: no column {name!r} (columns: {', '.join(df.columns)})"
-                          + (f"; did you mean {hint[0]!r}?" if hint else "")])
+        raise _NoColumn(f"no column {name!r} for --{what}-column (columns: {', '.join(df.columns)})"
+                        + (f"; did you mean {hint[0]!r}?" if hint else ""))
     return name
+
+
+def _table_error(src: SourceFile, message: str) -> None:
+    src.errors.append(Diagnostic("D003", message, src.path))
+    src.file_broken = True
 
 
 def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
@@ -208,14 +221,15 @@ def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
         df = pl.read_csv(io.StringIO(text.replace("\r\n", "\n")), separator=sep, has_header=header,
                          infer_schema=False, quote_char='"', truncate_ragged_lines=False)
     except Exception as exc:  # polars raises ComputeError/NoDataError…
-        src.errors.append(Diagnostic("D003", f"cannot read table: {str(exc).splitlines()[0]}", src.path))
-        src.file_broken = True
-        return
+        return _table_error(src, f"cannot read table: {str(exc).splitlines()[0]}")
     if cfg.prompt_column or cfg.answer_column:
         if not (cfg.prompt_column and cfg.answer_column):
             raise InputError([f"{src.path}: give both --prompt-column and --answer-column"])
-        q = _column(df, cfg.prompt_column, header, "prompt", src.path)
-        a = _column(df, cfg.answer_column, header, "answer", src.path)
+        try:
+            q = _column(df, cfg.prompt_column, header, "prompt")
+            a = _column(df, cfg.answer_column, header, "answer")
+        except _NoColumn as exc:
+            return _table_error(src, str(exc))
         qname, aname = "user", "assistant"  # paired rows are roles already (chat mode keeps them as such)
         for i, (qt, at) in enumerate(zip(df[q].to_list(), df[a].to_list())):
             line = i + 1 + header
@@ -240,8 +254,11 @@ def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
                 span = _span(src.key, 0, i + 1 + header)
                 src.documents.append(Document(src.key, i, None, (Narration((Text(t.strip(), span),), span),), span))
         return
-    s = _column(df, cfg.speaker_column, header, "speaker", src.path)
-    t = _column(df, cfg.text_column, header, "text", src.path)
+    try:
+        s = _column(df, cfg.speaker_column, header, "speaker")
+        t = _column(df, cfg.text_column, header, "text")
+    except _NoColumn as exc:
+        return _table_error(src, str(exc))
     if t is None:
         raise InputError([f"{src.path}: --speaker-column needs --text-column"])
     speakers = df[s].to_list() if s else [None] * len(df)

@@ -43,6 +43,8 @@ class Rendered:
     not_nfc: bool = False
     max_speakers: int = 0
     key: str | None = field(default=None, repr=False, compare=False)  # dedup_key() once computed
+    gaps: list[int] = field(default_factory=list)  # where a segment too long for any row was taken out: no
+    # sequence and no eval prompt spans a gap (prep.encode)
 
     def dedup_key(self) -> str:
         """sha256 of the text with whitespace runs collapsed and NFC-normalised (computed once)."""

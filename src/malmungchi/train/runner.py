@@ -239,6 +239,16 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*save_embedding_layers.*")
 
 
+def no_hub_telemetry() -> None:
+    """trl's trainers report each run to the Hub from a background thread (with the user's token in its headers)
+    unless telemetry is off; malmungchi never talks to the Hub at run time. huggingface_hub reads the variable
+    when it is imported, so the constant is set too."""
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    from huggingface_hub import constants
+
+    constants.HF_HUB_DISABLE_TELEMETRY = True
+
+
 def lora_targets(model) -> list[str]:
     names = set()
     for name, module in model.named_modules():
@@ -338,6 +348,7 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
     from transformers import PrinterCallback
 
     quiet_libraries()
+    no_hub_telemetry()
     resume_from = check_out_dir(plan, resume)
     args = sft_config(plan, resume=resume)
     set_seed(plan.seed)
