@@ -229,6 +229,19 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
                                            long_documents=cfg.long_documents, progress=step("tokenizing"),
                                            keep_first=ROUND_TRIP_SAMPLE)
 
+    def keep(r: Rendered) -> bool:
+        """Exact dedup (after normalisation), before splitting: True when `r` is kept."""
+        nonlocal duplicates
+        if cfg.dedup:
+            key = r.dedup_key()
+            if key in seen:
+                duplicates += 1
+                dup_reason.setdefault(r.doc_id, f"duplicate of {seen[key]}")
+                return False
+            seen[key] = r.id
+        rendered.append(r)
+        return True
+
     for s, results in stream:
         sources.append(s)
         errors.extend(s.errors)
@@ -251,15 +264,7 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
                 continue
             by_doc[doc_id] = [r]
             render_docs.append(_doc_entry(doc_id, s.key, title, "kept", None))
-            if cfg.dedup:
-                key = r.dedup_key()
-                if key in seen:
-                    duplicates += 1
-                    dup_reason.setdefault(r.doc_id, f"duplicate of {seen[key]}")
-                    continue
-                seen[key] = r.id
-            rendered.append(r)
-            if early is not None and not refused:
+            if keep(r) and early is not None and not refused:
                 early[2].add(r)
     if errors and not cfg.allow_errors:
         raise LintRefusal(errors)
@@ -293,16 +298,8 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
                     continue
                 by_doc[doc.id] = rs
                 documents.append(_doc_entry(doc.id, s.key, doc.title, "kept", None))
-                # -- dedup (exact, after normalisation), before splitting
                 for r in rs:
-                    if cfg.dedup:
-                        key = r.dedup_key()
-                        if key in seen:
-                            duplicates += 1
-                            dup_reason.setdefault(r.doc_id, f"duplicate of {seen[key]}")
-                            continue
-                        seen[key] = r.id
-                    rendered.append(r)
+                    keep(r)
             s.documents = []  # the trees are not needed any more
     documents += render_docs
     alive = {r.doc_id for r in rendered}
