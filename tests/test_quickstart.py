@@ -22,7 +22,7 @@ def test_quickstart_runs_every_stage_and_exact_match_rises(tmp_path, monkeypatch
 
     before, after = em("before-memorized.jsonl"), em("after-memorized.jsonl")
     assert before == 0.0
-    assert after >= 0.25, f"memorised exact match only {after:.0%} after training"
+    assert after >= 0.5, f"memorised exact match only {after:.0%} after training"
     metrics = json.loads((out / "run" / "metrics.json").read_text(encoding="utf-8"))
     losses = [p["loss"] for p in metrics["loss_curve"]]
     assert losses[-1] < losses[0] / 4
