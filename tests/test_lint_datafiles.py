@@ -24,3 +24,21 @@ def test_a_ragged_row_in_such_a_file_is_still_reported():
 
 def test_comma_separated_file_stays_csv():
     assert table_delimiter("pairs.csv", "Q,A,label\n안녕,반가워,0\n") == ","
+
+
+def test_cp949_file_that_is_mostly_markers_is_recognised_as_cp949(tmp_path):
+    """Marker names are ASCII letters; they must not hide that the Korean text around them is CP949."""
+    from malmungchi.corpus.source import decode
+
+    text = ("|START_OF_TITLE|>봄|END_OF_TITLE|>\n|START_OF_DIALOGUE|>\n철수: 응\n|END_OF_DIALOGUE|>\n"
+            "|END_OF_BOOK|>\n")
+    decoded = decode(text.encode("cp949"), "book.txt")
+    assert [d.code for d in decoded.diagnostics] == ["F001"]
+    assert decoded.text == text
+
+
+def test_latin1_bytes_are_not_taken_for_cp949():
+    from malmungchi.corpus.source import decode
+
+    decoded = decode("café au lait, crème brûlée\n".encode("latin-1"), "menu.txt")
+    assert [d.code for d in decoded.diagnostics] == ["F005"]

@@ -47,10 +47,10 @@ def describe_os_error(exc: OSError) -> str:
 
 
 def _hangul_share(text: str) -> float:
-    if not text:
-        return 0.0
+    """Share of Hangul syllables among the non-ASCII letters: high for real CP949 Korean text, whatever
+    number of ASCII marker names (`|START_OF_DIALOGUE|>`) it holds; low for other bytes that happen to decode."""
     hangul = sum(1 for c in text if "\uac00" <= c <= "\ud7a3")
-    letters = sum(1 for c in text if c.isalpha())
+    letters = sum(1 for c in text if c.isalpha() and not c.isascii())
     return hangul / letters if letters else 0.0
 
 
@@ -97,7 +97,7 @@ def decode(data: bytes, path: str) -> Decoded:
             legacy = data.decode("cp949")
         except UnicodeDecodeError:
             legacy = None
-        if legacy is not None and _hangul_share(legacy[:20000]) > 0.3:
+        if legacy is not None and _hangul_share(legacy[:20000]) > 0.6:
             diags.append(Diagnostic("F001", "file is CP949/EUC-KR; every stage reads UTF-8", path,
                                     fix="re-encode as UTF-8"))
             return Decoded(path, legacy, "cp949", bom=bom, size=size, diagnostics=diags)
