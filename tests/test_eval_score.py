@@ -147,3 +147,19 @@ def test_missing_file_and_undecodable(tmp_path):
     result = _score("-p", cp949, "-g", gold)
     assert result.exit_code == 2 and "p.jsonl:1: not UTF-8" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_steps_table_appears_only_when_a_step_changed_a_verdict(tmp_path):
+    from malmungchi.cli import main
+
+    gold = tmp_path / "g.jsonl"
+    gold.write_text('{"id": "1", "prompt": "p", "answer": "가"}\n', encoding="utf-8")
+    same = tmp_path / "same.jsonl"
+    same.write_text('{"id": "1", "prediction": "가"}\n', encoding="utf-8")
+    spaced = tmp_path / "spaced.jsonl"
+    spaced.write_text('{"id": "1", "prediction": "가\\u200b"}\n', encoding="utf-8")
+    plain = CliRunner().invoke(main, ["eval", "score", "--predictions", str(same), "--gold", str(gold)])
+    assert plain.exit_code == 0 and "no step turned an item" in plain.output
+    assert "what each normalization step fixed" not in plain.output
+    fixed = CliRunner().invoke(main, ["eval", "score", "--predictions", str(spaced), "--gold", str(gold)])
+    assert fixed.exit_code == 0 and "what each normalization step fixed" in fixed.output

@@ -39,8 +39,11 @@ def summary_table(summary: Summary, title: str = "exact match") -> Table:
     return table
 
 
-def steps_table(summary: Summary, normalizer: Normalizer) -> Table:
-    """How many items each normalization step turned from wrong to right (the cost of each leniency)."""
+def steps_table(summary: Summary, normalizer: Normalizer) -> Table | str:
+    """How many items each normalization step turned from wrong to right (the cost of each leniency); a
+    single line when no step changed any verdict, rather than a table of zeros."""
+    if not any(summary.fixed_by.get(step.name, 0) for step in normalizer.steps):
+        return "normalization: no step turned an item from wrong to right"
     table = Table(title="what each normalization step fixed", show_edge=False, title_justify="left")
     table.add_column("tier")
     table.add_column("step")
