@@ -1,6 +1,6 @@
 """Kill `corpus build` (SIGKILL) at seeded random moments: the target is never a partial build directory (it does
 not exist, or it is complete: its manifest's content hash verifies), and a rerun among the stale temporary
-folders a kill leaves succeeds with the content hash of an uninterrupted build."""
+folders a kill leaves succeeds with the content hash of an uninterrupted build, and clears its own."""
 
 from __future__ import annotations
 
@@ -99,11 +99,16 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_build(corpus, qwen3_to
     assert stale, "no kill landed while a build directory was being written"
     # rerun (up to two of) the targets a kill left absent, beside the stale temporary folders: the same content
     # hash as the uninterrupted build
-    for out in ([t for t in reversed(targets) if not t.exists()] or targets[-1:])[:2]:
+    reruns = ([t for t in reversed(targets) if not t.exists()] or targets[-1:])[:2]
+    for out in reruns:
         r = CliRunner().invoke(main, ["corpus", "build", str(corpus), "--tokenizer", str(qwen3_tokenizer_dir),
                                       "--out", str(out), "--force", *ARGS])
         assert r.exit_code == 0, r.output
         assert assert_complete(out) == reference
-    for name in stale:  # stale folders are left alone (another build may own them), never read into the build
-        assert (parent / name).exists()
+    # a rerun removes the temporary folders its own target's killed builds left (their processes are gone), and
+    # leaves other targets' alone; nothing new is left behind
+    rerun = {out.name for out in reruns}
+    for name in stale:
+        owner = name[1:].split(".", 1)[0]
+        assert (parent / name).exists() == (owner not in rerun), name
     assert not [p for p in parent.iterdir() if p.name.startswith(".") and p.name not in stale]

@@ -45,11 +45,13 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False, rep: dict | No
     if out.exists() and not force:
         raise OutputExists(f"{out} already exists; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    remove_stale_temporaries(out)
+    prefix = f".{out.name}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=out.parent))
     try:
         manifest = _write_into(p, tmp, rep or report(p))
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=out.parent))
             os.replace(out, old / "build")
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
@@ -59,6 +61,35 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False, rep: dict | No
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the temporary folders (`.NAME.PID.*.tmp/.old`) that killed builds of `out` left behind: those
+    whose process is gone. A build still running keeps its folder."""
+    removed = []
+    for entry in out.parent.glob(f".{out.name}.*.*.tmp") if out.parent.is_dir() else []:
+        removed += _remove_if_orphaned(entry, out.name)
+    for entry in out.parent.glob(f".{out.name}.*.*.old") if out.parent.is_dir() else []:
+        removed += _remove_if_orphaned(entry, out.name)
+    return removed
+
+
+def _remove_if_orphaned(entry: Path, name: str) -> list[Path]:
+    pid_text = entry.name[len(name) + 2:].split(".", 1)[0]
+    if not entry.is_dir() or not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+        return []
+    shutil.rmtree(entry, ignore_errors=True)
+    return [entry]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _write_into(p: Plan, root: Path, rep: dict) -> dict:
