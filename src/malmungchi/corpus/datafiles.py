@@ -61,15 +61,17 @@ def _lines(text: str):
         start = end
 
 
-def _record_ok(record) -> bool:
-    if not isinstance(record, dict):
-        return False
-    if isinstance(record.get("text"), str):
-        return True
-    messages = record.get("messages")
+def valid_messages(messages) -> bool:
+    """A chat record's `messages`: a non-empty list of {"role": str, "content": str} (lint, build and eval agree)."""
     return isinstance(messages, list) and bool(messages) and all(
         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
     )
+
+
+def _record_ok(record) -> bool:
+    if not isinstance(record, dict):
+        return False
+    return isinstance(record.get("text"), str) or valid_messages(record.get("messages"))
 
 
 def check_table(text: str, path: str) -> list[Diagnostic]:

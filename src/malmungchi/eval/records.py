@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from malmungchi.corpus.datafiles import valid_messages
+
 
 class EvalInputError(Exception):
     """An input problem; `lines` holds one message per problem, each naming the file (and line)."""
@@ -114,9 +116,7 @@ def read_gold(path: str | Path) -> list[GoldItem]:
             raise EvalInputError(f'{p}:{line}: "prompt" must be a string')
         messages = obj.get("messages")
         if messages is not None:
-            if not (isinstance(messages, list) and messages and all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                    for m in messages)):
+            if not valid_messages(messages):
                 raise EvalInputError(f'{p}:{line}: "messages" must be a non-empty list of '
                                      '{"role": ..., "content": ...} objects')
             messages = tuple(messages)

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from malmungchi.corpus.datafiles import table_delimiter
+from malmungchi.corpus.datafiles import table_delimiter, valid_messages
 from malmungchi.corpus.diagnostics import Diagnostic, locate
 from malmungchi.corpus.lint import lint_text
 from malmungchi.corpus.parse import parse_text
@@ -150,7 +150,7 @@ def _read_jsonl(src: SourceFile, text: str, registry: Registry) -> None:
                     src.documents.append(doc)
             for d in errs:
                 _bad(src, d.code, f"{here}: {d.message}", start, number, drop=False)
-        elif isinstance(record, dict) and _messages_ok(record.get("messages")):
+        elif isinstance(record, dict) and valid_messages(record.get("messages")):
             turns = tuple(Turn(m["role"], (Text(m["content"], _span(src.key, start, number)),),
                                _span(src.key, start, number)) for m in record["messages"] if m["content"].strip())
             span = _span(src.key, start, number)
@@ -161,11 +161,6 @@ def _read_jsonl(src: SourceFile, text: str, registry: Registry) -> None:
             _bad(src, "D002", f"{here}: record needs a string 'text' or a 'messages' list of {{'role', 'content'}}",
                  start, number)
             index += 1
-
-
-def _messages_ok(messages) -> bool:
-    return isinstance(messages, list) and bool(messages) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages)
 
 
 def _bad(src: SourceFile, code: str, message: str, offset: int, line: int, drop: bool = True) -> None:
