@@ -101,16 +101,22 @@ def _answers(obj: dict, path: Path, line: int) -> tuple[str, ...]:
     raise EvalInputError(f'{path}:{line}: "answer" must be a string or a non-empty list of strings')
 
 
-def read_gold(path: str | Path) -> list[GoldItem]:
-    """Gold records `{"id", "prompt", "answer"}` (+ `messages` in chat mode), in file order."""
-    p = resolve_gold_path(path)
-    items: list[GoldItem] = []
+def _unique_records(p: Path) -> Iterator[tuple[int, dict, str]]:
+    """(line, object, id key) for every record; a repeated id is an error naming both lines."""
     seen: dict[str, int] = {}
     for line, obj in read_jsonl(p):
         key = id_key(obj, p, line)
         if key in seen:
             raise EvalInputError(f"{p}:{line}: duplicate id {key!r} (first on line {seen[key]})")
         seen[key] = line
+        yield line, obj, key
+
+
+def read_gold(path: str | Path) -> list[GoldItem]:
+    """Gold records `{"id", "prompt", "answer"}` (+ `messages` in chat mode), in file order."""
+    p = resolve_gold_path(path)
+    items: list[GoldItem] = []
+    for line, obj, key in _unique_records(p):
         prompt = obj.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise EvalInputError(f'{p}:{line}: "prompt" must be a string')
@@ -130,12 +136,7 @@ def read_predictions(path: str | Path) -> dict[str, str | None]:
     """`{"id", "prediction"}` lines → id key → prediction (`null` counts as missing)."""
     p = Path(path)
     out: dict[str, str | None] = {}
-    seen: dict[str, int] = {}
-    for line, obj in read_jsonl(p):
-        key = id_key(obj, p, line)
-        if key in seen:
-            raise EvalInputError(f"{p}:{line}: duplicate id {key!r} (first on line {seen[key]})")
-        seen[key] = line
+    for line, obj, key in _unique_records(p):
         if "prediction" not in obj:
             raise EvalInputError(f'{p}:{line}: no "prediction" field')
         value = obj["prediction"]
