@@ -11,7 +11,7 @@ from malmungchi.corpus.diagnostics import Diagnostic, locate
 from malmungchi.corpus.parse import ParseResult, parse_text
 from malmungchi.corpus.rules import matches
 from malmungchi.corpus.source import Decoded, decode, read_bytes
-from malmungchi.corpus.walk import DATA_SUFFIXES, discover
+from malmungchi.corpus.walk import discover
 from malmungchi.schemas.registry import Registry
 
 SERIAL_BELOW_BYTES = 8 << 20  # below this much input a process pool costs more than it saves
@@ -34,10 +34,6 @@ class LintRun:
     @property
     def diagnostics(self) -> list[Diagnostic]:
         return [d for f in self.files for d in f.diagnostics]
-
-    @property
-    def bytes(self) -> int:
-        return sum(f.size for f in self.files)
 
 
 def lint_text(text: str, path: str, registry: Registry, *, tree: bool = False) -> tuple[list[Diagnostic], ParseResult | None]:
@@ -148,7 +144,3 @@ def _cross_file_titles(results: list[FileResult]) -> None:
                                                 r.path, line=line, column=col, end_line=line, end_column=col))
             else:
                 first.setdefault(title, (r.path, line))
-
-
-def is_data_file(path: str) -> bool:
-    return path.lower().endswith(DATA_SUFFIXES)

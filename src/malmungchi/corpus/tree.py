@@ -7,7 +7,7 @@ paragraphs and `Dialogue`s of `Turn`s; paragraphs and turns hold inline parts: `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Union
 
 
@@ -150,7 +150,6 @@ class Document:
     segments: tuple[Segment, ...]
     span: Span
     terminated: bool = True
-    errors: tuple[str, ...] = field(default=())  # codes of error diagnostics inside this book
 
     @property
     def id(self) -> str:

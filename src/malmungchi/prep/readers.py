@@ -171,7 +171,7 @@ def _bad(src: SourceFile, code: str, message: str, offset: int, line: int, drop:
 
 
 def _renumber(doc: Document, key: str, index: int) -> Document:
-    return Document(key, index, doc.title, doc.segments, doc.span, doc.terminated, doc.errors)
+    return Document(key, index, doc.title, doc.segments, doc.span, doc.terminated)
 
 
 def _span(path: str, offset: int, line: int) -> Span:

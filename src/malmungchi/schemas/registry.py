@@ -73,10 +73,6 @@ class Registry(BaseModel):
         """Canonical spelling `|NAME|>` → (name, spec, role): the fast path for well-formed markers."""
         return {f"|{name}|>": (name, spec, role) for name, (spec, role) in self.tokens.items()}
 
-    def block(self, name: str) -> MarkerSpec | None:
-        spec = next((m for m in self.markers if m.name == name), None)
-        return spec if spec is not None and spec.kind is MarkerKind.block else None
-
     def near_miss(self, name: str) -> str | None:
         """The known marker name closest to an unknown one, if it is close enough to be a typo."""
         candidates = difflib.get_close_matches(name, self.tokens.keys(), n=1, cutoff=0.75)
