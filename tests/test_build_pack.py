@@ -75,12 +75,42 @@ def test_chunking_cuts_only_at_segment_boundaries_and_counts_losses():
     # tokens 0..9 belong to segments starting at chars 0, 10, 20, 30 (one char per token, offsets = index * 2)
     r = Rendered("doc", "doc", "s", None, "x" * 40, cuts=[8, 14, 30])
     ids = np.arange(100, 120, dtype=np.int32)  # 20 tokens, token i starts at char 2i
-    starts = np.arange(0, 40, 2)
     out = Encoded()
-    _chunk(r, np.append(ids, 2), starts, out, max_length=6, stop_id=2)
+    _chunk(r, np.append(ids, 2), _two_char_tokens().encode(r.text), out, max_length=6, stop_id=2)
     # segments in tokens: [0,4) [4,7) [7,15) [15,20); room 5 per chunk (+ stop)
     assert [(q.tok_start, q.tok_end) for q in out.seqs] == [(0, 4), (4, 7), (15, 20)]
     assert [q.ids.tolist() for q in out.seqs] == [[100, 101, 102, 103, 2], [104, 105, 106, 2],
                                                    [115, 116, 117, 118, 119, 2]]
     assert [(x.tokens, x.doc_id) for x in out.lost] == [(8, "doc")]  # the 8-token segment cannot be cut inside
     assert "longer than max_length" in out.lost[0].reason
+
+
+def _two_char_tokens():
+    """A real Rust tokenizer whose every token is two characters: token i covers characters 2i and 2i + 1."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"xx": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(".."), behavior="isolated")
+    return tok
+
+
+def test_token_index_agrees_with_bisecting_all_offsets(qwen3_tokenizer_dir):
+    """Few positions are looked up in Rust, many by bisecting every offset: both give the first token starting at
+    or after each position, also for positions inside a token, at the end, or inside a multi-token syllable."""
+    from bisect import bisect_left
+
+    from malmungchi.prep.encode import FEW_POSITIONS, token_index
+    from malmungchi.prep.tokenizer import load_tokenizer
+
+    backend = load_tokenizer(str(qwen3_tokenizer_dir)).backend_tokenizer
+    text = "|START|>첫 문단입니다.\n\n둘째 문단: 똠방각하 뷁!\n\n   셋째\n\n" * 4
+    enc = backend.encode(text, add_special_tokens=False)
+    offsets = enc.offsets
+    for hi in (len(enc), len(enc) - 3):
+        want = [bisect_left(offsets, (c,), 0, hi) for c in range(len(text) + 1)]
+        assert len(want) > FEW_POSITIONS  # the offsets path
+        assert token_index(enc, list(range(len(text) + 1)), hi) == want
+        for c in range(len(text) + 1):  # one at a time: the Rust path, or its fallback
+            assert token_index(enc, [c], hi) == [want[c]], c
+        paragraph_starts = [i + 2 for i in range(len(text)) if text.startswith("\n\n", i)]
+        assert token_index(enc, paragraph_starts, hi) == [want[c] for c in paragraph_starts]

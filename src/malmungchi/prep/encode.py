@@ -183,6 +183,28 @@ def _without_long_segments(r: Rendered, limit: int, backend, max_length: int) ->
     return replace(r, text="".join(pieces), cuts=cuts, turns=turns, gaps=gaps), lost
 
 
+FEW_POSITIONS = 128  # up to this many lookups, Rust's per-position scan beats building every offset in Python
+
+
+def token_index(enc, chars: list[int], hi: int) -> list[int]:
+    """For each character position c, the index of the first token that starts at or after c (at most `hi`).
+
+    The general way is one bisection per position over `enc.offsets`, which turns every token's offsets into
+    Python tuples. A book cut at a few paragraph starts needs only a few positions: then Rust's `char_to_token`
+    answers each, and is trusted only when a token starts exactly at c after tokens that start before it."""
+    if len(chars) <= FEW_POSITIONS:
+        out = []
+        for c in chars:
+            j = enc.char_to_token(c)
+            if j is None or enc.token_to_chars(j)[0] != c or (j and enc.token_to_chars(j - 1)[0] >= c):
+                break  # c is inside a token, at the very end, or in characters no token covers
+            out.append(min(j, hi))
+        else:
+            return out
+    offsets = enc.offsets
+    return [bisect_left(offsets, (c,), 0, hi) for c in chars]
+
+
 def token_starts(enc) -> np.ndarray:
     offs = enc.offsets
     return np.fromiter((o[0] for o in offs), dtype=np.int64, count=len(offs))
@@ -209,7 +231,7 @@ def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id:
             out.lost.append(Lost(r.id, len(ids), f"document of {len(ids)} tokens is longer than max_length "
                                                  f"{max_length} (--long-documents drop)", r.doc_id))
             return
-        _chunk(r, ids, enc.offsets, out, max_length, stop_id)
+        _chunk(r, ids, enc, out, max_length, stop_id)
         return
     # chat
     out.doc_tokens[r.id] = len(ids)
@@ -222,18 +244,17 @@ def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id:
     out.seqs.append(Seq(r.id, r.doc_id, ids, mask, r, 0, len(ids)))
 
 
-def _chunk(r: Rendered, ids: np.ndarray, offsets: list[tuple[int, int]], out: Encoded, max_length: int,
-           stop_id: int) -> None:
-    """Cut at segment starts only: each chunk holds whole segments and ends with the stop token.
-
-    A cut at character c falls before the first token starting at or after c; `offsets` are the encoding's
-    (start, end) pairs, in order, so `bisect_left(offsets, (c,))` finds it without building an array of starts."""
+def _chunk(r: Rendered, ids: np.ndarray, enc, out: Encoded, max_length: int, stop_id: int) -> None:
+    """Cut at segment starts only: each chunk holds whole segments and ends with the stop token. A cut at
+    character c falls before the first token starting at or after c (`token_index`)."""
     body = ids[:-1]  # the stop token is re-added to every chunk
     n = len(body)
-    hi = min(n, len(offsets))
-    bounds = sorted({bisect_left(offsets, (c,), 0, hi) for c in r.cuts if c > 0} | {0, n})
+    hi = min(n, len(enc))
+    cut_chars = [c for c in r.cuts if c > 0]
+    at = token_index(enc, cut_chars + list(r.gaps), hi)
+    bounds = sorted(set(at[:len(cut_chars)]) | {0, n})
     bounds = [b for b in bounds if b <= n]
-    gaps = {bisect_left(offsets, (c,), 0, hi) for c in r.gaps}
+    gaps = set(at[len(cut_chars):])
     room = max_length - 1
     chunks: list[tuple[int, int]] = []
     start = end = 0

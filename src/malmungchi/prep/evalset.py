@@ -8,6 +8,8 @@ messages go first when the prompt is longer than `eval_context` tokens.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 import numpy as np
 
 from malmungchi.prep.encode import Seq, token_starts
@@ -24,23 +26,38 @@ def text_items(seqs: list[Seq], tok, eval_context: int) -> list[dict]:
     docs = [v[0].src for v in by_doc.values()]
     encs = tok.backend_tokenizer.encode_batch([r.text for r in docs], add_special_tokens=False)
     for r, enc in zip(docs, encs):
-        starts = token_starts(enc)
-        cuts = sorted(set([0] + r.cuts))
-        chunks = by_doc[r.id]
-        for n, (turn_start, content_start, content_end) in enumerate(r.turns):
-            answer = r.text[content_start:content_end]
-            if not answer.strip():
-                continue
-            at = int(np.searchsorted(starts, content_start, "left"))
-            if not any(q.tok_start <= at < q.tok_end for q in chunks):
-                continue  # this turn's chunk is in another split (chunk split unit)
-            begin = turn_start
-            floor = max((g for g in r.gaps if g <= turn_start), default=0)  # a prompt does not span a gap
-            for c in reversed([c for c in cuts if floor <= c <= turn_start]):
-                if at - int(np.searchsorted(starts, c, "left")) > eval_context:
-                    break
-                begin = c
-            items.append({"id": f"{r.id}:t{n}", "prompt": r.text[begin:content_start], "answer": answer})
+        items += _doc_items(r, token_starts(enc), by_doc[r.id], eval_context)
+    return items
+
+
+def _doc_items(r, starts: np.ndarray, chunks: list[Seq], eval_context: int) -> list[dict]:
+    """The items of one document, with every character → token lookup done by one `searchsorted` per array.
+
+    A prompt starts at the earliest segment cut (not before the last gap) that leaves at most `eval_context`
+    tokens before the turn's content; cut token positions never decrease, so that cut is found by bisection."""
+    if not r.turns:
+        return []
+    turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)
+    at_all = np.searchsorted(starts, turns[:, 1], "left").tolist()
+    cuts = sorted(set([0] + r.cuts))
+    cut_tok = np.searchsorted(starts, np.asarray(cuts, dtype=np.int64), "left")
+    gaps = sorted(r.gaps)
+    spans = sorted((q.tok_start, q.tok_end) for q in chunks)
+    span_starts = [a for a, _ in spans]
+    items = []
+    for n, ((turn_start, content_start, content_end), at) in enumerate(zip(r.turns, at_all)):
+        answer = r.text[content_start:content_end]
+        if not answer.strip():
+            continue
+        k = bisect_right(span_starts, at) - 1
+        if k < 0 or at >= spans[k][1]:
+            continue  # this turn's chunk is in another split (chunk split unit)
+        g = bisect_right(gaps, turn_start)
+        floor = gaps[g - 1] if g else 0  # a prompt does not span a gap
+        lo, hi = bisect_left(cuts, floor), bisect_right(cuts, turn_start)
+        first = lo + int(np.searchsorted(cut_tok[lo:hi], at - eval_context, "left"))
+        begin = cuts[first] if first < hi else turn_start
+        items.append({"id": f"{r.id}:t{n}", "prompt": r.text[begin:content_start], "answer": answer})
     return items
 
 

@@ -103,10 +103,11 @@ def round_trip_problems(tok, texts: list[str], limit: int = 5, ids: list[list[in
     out = []
     if ids is None or len(ids) != len(texts):
         ids = [e.ids for e in tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)]
-    for text, enc_ids in zip(texts, ids):
+    backend = tok.backend_tokenizer  # what tok.decode(…, clean_up_tokenization_spaces=False) calls, minus its
+    for text, enc_ids in zip(texts, ids):  # per-element conversion of the ids
         if isinstance(enc_ids, np.ndarray):
             enc_ids = enc_ids.tolist()
-        back = tok.decode(enc_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        back = backend.decode(enc_ids, skip_special_tokens=False)
         if back != text:
             at = next((i for i, (a, b) in enumerate(zip(text, back)) if a != b), min(len(text), len(back)))
             out.append(f"round trip changes the text at character {at}: {text[max(0, at - 15):at + 15]!r} → "
