@@ -44,7 +44,7 @@ def test_rows_position_ids_and_masks_with_literal_integers():
         {"input_ids": [31, 32, 2, 41, 2], "assistant_masks": [1, 0, 1, 1, 1],
          "position_ids": [0, 1, 2, 0, 1], "seq_lengths": [3, 2], "doc_ids": ["c", "d"]},
     ]
-    assert check_rows(rows_table(seqs, rows), stop_id=2, capacity=6) == []
+    assert check_rows(seqs, rows, stop_id=2, capacity=6) == []
     unpacked = rows_table(seqs, pack_rows(seqs, 6, False)).to_pylist()
     assert [r["seq_lengths"] for r in unpacked] == [[4], [2], [3], [2]]
     assert [r["position_ids"] for r in unpacked][2] == [0, 1, 2]
@@ -67,8 +67,10 @@ def test_trl_collator_reads_our_rows_without_crossing_boundaries():
 
 def test_check_rows_reports_a_cut_stop_token():
     seqs = [seq("a", [11, 12, 13]), seq("b", [21, 2])]
-    problems = check_rows(rows_table(seqs, [[0, 1]]), stop_id=2, capacity=8)
+    problems = check_rows(seqs, [[0, 1]], stop_id=2, capacity=8)
     assert problems == ["sequence a does not end with the stop token (id 2)"]
+    assert check_rows(seqs, [[0, 1]], stop_id=2, capacity=4) == [
+        "sequence a does not end with the stop token (id 2)", "a row holds 5 tokens, more than max_length 4"]
 
 
 def test_chunking_cuts_only_at_segment_boundaries_and_counts_losses():

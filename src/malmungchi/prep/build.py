@@ -25,6 +25,7 @@ from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.readers import Dropped, SourceFile, find_inputs, read_source
 from malmungchi.prep.render import Rendered, TextRenderer
 from malmungchi.prep.rows import check_rows, pack_rows, rows_table
+from malmungchi.prep.spill import Records
 from malmungchi.prep.split import SPLITS, assign
 from malmungchi.prep.tokenizer import Registration, TokenizerError, load_tokenizer, register_tokens, \
     round_trip_problems, stop_token
@@ -62,9 +63,8 @@ class Plan:
     sources: list[SourceFile]
     documents: list[dict]
     splits: dict[str, list[Seq]]
-    tables: dict[str, pa.Table]
     rows: dict[str, list[list[int]]]
-    eval_items: list[dict]
+    eval_items: Records  # kept in a temporary file
     lost: list[Lost]
     split_unit: str
     notes: list[str] = field(default_factory=list)
@@ -72,6 +72,11 @@ class Plan:
     rendered: list[Rendered] = field(default_factory=list)
     doc_tokens: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+
+    @property
+    def tables(self) -> dict[str, pa.Table]:
+        """Every split's rows as one Arrow table (built on each access: the writer streams row groups instead)."""
+        return {name: rows_table(self.splits[name], self.rows[name]) for name in SPLITS}
 
 
 _worker: tuple | None = None
@@ -227,7 +232,7 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
         stop = stop_token(tok, cfg.mode, None)
         return registration, stop, Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
                                            long_documents=cfg.long_documents, progress=step("tokenizing"),
-                                           keep_first=ROUND_TRIP_SAMPLE)
+                                           keep_first=ROUND_TRIP_SAMPLE, spill=True)
 
     def keep(r: Rendered) -> bool:
         """Exact dedup (after normalisation), before splitting: True when `r` is kept."""
@@ -326,12 +331,12 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
         encoder = Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
                           long_documents=cfg.long_documents,
                           progress=step("tokenizing", sum(len(r.text) for r in rendered)),
-                          keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0)
+                          keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0, spill=True)
         for r in rendered:
             encoder.add(r)
     encoder.flush()  # so the sample's ids are there (the order of work does not change any result)
-    sample = encoder.first_texts or [r.text for r in rendered[:ROUND_TRIP_SAMPLE]
-                                     if len(r.text) <= encoder.long_chars]
+    sample = encoder.first_texts or [t for t in (r.full_text() for r in rendered[:ROUND_TRIP_SAMPLE])
+                                     if len(t) <= encoder.long_chars]
     registration.whitespace = round_trip_problems(tok, sample, ids=encoder.first_ids)
     for w in registration.whitespace:
         warnings.append(f"tokenizer {w}")
@@ -383,18 +388,16 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
             warnings.append(f"the {name} split has only {n} sequence{'s' * (n != 1)}: too small to mean much")
 
     # -- pack -----------------------------------------------------------------------------------
-    tables: dict[str, pa.Table] = {}
     rows: dict[str, list[list[int]]] = {}
     for name in SPLITS:
         rows[name] = pack_rows(splits[name], cfg.max_length, cfg.pack)
-        tables[name] = rows_table(splits[name], rows[name])
-        for p in check_rows(tables[name], stop[1], cfg.max_length):
+        for p in check_rows(splits[name], rows[name], stop[1], cfg.max_length):
             warnings.append(f"{name}: {p}")
 
-    items = (chat_items if cfg.mode == "chat" else text_items)(splits["test"], tok, cfg.eval_context)
+    items = Records((chat_items if cfg.mode == "chat" else text_items)(splits["test"], tok, cfg.eval_context))
 
     return Plan(cfg, tok, tokenizer_source or "(given)", registration, policies, stop, sources, documents, splits,
-                tables, rows, items, enc.lost, assignment.unit, assignment.notes, warnings, rendered,
+                rows, items, enc.lost, assignment.unit, assignment.notes, warnings, rendered,
                 enc.doc_tokens, duplicates)
 
 
@@ -458,7 +461,7 @@ def _split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_
             mask = loss_mask(token_starts(e), sub.loss or [], len(ids))
             if ids[-1] != stop_id:
                 enc.stop_missing.append(sub.id)
-            enc.seqs.append(Seq(sub.id, sub.doc_id, ids, mask, sub, 0, len(ids)))
+            enc.seqs.append(Seq(sub.id, sub.doc_id, ids, mask, sub, 0, len(ids), enc.store))
 
 
 def _doc_entry(id_: str, source: str, title: str | None, status: str, reason: str | None) -> dict:

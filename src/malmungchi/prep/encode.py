@@ -13,21 +13,44 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from malmungchi.prep.render import Rendered
+from malmungchi.prep.spill import TextStore, TokenStore
 
 BATCH_CHARS = 4 << 20  # characters per encode batch: big enough for the thread pool, small enough for memory
 
 
-@dataclass
 class Seq:
-    """One training sequence (a whole document/conversation or a chunk of one)."""
+    """One training sequence (a whole document/conversation or a chunk of one). Its ids (int32) and loss mask
+    (int8; None means all ones, as in text mode) are held in memory, or with a `TokenStore` in its temporary file
+    and read back on each access: use `n` for the length and `has_mask` to test for a mask."""
 
-    id: str
-    doc_id: str
-    ids: np.ndarray  # int32
-    mask: np.ndarray | None  # int8 loss mask; None means all ones (text mode)
-    src: Rendered
-    tok_start: int = 0  # where the chunk starts in its document's token stream
-    tok_end: int = 0
+    __slots__ = ("id", "doc_id", "src", "tok_start", "tok_end", "n", "last", "has_mask", "_ids", "_mask", "_store",
+                 "_at")
+
+    def __init__(self, id: str, doc_id: str, ids: np.ndarray, mask: np.ndarray | None, src: Rendered,
+                 tok_start: int = 0, tok_end: int = 0, store: TokenStore | None = None):
+        self.id, self.doc_id, self.src = id, doc_id, src
+        self.tok_start, self.tok_end = tok_start, tok_end  # where the chunk lies in its document's token stream
+        self.n, self.has_mask = len(ids), mask is not None
+        self.last = int(ids[-1]) if len(ids) else -1  # the stop token, unless something cut it
+        self._store = store
+        if store is None:
+            self._ids, self._mask = ids, mask
+        else:
+            self._ids = self._mask = None
+            self._at = store.put(ids, mask)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids if self._store is None else self._store.ids(self._at[0], self.n)
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        if self._store is None or not self.has_mask:
+            return self._mask
+        return self._store.mask(self._at[1], self.n)
+
+    def __repr__(self) -> str:
+        return f"Seq({self.id!r}, {self.n} tokens)"
 
 
 @dataclass
@@ -45,6 +68,8 @@ class Encoded:
     doc_tokens: dict[str, int] = field(default_factory=dict)  # rendered id → tokens before chunking
     too_long: list[Rendered] = field(default_factory=list)  # chat conversations to split and encode again
     stop_missing: list[str] = field(default_factory=list)
+    store: TokenStore | None = None  # where the sequences' ids are, when not in memory
+    texts: TextStore | None = None  # where encoded texts went (text mode), when not in memory
 
 
 def batches(items: list[Rendered], limit: int = BATCH_CHARS):
@@ -64,8 +89,12 @@ class Encoder:
     `encode_batch` call each); the result is the same whatever the batching, in the order items were added."""
 
     def __init__(self, tok, *, mode: str, max_length: int, stop_id: int, long_documents: str, progress=None,
-                 batch_chars: int = BATCH_CHARS, keep_first: int = 0):
+                 batch_chars: int = BATCH_CHARS, keep_first: int = 0, spill: bool = False):
+        """spill: keep sequences' ids (and, in text mode, texts once encoded) in temporary files, not memory."""
         self.out = Encoded()
+        if spill:
+            self.out.store = TokenStore()
+            self.out.texts = TextStore() if mode == "text" else None
         self.backend = tok.backend_tokenizer
         self.add_special = mode == "text"
         self.kw = dict(mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents)
@@ -123,6 +152,8 @@ class Encoder:
                 self.first_texts.append(r.text)
             _one(r, encs[i], out, **kw)
             encs[i] = None  # free each Rust encoding (ids, offsets, tokens) as soon as it is used
+            if out.texts is not None:
+                r.spill(out.texts)
             if skipped:
                 out.doc_tokens[r.id] += sum(x.tokens for x in skipped)
         if self.progress:
@@ -225,7 +256,7 @@ def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id:
             ids = np.append(ids, np.int32(stop_id))
         out.doc_tokens[r.id] = len(ids)
         if len(ids) <= max_length and not r.gaps:
-            out.seqs.append(Seq(r.id, r.doc_id, ids, None, r, 0, len(ids)))
+            out.seqs.append(Seq(r.id, r.doc_id, ids, None, r, 0, len(ids), out.store))
             return
         if long_documents == "drop":
             out.lost.append(Lost(r.id, len(ids), f"document of {len(ids)} tokens is longer than max_length "
@@ -241,7 +272,7 @@ def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id:
     mask = loss_mask(token_starts(enc), r.loss or [], len(ids))
     if not len(ids) or ids[-1] != stop_id:
         out.stop_missing.append(r.id)
-    out.seqs.append(Seq(r.id, r.doc_id, ids, mask, r, 0, len(ids)))
+    out.seqs.append(Seq(r.id, r.doc_id, ids, mask, r, 0, len(ids), out.store))
 
 
 def _chunk(r: Rendered, ids: np.ndarray, enc, out: Encoded, max_length: int, stop_id: int) -> None:
@@ -278,4 +309,5 @@ def _chunk(r: Rendered, ids: np.ndarray, enc, out: Encoded, max_length: int, sto
     if end > start:
         chunks.append((start, end))
     for k, (a, b) in enumerate(chunks):
-        out.seqs.append(Seq(f"{r.id}@{k}", r.doc_id, np.append(body[a:b], np.int32(stop_id)), None, r, a, b))
+        out.seqs.append(Seq(f"{r.id}@{k}", r.doc_id, np.append(body[a:b], np.int32(stop_id)), None, r, a, b,
+                            out.store))

@@ -9,44 +9,50 @@ messages go first when the prompt is longer than `eval_context` tokens.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 
 import numpy as np
 
-from malmungchi.prep.encode import Seq, token_starts
+from malmungchi.prep.encode import BATCH_CHARS, Seq, token_starts
 
 
-def text_items(seqs: list[Seq], tok, eval_context: int) -> list[dict]:
-    items: list[dict] = []
+def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS) -> Iterator[dict]:
+    """The items, document by document; the documents' texts are read back and encoded a batch at a time."""
     by_doc: dict[str, list[Seq]] = {}
     for q in seqs:
-        if q.src.turns:
+        if len(q.src.turns):
             by_doc.setdefault(q.src.id, []).append(q)
-    if not by_doc:
-        return items
     docs = [v[0].src for v in by_doc.values()]
-    encs = tok.backend_tokenizer.encode_batch([r.text for r in docs], add_special_tokens=False)
-    for r, enc in zip(docs, encs):
-        items += _doc_items(r, token_starts(enc), by_doc[r.id], eval_context)
-    return items
+    start = 0
+    while start < len(docs):
+        end, size, texts = start, 0, []
+        while end < len(docs) and (size < batch_chars or end == start):
+            texts.append(docs[end].full_text())
+            size += len(texts[-1])
+            end += 1
+        encs = tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+        for r, text, enc in zip(docs[start:end], texts, encs):
+            yield from _doc_items(r, text, token_starts(enc), by_doc[r.id], eval_context)
+        start = end
 
 
-def _doc_items(r, starts: np.ndarray, chunks: list[Seq], eval_context: int) -> list[dict]:
+def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context: int) -> list[dict]:
     """The items of one document, with every character → token lookup done by one `searchsorted` per array.
 
     A prompt starts at the earliest segment cut (not before the last gap) that leaves at most `eval_context`
     tokens before the turn's content; cut token positions never decrease, so that cut is found by bisection."""
     if not r.turns:
         return []
-    turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)
+    turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)  # also flat, after Rendered.spill
     at_all = np.searchsorted(starts, turns[:, 1], "left").tolist()
-    cuts = sorted(set([0] + r.cuts))
+    cuts = sorted({0, *r.cuts})
     cut_tok = np.searchsorted(starts, np.asarray(cuts, dtype=np.int64), "left")
     gaps = sorted(r.gaps)
     spans = sorted((q.tok_start, q.tok_end) for q in chunks)
     span_starts = [a for a, _ in spans]
     items = []
-    for n, ((turn_start, content_start, content_end), at) in enumerate(zip(r.turns, at_all)):
-        answer = r.text[content_start:content_end]
+    for n, ((turn_start, content_start, content_end), at) in enumerate(zip(turns.tolist(), at_all)):
+        answer = text[content_start:content_end]
         if not answer.strip():
             continue
         k = bisect_right(span_starts, at) - 1
@@ -57,12 +63,11 @@ def _doc_items(r, starts: np.ndarray, chunks: list[Seq], eval_context: int) -> l
         lo, hi = bisect_left(cuts, floor), bisect_right(cuts, turn_start)
         first = lo + int(np.searchsorted(cut_tok[lo:hi], at - eval_context, "left"))
         begin = cuts[first] if first < hi else turn_start
-        items.append({"id": f"{r.id}:t{n}", "prompt": r.text[begin:content_start], "answer": answer})
+        items.append({"id": f"{r.id}:t{n}", "prompt": text[begin:content_start], "answer": answer})
     return items
 
 
-def chat_items(seqs: list[Seq], tok, eval_context: int) -> list[dict]:
-    items = []
+def chat_items(seqs: list[Seq], tok, eval_context: int) -> Iterator[dict]:
     backend = tok.backend_tokenizer
     for q in seqs:
         msgs = q.src.messages or []
@@ -87,5 +92,4 @@ def chat_items(seqs: list[Seq], tok, eval_context: int) -> list[dict]:
                 first += 1
             if not any(x["role"] != "system" for x in shown):
                 continue
-            items.append({"id": f"{q.id}:m{k}", "prompt": prompt, "answer": m["content"], "messages": shown})
-    return items
+            yield {"id": f"{q.id}:m{k}", "prompt": prompt, "answer": m["content"], "messages": shown}

@@ -8,6 +8,7 @@ Separators: a blank line between segments, a line break between turns and around
 from __future__ import annotations
 
 import hashlib
+from array import array
 import re
 import unicodedata
 from collections import Counter
@@ -31,7 +32,8 @@ class Rendered:
     title: str | None
     text: str
     cuts: list[int] = field(default_factory=list)  # char offsets where the text may be cut
-    turns: list[tuple[int, int, int]] = field(default_factory=list)  # (turn start, content start, content end)
+    turns: list[tuple[int, int, int]] = field(default_factory=list)  # (turn start, content start, content end);
+    # flat after spill()
     loss: list[tuple[int, int]] | None = None  # chat mode: char spans that carry the loss
     messages: list[dict] | None = None  # chat mode
     speakers: list[dict[str, str]] = field(default_factory=list)  # per dialogue: speaker token → name
@@ -45,6 +47,21 @@ class Rendered:
     key: str | None = field(default=None, repr=False, compare=False)  # dedup_key() once computed
     gaps: list[int] = field(default_factory=list)  # where a segment too long for any row was taken out: no
     # sequence and no eval prompt spans a gap (prep.encode)
+    stored: tuple | None = field(default=None, repr=False, compare=False)  # (TextStore, offset, bytes) once spilled
+
+    def spill(self, store) -> None:
+        """Move the text into `store` (a `prep.spill.TextStore`) once it is encoded; `full_text()` reads it back.
+        Cut offsets and turns go into compact arrays (8 bytes an offset instead of a Python int's 36; `turns`
+        becomes flat: start, content start, content end, …)."""
+        self.dedup_key()
+        self.stored = (store, *store.put(self.text))
+        self.text = ""
+        self.cuts = array("q", self.cuts)
+        self.turns = array("q", [x for turn in self.turns for x in turn])
+
+    def full_text(self) -> str:
+        """The text, also after `spill`."""
+        return self.text if self.stored is None else self.stored[0].get(*self.stored[1:])
 
     def dedup_key(self) -> str:
         """sha256 of the text with whitespace runs collapsed and NFC-normalised (computed once)."""

@@ -20,19 +20,18 @@ def report(p: Plan) -> dict:
     cfg = p.cfg
     tok = p.tokenizer
     seqs = [q for name in SPLITS for q in p.splits[name]]
-    lengths = np.array([len(q.ids) for q in seqs], dtype=np.int64)
+    lengths = np.array([q.n for q in seqs], dtype=np.int64)
     total = int(lengths.sum())
     splits = {}
     for name in SPLITS:
-        t = p.tables[name]
-        n_tok = sum(len(q.ids) for q in p.splits[name])
-        rows = t.num_rows
+        n_tok = sum(q.n for q in p.splits[name])
+        rows = len(p.rows[name])
         splits[name] = {
             "documents": len({q.doc_id for q in p.splits[name]}),
             "sequences": len(p.splits[name]),
             "rows": rows,
             "tokens": n_tok,
-            "loss_tokens": int(sum(int(q.mask.sum()) if q.mask is not None else len(q.ids) for q in p.splits[name])),
+            "loss_tokens": int(sum(int(q.mask.sum()) if q.has_mask else q.n for q in p.splits[name])),
             "packing_efficiency": round(n_tok / (rows * cfg.max_length), 4) if rows else None,
         }
     rows_all = sum(s["rows"] for s in splits.values())
@@ -103,7 +102,7 @@ def _token_counts(seqs: list, vocab: int, block: int = 1 << 22) -> np.ndarray:
     size = 0
     for q in seqs:
         group.append(q.ids)
-        size += len(q.ids)
+        size += q.n
         if size >= block:
             c = np.bincount(np.concatenate(group), minlength=vocab)
             counts = counts + c if len(c) == vocab else np.pad(counts, (0, len(c) - len(counts))) + c

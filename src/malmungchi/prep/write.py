@@ -16,11 +16,13 @@ import pyarrow.parquet as pq
 
 from malmungchi import __version__
 from malmungchi.prep.build import Plan
+from malmungchi.prep.rows import SCHEMA, row_groups
 from malmungchi.prep.split import SPLITS
 from malmungchi.prep.stats import report
 from malmungchi.prep.tokenizer import identity
 
 SCHEMA_VERSION = 1
+ROW_GROUP = 4096  # rows per Parquet row group, written one group at a time
 
 
 class OutputExists(Exception):
@@ -96,9 +98,10 @@ def _write_into(p: Plan, root: Path, rep: dict) -> dict:
     (root / "data").mkdir()
     (root / "eval").mkdir()
     for name in SPLITS:
-        pq.write_table(p.tables[name], root / "data" / f"{name}.parquet", compression="zstd",
-                       compression_level=3, use_dictionary=False, write_statistics=False,
-                       row_group_size=4096)
+        with pq.ParquetWriter(root / "data" / f"{name}.parquet", SCHEMA, compression="zstd", compression_level=3,
+                              use_dictionary=False, write_statistics=False) as writer:
+            for group in row_groups(p.splits[name], p.rows[name], ROW_GROUP):
+                writer.write_table(group, row_group_size=ROW_GROUP)
     p.tokenizer.save_pretrained(str(root / "tokenizer"))
     with (root / "eval" / "test.jsonl").open("w", encoding="utf-8", newline="\n") as fh:
         for item in p.eval_items:

@@ -195,7 +195,7 @@ def _build(corpus: Path, out: Path, settings: Settings, registry, console: Conso
     render(rep, console)
     console.print(f"[green]built[/] {out / 'build'} (content hash {manifest['content_hash'][:16]}…)")
     # memorisation pairs: eval items from the train split, shortest answers first so a tiny model can get there
-    items = (chat_items if cfg.mode == "chat" else text_items)(p.splits["train"], p.tokenizer, cfg.eval_context)
+    items = list((chat_items if cfg.mode == "chat" else text_items)(p.splits["train"], p.tokenizer, cfg.eval_context))
     items.sort(key=lambda it: (len(it["answer"]), it["id"]))
     chosen = sorted(items[: settings.memorize], key=lambda it: it["id"])
     path = out / "eval" / "memorized.jsonl"
