@@ -20,10 +20,14 @@ BLANK_LINES = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 CUE = re.compile(r"\(([^()\r\n]{1,80})\)")
 LEADING_CUES = re.compile(r"(?:\|[A-Z][A-Z0-9_]*\|>(?:\([^()\r\n]{1,80}\))?[ \t]*)*")
-SPEAKER = re.compile(
+SPEAKER_PREFIX = (
     r"[ \t]*(?P<speaker>[^\s:：.,?!\"'“”‘’「」『』()\[\]|<>]"
     r"[^:：.,?!\"'“”‘’「」『』()\[\]|<>\r\n]{0,19}?)[ \t]*[:：][ \t]+"
 )
+SPEAKER = re.compile(SPEAKER_PREFIX)
+# One line of a dialogue: its `이름: ` prefix if it has one, the rest of the line, and the line break. No part of
+# SPEAKER_PREFIX matches a line break, so the prefix is found exactly as SPEAKER.match finds it on the line alone.
+DIALOGUE_LINE = re.compile(rf"(?:{SPEAKER_PREFIX})?(?P<rest>[^\r\n]*)(?:\r\n|\r|\n)?")
 NON_SPACE = re.compile(r"\S")
 
 # A flow is the content of a book or block, in order: ("text", start, end), ("token", MarkerToken)
@@ -287,9 +291,63 @@ class _Parser:
         return lines
 
     def _dialogue(self, item: tuple) -> Dialogue:
+        _, _, open_tok, close_tok, flow = item
+        if len(flow) == 1 and flow[0][0] == "text":
+            turns = self._plain_turns(flow[0][1], flow[0][2])
+        else:
+            turns = self._turns(flow)
+        end = close_tok.end if close_tok else open_tok.end
+        return Dialogue(tuple(turns), self.lines.span(self.path, open_tok.start, end))
+
+    def _plain_turns(self, start: int, end: int) -> list[Turn]:
+        """`_turns` for a dialogue of text alone (no cue, no nested block), the usual case, in one regex pass over
+        its lines and on offsets: only the parts that end up in a turn become `Text` nodes."""
+        turns: list[Turn] = []
+        speaker: str | None = None
+        head: tuple[int, int] | None = None  # the turn's first line (after the `이름: `), not yet stripped
+        more: list[tuple[int, int, int]] = []  # each further line: (line start, stripped start, stripped end)
+        for m in DIALOGUE_LINE.finditer(self.text, start, end):
+            name = m.group("speaker")
+            if name is not None:
+                if head is not None:
+                    self._add_plain_turn(turns, speaker, head, more)
+                speaker, head, more = name, m.span("rest"), []
+                continue
+            line = m.group("rest")
+            if not line or line.isspace():
+                continue
+            line_start = m.start()
+            if head is None:  # text before the first `이름: ` is a turn of nobody
+                head = (line_start, line_start + len(line))
+            else:
+                lead = len(line) - len(line.lstrip())
+                more.append((line_start, line_start + lead, line_start + len(line.rstrip())))
+        if head is not None:
+            self._add_plain_turn(turns, speaker, head, more)
+        return turns
+
+    def _add_plain_turn(self, turns: list[Turn], speaker: str | None, head: tuple[int, int],
+                        more: list[tuple[int, int, int]]) -> None:
+        """Append the turn `_strip` would make of these lines: the first line trimmed (dropped with the line break
+        after it when blank), then a line break before each further line; nothing when all is blank."""
+        text, path, index = self.text, self.path, self.lines
+        parts: list[Inline] = []
+        start, end = head
+        first = text[start:end]
+        body = first.lstrip() if more else first.strip()
+        if body:
+            start += len(first) - len(first.lstrip())
+            parts.append(Text(body, Span(path, start, start + len(body), index=index)))
+        for line_start, s, e in more:
+            if parts:
+                parts.append(Text("\n", Span(path, line_start, line_start, index=index)))
+            parts.append(Text(text[s:e], Span(path, s, e, index=index)))
+        if parts:
+            turns.append(Turn(speaker, tuple(parts), self._span_of(parts)))
+
+    def _turns(self, flow: Flow) -> list[Turn]:
         """Turns: `이름: ` (after any leading cues) starts a speaker's turn; other lines continue the turn before.
         A line of cues alone joins the previous turn, or the next one at the start of the dialogue."""
-        _, _, open_tok, close_tok, flow = item
         turns: list[Turn] = []
         speaker: str | None = None
         parts: list[Inline] = []
@@ -353,8 +411,7 @@ class _Parser:
                 waiting = []
         parts.extend(waiting)
         flush()
-        end = close_tok.end if close_tok else open_tok.end
-        return Dialogue(tuple(turns), self.lines.span(self.path, open_tok.start, end))
+        return turns
 
 
 def _blank(p: Inline) -> bool:
