@@ -8,17 +8,17 @@ Separators: a blank line between segments, a line break between turns and around
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
 
 from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Sound, Text, Turn
 from malmungchi.prep.policies import Policies, speaker_token
 
-NOT_HANGUL = re.compile(r"[^\uac00-\ud7a3]+")
-JAMO, NOT_JAMO = re.compile(r"[\u1100-\u11ff]"), re.compile(r"[^\u1100-\u11ff]+")
-FULLWIDTH, NOT_FULLWIDTH = re.compile(r"[\uff01-\uff5e]"), re.compile(r"[^\uff01-\uff5e]+")
+OTHER, HANGUL, JAMO, FULLWIDTH, SPACE = range(5)  # what `_measure` counts, by UTF-16 code unit
 
 
 @dataclass
@@ -130,9 +130,10 @@ class TextRenderer:
                 self._sep(out, first)
                 out.add(open_)
                 first = False
-            for i, turn in enumerate(seg.turns):
-                self._sep(out, first, "\n" if open_ or i else "\n\n")
-                first = False
+            sep = "\n" if open_ else "\n\n"  # before the first turn; "\n" between turns
+            for turn in seg.turns:
+                self._sep(out, first, sep)
+                first, sep = False, "\n"
                 self._turn(turn, out)
             if close:
                 out.add("" if first else "\n")
@@ -177,6 +178,8 @@ class TextRenderer:
         self._r.turns.append((start, content_start, out.n))
 
     def inline(self, parts: tuple[Inline, ...]) -> str:
+        if len(parts) == 1 and parts[0].__class__ is Text:  # most paragraphs and turns: nothing to join
+            return parts[0].text.strip()
         out = _Out()
         strip_next = False
         for part in parts:
@@ -202,11 +205,31 @@ class TextRenderer:
         return self.p.marker(name) + cue_text
 
 
+@lru_cache(maxsize=1)
+def _unit_classes() -> np.ndarray:
+    """The `_measure` class of every UTF-16 code unit. Every character `str.split` splits at is in the BMP, and
+    the halves of a surrogate pair are in none of these ranges, so counting code units counts characters."""
+    table = np.full(0x10000, OTHER, dtype=np.uint8)
+    table[0xAC00:0xD7A4] = HANGUL  # precomposed syllables
+    table[0x1100:0x1200] = JAMO  # conjoining jamo: decomposed Hangul
+    table[0xFF01:0xFF5F] = FULLWIDTH
+    table[[cp for cp in range(0x10000) if chr(cp).isspace()]] = SPACE
+    return table
+
+
 def _measure(r: Rendered) -> None:
-    """Cheap per-document text figures for the report (Hangul syllables, eojeol, NFD jamo, full-width)."""
+    """Cheap per-document text figures for the report (Hangul syllables, eojeol, NFD jamo, full-width), counted
+    with numpy over the text's code units: a regex or `split` pass per figure cost more than rendering."""
     t = r.text
-    r.hangul = len(NOT_HANGUL.sub("", t))
-    r.eojeol = len(t.split())
-    r.nfd = len(NOT_JAMO.sub("", t)) if JAMO.search(t) else 0
-    r.fullwidth = len(NOT_FULLWIDTH.sub("", t)) if FULLWIDTH.search(t) else 0
+    classes = _unit_classes()[np.frombuffer(t.encode("utf-16-le", "surrogatepass"), dtype=np.uint16)]
+    counts = np.bincount(classes, minlength=SPACE + 1)
+    r.hangul, r.nfd, r.fullwidth = int(counts[HANGUL]), int(counts[JAMO]), int(counts[FULLWIDTH])
+    r.eojeol = _words(classes == SPACE)
     r.not_nfc = not unicodedata.is_normalized("NFC", t)
+
+
+def _words(space: np.ndarray) -> int:
+    """`len(text.split())` from the text's whitespace mask: the number of runs of other characters."""
+    if not space.size:
+        return 0
+    return int(not space[0]) + int(np.count_nonzero(space[:-1] & ~space[1:]))
