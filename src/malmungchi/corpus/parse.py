@@ -25,9 +25,10 @@ SPEAKER_PREFIX = (
     r"[^:：.,?!\"'“”‘’「」『』()\[\]|<>\r\n]{0,19}?)[ \t]*[:：][ \t]+"
 )
 SPEAKER = re.compile(SPEAKER_PREFIX)
-# One line of a dialogue: its `이름: ` prefix if it has one, the rest of the line, and the line break. No part of
-# SPEAKER_PREFIX matches a line break, so the prefix is found exactly as SPEAKER.match finds it on the line alone.
-DIALOGUE_LINE = re.compile(rf"(?:{SPEAKER_PREFIX})?(?P<rest>[^\r\n]*)(?:\r\n|\r|\n)?")
+# One line of a dialogue after any blank lines: its `이름: ` prefix if it has one, the rest of the line, and the line
+# break. No part of SPEAKER_PREFIX matches a line break, so the prefix is found exactly as SPEAKER.match finds it
+# on the line alone; without one, `rest` is the whole line.
+DIALOGUE_LINE = re.compile(rf"(?:[^\S\r\n]*(?:\r\n|\r|\n))*(?:{SPEAKER_PREFIX})?(?P<rest>[^\r\n]*)(?:\r\n|\r|\n)?")
 NON_SPACE = re.compile(r"\S")
 
 # A flow is the content of a book or block, in order: ("text", start, end), ("token", MarkerToken)
@@ -189,25 +190,26 @@ class _Parser:
 
     def _check_first_speaker(self, start: int, end: int) -> None:
         """S008 when the dialogue's first line with text has no `이름: ` (cues before the name are fine)."""
-        pos = start
-        while True:
-            first = NON_SPACE.search(self.text, pos, end)
-            if first is None:
-                return
-            cue = LEADING_CUES.match(self.text, first.start(), end)
-            line_break = LINE_BREAK.search(self.text, first.start(), end)
-            line_end = line_break.start() if line_break else end
-            after = NON_SPACE.search(self.text, cue.end(), line_end) if cue.end() > cue.start() else first
-            if after is None:  # a line of cues only: look at the next line
-                if line_break is None:
-                    return
-                pos = line_break.end()
-                continue
-            if self.text[after.start()] in "|<" and after.start() == first.start():
-                return  # the dialogue opens with a marker that is not a plain cue; structure rules cover it
-            if not SPEAKER.match(self.text, after.start(), line_end):
+        text, pos = self.text, start
+        while (first := NON_SPACE.search(text, pos, end)) is not None:
+            at = first.start()
+            if text[at] in "|<":
+                cues_end = LEADING_CUES.match(text, at, end).end()
+                if cues_end == at:
+                    return  # the dialogue opens with a marker that is not a plain cue; structure rules cover it
+                line_break = LINE_BREAK.search(text, at, end)
+                line_end = line_break.start() if line_break else end
+                after = NON_SPACE.search(text, cues_end, line_end)
+                if after is None:  # a line of cues only: look at the next line
+                    if line_break is None:
+                        return
+                    pos = line_break.end()
+                    continue
+                at = after.start()
+            if not SPEAKER.match(text, at, end):  # a speaker prefix never runs past the end of its line
+                line_break = LINE_BREAK.search(text, at, end)
                 self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
-                            after.start(), line_end)
+                            at, line_break.start() if line_break else end)
             return
 
     def _finish_book(self, content_end: int, end: int, terminated: bool) -> None:
@@ -236,6 +238,8 @@ class _Parser:
         for item in flow:
             kind = item[0]
             if kind == "text":
+                if not parts and NON_SPACE.search(self.text, item[1], item[2]) is None:
+                    continue  # whitespace between blocks: `flush` would strip it all away
                 start = max(item[1], skip_to)
                 pos = start
                 for m in BLANK_LINES.finditer(self.text, start, item[2]):
@@ -314,9 +318,9 @@ class _Parser:
                 speaker, head, more = name, m.span("rest"), []
                 continue
             line = m.group("rest")
-            if not line or line.isspace():
+            if not line or line.isspace():  # only the last line can be blank here
                 continue
-            line_start = m.start()
+            line_start = m.start("rest")
             if head is None:  # text before the first `이름: ` is a turn of nobody
                 head = (line_start, line_start + len(line))
             else:
@@ -329,21 +333,25 @@ class _Parser:
     def _add_plain_turn(self, turns: list[Turn], speaker: str | None, head: tuple[int, int],
                         more: list[tuple[int, int, int]]) -> None:
         """Append the turn `_strip` would make of these lines: the first line trimmed (dropped with the line break
-        after it when blank), then a line break before each further line; nothing when all is blank."""
-        text, path, index = self.text, self.path, self.lines
-        parts: list[Inline] = []
+        after it when blank), then a line break before each further line; nothing when all is blank. A turn of one
+        part shares its span with that part (spans are values)."""
+        path, index = self.path, self.lines
         start, end = head
-        first = text[start:end]
-        body = first.lstrip() if more else first.strip()
-        if body:
-            start += len(first) - len(first.lstrip())
-            parts.append(Text(body, Span(path, start, start + len(body), index=index)))
+        first = self.text[start:end]
+        body = first.lstrip()
+        start += len(first) - len(body)
+        if not more:
+            body = body.rstrip()
+            if body:
+                span = Span(path, start, start + len(body), index=index)
+                turns.append(Turn(speaker, (Text(body, span),), span))
+            return
+        parts: list[Inline] = [Text(body, Span(path, start, end, index=index))] if body else []
         for line_start, s, e in more:
             if parts:
                 parts.append(Text("\n", Span(path, line_start, line_start, index=index)))
-            parts.append(Text(text[s:e], Span(path, s, e, index=index)))
-        if parts:
-            turns.append(Turn(speaker, tuple(parts), self._span_of(parts)))
+            parts.append(Text(self.text[s:e], Span(path, s, e, index=index)))
+        turns.append(Turn(speaker, tuple(parts), self._span_of(parts)))
 
     def _turns(self, flow: Flow) -> list[Turn]:
         """Turns: `이름: ` (after any leading cues) starts a speaker's turn; other lines continue the turn before.
