@@ -77,6 +77,7 @@ class TextRenderer:
     def __init__(self, policies: Policies, speakers: str):
         self.p = policies
         self.speakers = speakers
+        self._ends: dict[str, tuple[bool, str, str]] = {}  # block name → `_block_ends`
 
     def render(self, doc: Document, source: str) -> Rendered:
         out = _Out()
@@ -109,7 +110,17 @@ class TextRenderer:
             out.add(sep)
             self._r.cuts.append(out.n)
 
+    def _block_ends(self, name: str) -> tuple[bool, str, str]:
+        """Whether block `name` is dropped, and what its start and end markers render as (looked up once: a
+        dialogue corpus has tens of thousands of blocks)."""
+        ends = self._ends.get(name)
+        if ends is None:
+            ends = self._ends[name] = (self.p.block_dropped(name), self.p.marker(f"START_OF_{name}"),
+                                       self.p.marker(f"END_OF_{name}"))
+        return ends
+
     def _segment(self, seg, out: _Out, first: bool) -> bool:
+        """Add one segment after those before it (`first`: nothing was added yet); whether still nothing was."""
         if isinstance(seg, Narration):
             body = self.inline(seg.parts)
             if body:
@@ -118,64 +129,77 @@ class TextRenderer:
                 return False
             return first
         if isinstance(seg, Dialogue):
-            self._r.markers["START_OF_DIALOGUE"] += 1
-            self._r.markers["END_OF_DIALOGUE"] += 1
-            if self.p.block_dropped("DIALOGUE"):
-                return first
-            self._speaker_ids = {}
-            if self.speakers == "token":
-                self._r.speakers.append({})
-            open_, close = self.p.marker("START_OF_DIALOGUE"), self.p.marker("END_OF_DIALOGUE")
-            if open_:
-                self._sep(out, first)
-                out.add(open_)
-                first = False
-            sep = "\n" if open_ else "\n\n"  # before the first turn; "\n" between turns
-            for turn in seg.turns:
-                self._sep(out, first, sep)
-                first, sep = False, "\n"
-                self._turn(turn, out)
-            if close:
-                out.add("" if first else "\n")
-                out.add(close)
-                first = False
-            self._r.max_speakers = max(self._r.max_speakers, len(self._speaker_ids))
-            return first
+            return self._dialogue(seg, out, first)
         if isinstance(seg, Block):
-            self._r.markers[f"START_OF_{seg.name}"] += 1
-            self._r.markers[f"END_OF_{seg.name}"] += 1
-            if self.p.block_dropped(seg.name):
-                return first
-            open_, close = self.p.marker(f"START_OF_{seg.name}"), self.p.marker(f"END_OF_{seg.name}")
-            if open_:
-                self._sep(out, first)
-                out.add(open_)
-                first = False
-            inner_first = first
-            for s in seg.segments:
-                inner_first = self._segment(s, out, inner_first)
-            if close:
-                out.add("\n\n" if not inner_first else "")
-                out.add(close)
-                inner_first = False
-            return inner_first
+            return self._block(seg, out, first)
         return first
 
-    def _turn(self, turn: Turn, out: _Out) -> None:
-        start = out.n
-        if turn.speaker is not None:
-            if self.speakers == "name":
-                out.add(f"{turn.speaker}: ")
-            elif self.speakers == "token":
-                tok = self._speaker_ids.get(turn.speaker)
-                if tok is None:
-                    tok = speaker_token(len(self._speaker_ids) + 1)
-                    self._speaker_ids[turn.speaker] = tok
-                    self._r.speakers[-1][tok] = turn.speaker
-                out.add(tok)
-        content_start = out.n
-        out.add(self.inline(turn.parts))
-        self._r.turns.append((start, content_start, out.n))
+    def _dialogue(self, seg: Dialogue, out: _Out, first: bool) -> bool:
+        self._r.markers["START_OF_DIALOGUE"] += 1
+        self._r.markers["END_OF_DIALOGUE"] += 1
+        dropped, open_, close = self._block_ends("DIALOGUE")
+        if dropped:
+            return first
+        self._speaker_ids = {}
+        if self.speakers == "token":
+            self._r.speakers.append({})
+        if open_:
+            self._sep(out, first)
+            out.add(open_)
+            first = False
+        sep = "\n" if open_ else "\n\n"  # before the first turn; "\n" between turns
+        for turn in seg.turns:
+            self._turn(turn, out, "" if first else sep)
+            first, sep = False, "\n"
+        if close:
+            out.add("" if first else "\n")
+            out.add(close)
+            first = False
+        self._r.max_speakers = max(self._r.max_speakers, len(self._speaker_ids))
+        return first
+
+    def _block(self, seg: Block, out: _Out, first: bool) -> bool:
+        self._r.markers[f"START_OF_{seg.name}"] += 1
+        self._r.markers[f"END_OF_{seg.name}"] += 1
+        dropped, open_, close = self._block_ends(seg.name)
+        if dropped:
+            return first
+        if open_:
+            self._sep(out, first)
+            out.add(open_)
+            first = False
+        inner_first = first
+        for s in seg.segments:
+            inner_first = self._segment(s, out, inner_first)
+        if close:
+            out.add("\n\n" if not inner_first else "")
+            out.add(close)
+            inner_first = False
+        return inner_first
+
+    def _turn(self, turn: Turn, out: _Out, sep: str) -> None:
+        """Add `sep` (a place to cut, unless empty) and the turn, recording where the turn and its content start
+        and where it ends; one string per turn keeps this cheap."""
+        prefix = self._speaker_prefix(turn.speaker)
+        body = self.inline(turn.parts)
+        start = out.n + len(sep)
+        if sep:
+            self._r.cuts.append(start)
+        out.add(sep + prefix + body)
+        self._r.turns.append((start, start + len(prefix), out.n))
+
+    def _speaker_prefix(self, speaker: str | None) -> str:
+        """`이름: ` or the dialogue's `<|speaker_N|>` for the speaker (numbered in order of appearance), or ""."""
+        if speaker is None or self.speakers == "drop":
+            return ""
+        if self.speakers == "name":
+            return f"{speaker}: "
+        tok = self._speaker_ids.get(speaker)
+        if tok is None:
+            tok = speaker_token(len(self._speaker_ids) + 1)
+            self._speaker_ids[speaker] = tok
+            self._r.speakers[-1][tok] = speaker
+        return tok
 
     def inline(self, parts: tuple[Inline, ...]) -> str:
         if len(parts) == 1 and parts[0].__class__ is Text:  # most paragraphs and turns: nothing to join
