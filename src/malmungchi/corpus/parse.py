@@ -25,10 +25,13 @@ SPEAKER_PREFIX = (
     r"[^:：.,?!\"'“”‘’「」『』()\[\]|<>\r\n]{0,19}?)[ \t]*[:：][ \t]+"
 )
 SPEAKER = re.compile(SPEAKER_PREFIX)
-# One line of a dialogue after any blank lines: its `이름: ` prefix if it has one, the rest of the line, and the line
-# break. No part of SPEAKER_PREFIX matches a line break, so the prefix is found exactly as SPEAKER.match finds it
-# on the line alone; without one, `rest` is the whole line.
-DIALOGUE_LINE = re.compile(rf"(?:[^\S\r\n]*(?:\r\n|\r|\n))*(?:{SPEAKER_PREFIX})?(?P<rest>[^\r\n]*)(?:\r\n|\r|\n)?")
+SPEAKER_AFTER_SPACE = re.compile(rf"\s*+(?:{SPEAKER_PREFIX})?")  # whitespace, then a `이름: ` if one starts there
+# One line of a dialogue after any blank lines (not the empty rest after the last line break): its `이름: ` prefix
+# if it has one, the rest of the line, and the line break. No part of SPEAKER_PREFIX matches a line break, so the prefix is found
+# exactly as SPEAKER.match finds it on the line alone; without one, `rest` is the whole line.
+DIALOGUE_LINE = re.compile(
+    rf"(?:[^\S\r\n]*(?:\r\n|\r|\n))*(?!\Z)(?:{SPEAKER_PREFIX})?(?P<rest>[^\r\n]*)(?:\r\n|\r|\n)?"
+)
 NON_SPACE = re.compile(r"\S")
 
 # A flow is the content of a book or block, in order: ("text", start, end), ("token", MarkerToken)
@@ -191,8 +194,13 @@ class _Parser:
     def _check_first_speaker(self, start: int, end: int) -> None:
         """S008 when the dialogue's first line with text has no `이름: ` (cues before the name are fine)."""
         text, pos = self.text, start
-        while (first := NON_SPACE.search(text, pos, end)) is not None:
-            at = first.start()
+        while True:
+            first = SPEAKER_AFTER_SPACE.match(text, pos, end)
+            if first.group("speaker") is not None:
+                return
+            at = first.end()
+            if at == end:
+                return  # no text at all
             if text[at] in "|<":
                 cues_end = LEADING_CUES.match(text, at, end).end()
                 if cues_end == at:
@@ -206,10 +214,11 @@ class _Parser:
                     pos = line_break.end()
                     continue
                 at = after.start()
-            if not SPEAKER.match(text, at, end):  # a speaker prefix never runs past the end of its line
-                line_break = LINE_BREAK.search(text, at, end)
-                self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
-                            at, line_break.start() if line_break else end)
+                if SPEAKER.match(text, at, end):  # a speaker prefix never runs past the end of its line
+                    return
+            line_break = LINE_BREAK.search(text, at, end)
+            self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
+                        at, line_break.start() if line_break else end)
             return
 
     def _finish_book(self, content_end: int, end: int, terminated: bool) -> None:
@@ -318,7 +327,7 @@ class _Parser:
                 speaker, head, more = name, m.span("rest"), []
                 continue
             line = m.group("rest")
-            if not line or line.isspace():  # only the last line can be blank here
+            if not line or line.isspace():  # a blank line at the end
                 continue
             line_start = m.start("rest")
             if head is None:  # text before the first `이름: ` is a turn of nobody
