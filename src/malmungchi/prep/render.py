@@ -97,18 +97,17 @@ class TextRenderer:
             r.markers["END_OF_BOOK"] += 1
             end = self.p.marker("END_OF_BOOK")
             if end:
-                if not first:
-                    out.add("\n\n")
-                    r.cuts.append(out.n)
-                out.add(end)
+                self._add_after(out, first, end)
         r.text = out.text()
         _measure(r)
         return r
 
-    def _sep(self, out: _Out, first: bool, sep: str = "\n\n") -> None:
+    def _add_after(self, out: _Out, first: bool, s: str, sep: str = "\n\n") -> None:
+        """Add `s` after `sep`, unless nothing was added yet (`first`); a long document may be cut before `s`."""
         if not first:
-            out.add(sep)
-            self._r.cuts.append(out.n)
+            self._r.cuts.append(out.n + len(sep))
+            s = sep + s
+        out.add(s)
 
     def _block_ends(self, name: str) -> tuple[bool, str, str]:
         """Whether block `name` is dropped, and what its start and end markers render as (looked up once: a
@@ -124,8 +123,7 @@ class TextRenderer:
         if isinstance(seg, Narration):
             body = self.inline(seg.parts)
             if body:
-                self._sep(out, first)
-                out.add(body)
+                self._add_after(out, first, body)
                 return False
             return first
         if isinstance(seg, Dialogue):
@@ -144,16 +142,14 @@ class TextRenderer:
         if self.speakers == "token":
             self._r.speakers.append({})
         if open_:
-            self._sep(out, first)
-            out.add(open_)
+            self._add_after(out, first, open_)
             first = False
         sep = "\n" if open_ else "\n\n"  # before the first turn; "\n" between turns
         for turn in seg.turns:
-            self._turn(turn, out, "" if first else sep)
+            self._turn(turn, out, first, sep)
             first, sep = False, "\n"
         if close:
-            out.add("" if first else "\n")
-            out.add(close)
+            out.add(close if first else "\n" + close)
             first = False
         self._r.max_speakers = max(self._r.max_speakers, len(self._speaker_ids))
         return first
@@ -165,27 +161,23 @@ class TextRenderer:
         if dropped:
             return first
         if open_:
-            self._sep(out, first)
-            out.add(open_)
+            self._add_after(out, first, open_)
             first = False
         inner_first = first
         for s in seg.segments:
             inner_first = self._segment(s, out, inner_first)
         if close:
-            out.add("\n\n" if not inner_first else "")
-            out.add(close)
+            out.add(close if inner_first else "\n\n" + close)
             inner_first = False
         return inner_first
 
-    def _turn(self, turn: Turn, out: _Out, sep: str) -> None:
-        """Add `sep` (a place to cut, unless empty) and the turn, recording where the turn and its content start
-        and where it ends; one string per turn keeps this cheap."""
+    def _turn(self, turn: Turn, out: _Out, first: bool, sep: str) -> None:
+        """Add the turn (speaker prefix and text, as one string) and record where it and its content start and
+        where it ends."""
         prefix = self._speaker_prefix(turn.speaker)
-        body = self.inline(turn.parts)
-        start = out.n + len(sep)
-        if sep:
-            self._r.cuts.append(start)
-        out.add(sep + prefix + body)
+        line = prefix + self.inline(turn.parts)
+        self._add_after(out, first, line, sep)
+        start = out.n - len(line)
         self._r.turns.append((start, start + len(prefix), out.n))
 
     def _speaker_prefix(self, speaker: str | None) -> str:
