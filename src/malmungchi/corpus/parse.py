@@ -29,8 +29,8 @@ SPEAKER_PREFIX = (
 SPEAKER = re.compile(SPEAKER_PREFIX)
 SPEAKER_AFTER_SPACE = re.compile(rf"\s*+(?:{SPEAKER_PREFIX})?")  # whitespace, then a `이름: ` if one starts there
 # One line of a dialogue after any blank lines (not the empty rest after the last line break): its `이름: ` prefix
-# if it has one, the rest of the line, and the line break. No part of SPEAKER_PREFIX matches a line break, so the prefix is found
-# exactly as SPEAKER.match finds it on the line alone; without one, `rest` is the whole line.
+# if it has one, the rest of the line, and the line break. No part of SPEAKER_PREFIX matches a line break, so the
+# prefix is found exactly as SPEAKER.match finds it on the line alone; without one, `rest` is the whole line.
 DIALOGUE_LINE = re.compile(
     rf"(?:[^\S\r\n]*(?:\r\n|\r|\n))*(?!\Z)(?:{SPEAKER_PREFIX})?(?P<rest>[^\r\n]*)(?:\r\n|\r|\n)?"
 )
@@ -306,6 +306,7 @@ class _Parser:
         return lines
 
     def _dialogue(self, item: tuple) -> Dialogue:
+        """The dialogue block `item` as turns; one of text alone (no cue, no nested block) takes the fast path."""
         _, _, open_tok, close_tok, flow = item
         if len(flow) == 1 and flow[0][0] == "text":
             turns = self._plain_turns(flow[0][1], flow[0][2])

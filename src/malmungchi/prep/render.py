@@ -182,7 +182,7 @@ class TextRenderer:
 
     def _speaker_prefix(self, speaker: str | None) -> str:
         """`이름: ` or the dialogue's `<|speaker_N|>` for the speaker (numbered in order of appearance), or ""."""
-        if speaker is None or self.speakers == "drop":
+        if speaker is None or self.speakers not in ("name", "token"):
             return ""
         if self.speakers == "name":
             return f"{speaker}: "
