@@ -54,9 +54,10 @@ def scan_markers(text: str, registry: Registry) -> tuple[list[MarkerToken], list
     near: dict[str, str | None] = {}
     for m in CANDIDATE.finditer(text):
         start, end = m.span()
-        hit = canonical.get(m.group())
+        raw = m.group()
+        hit = canonical.get(raw)
         if hit is not None and (start == 0 or text[start - 1] != "<"):
-            tokens.append(MarkerToken(start, end, m.group(), hit[0], hit[1], hit[2]))
+            tokens.append(MarkerToken(start, end, raw, *hit))
             continue
         written = m.group("n1")
         if written is not None:

@@ -8,18 +8,18 @@ Separators: a blank line between segments, a line break between turns and around
 from __future__ import annotations
 
 import hashlib
-from array import array
-import re
 import unicodedata
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
 
 from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Sound, Text, Turn
 from malmungchi.prep.policies import Policies, speaker_token
 
-NOT_HANGUL = re.compile(r"[^\uac00-\ud7a3]+")
-JAMO, NOT_JAMO = re.compile(r"[\u1100-\u11ff]"), re.compile(r"[^\u1100-\u11ff]+")
-FULLWIDTH, NOT_FULLWIDTH = re.compile(r"[\uff01-\uff5e]"), re.compile(r"[^\uff01-\uff5e]+")
+OTHER, HANGUL, JAMO, FULLWIDTH, SPACE = range(5)  # what `_measure` counts, by UTF-16 code unit
 
 
 @dataclass
@@ -94,6 +94,7 @@ class TextRenderer:
     def __init__(self, policies: Policies, speakers: str):
         self.p = policies
         self.speakers = speakers
+        self._ends: dict[str, tuple[bool, str, str]] = {}  # block name → `_block_ends`
 
     def render(self, doc: Document, source: str) -> Rendered:
         out = _Out()
@@ -113,87 +114,105 @@ class TextRenderer:
             r.markers["END_OF_BOOK"] += 1
             end = self.p.marker("END_OF_BOOK")
             if end:
-                if not first:
-                    out.add("\n\n")
-                    r.cuts.append(out.n)
-                out.add(end)
+                self._add_after(out, first, end)
         r.text = out.text()
         _measure(r)
         return r
 
-    def _sep(self, out: _Out, first: bool, sep: str = "\n\n") -> None:
+    def _add_after(self, out: _Out, first: bool, s: str, sep: str = "\n\n") -> None:
+        """Add `s` after `sep`, unless nothing was added yet (`first`); a long document may be cut before `s`."""
         if not first:
-            out.add(sep)
-            self._r.cuts.append(out.n)
+            self._r.cuts.append(out.n + len(sep))
+            s = sep + s
+        out.add(s)
+
+    def _block_ends(self, name: str) -> tuple[bool, str, str]:
+        """Whether block `name` is dropped, and what its start and end markers render as (looked up once: a
+        dialogue corpus has tens of thousands of blocks)."""
+        ends = self._ends.get(name)
+        if ends is None:
+            ends = self._ends[name] = (self.p.block_dropped(name), self.p.marker(f"START_OF_{name}"),
+                                       self.p.marker(f"END_OF_{name}"))
+        return ends
 
     def _segment(self, seg, out: _Out, first: bool) -> bool:
+        """Add one segment after those before it (`first`: nothing was added yet); whether still nothing was."""
         if isinstance(seg, Narration):
             body = self.inline(seg.parts)
             if body:
-                self._sep(out, first)
-                out.add(body)
+                self._add_after(out, first, body)
                 return False
             return first
         if isinstance(seg, Dialogue):
-            self._r.markers["START_OF_DIALOGUE"] += 1
-            self._r.markers["END_OF_DIALOGUE"] += 1
-            if self.p.block_dropped("DIALOGUE"):
-                return first
-            self._speaker_ids = {}
-            if self.speakers == "token":
-                self._r.speakers.append({})
-            open_, close = self.p.marker("START_OF_DIALOGUE"), self.p.marker("END_OF_DIALOGUE")
-            if open_:
-                self._sep(out, first)
-                out.add(open_)
-                first = False
-            for i, turn in enumerate(seg.turns):
-                self._sep(out, first, "\n" if open_ or i else "\n\n")
-                first = False
-                self._turn(turn, out)
-            if close:
-                out.add("" if first else "\n")
-                out.add(close)
-                first = False
-            self._r.max_speakers = max(self._r.max_speakers, len(self._speaker_ids))
-            return first
+            return self._dialogue(seg, out, first)
         if isinstance(seg, Block):
-            self._r.markers[f"START_OF_{seg.name}"] += 1
-            self._r.markers[f"END_OF_{seg.name}"] += 1
-            if self.p.block_dropped(seg.name):
-                return first
-            open_, close = self.p.marker(f"START_OF_{seg.name}"), self.p.marker(f"END_OF_{seg.name}")
-            if open_:
-                self._sep(out, first)
-                out.add(open_)
-                first = False
-            inner_first = first
-            for s in seg.segments:
-                inner_first = self._segment(s, out, inner_first)
-            if close:
-                out.add("\n\n" if not inner_first else "")
-                out.add(close)
-                inner_first = False
-            return inner_first
+            return self._block(seg, out, first)
         return first
 
-    def _turn(self, turn: Turn, out: _Out) -> None:
-        start = out.n
-        if turn.speaker is not None:
-            if self.speakers == "name":
-                out.add(f"{turn.speaker}: ")
-            elif self.speakers == "token":
-                tok = self._speaker_ids.get(turn.speaker)
-                if tok is None:
-                    tok = speaker_token(len(self._speaker_ids) + 1)
-                    self._speaker_ids[turn.speaker] = tok
-                    self._r.speakers[-1][tok] = turn.speaker
-                out.add(tok)
-        content_start = out.n
-        out.add(self.inline(turn.parts))
-        self._r.turns.append((start, content_start, out.n))
+    def _dialogue(self, seg: Dialogue, out: _Out, first: bool) -> bool:
+        self._r.markers["START_OF_DIALOGUE"] += 1
+        self._r.markers["END_OF_DIALOGUE"] += 1
+        dropped, open_, close = self._block_ends("DIALOGUE")
+        if dropped:
+            return first
+        self._speaker_ids = {}
+        if self.speakers == "token":
+            self._r.speakers.append({})
+        if open_:
+            self._add_after(out, first, open_)
+            first = False
+        sep = "\n" if open_ else "\n\n"  # before the first turn; "\n" between turns
+        for turn in seg.turns:
+            self._turn(turn, out, first, sep)
+            first, sep = False, "\n"
+        if close:
+            out.add(close if first else "\n" + close)
+            first = False
+        self._r.max_speakers = max(self._r.max_speakers, len(self._speaker_ids))
+        return first
+
+    def _block(self, seg: Block, out: _Out, first: bool) -> bool:
+        self._r.markers[f"START_OF_{seg.name}"] += 1
+        self._r.markers[f"END_OF_{seg.name}"] += 1
+        dropped, open_, close = self._block_ends(seg.name)
+        if dropped:
+            return first
+        if open_:
+            self._add_after(out, first, open_)
+            first = False
+        inner_first = first
+        for s in seg.segments:
+            inner_first = self._segment(s, out, inner_first)
+        if close:
+            out.add(close if inner_first else "\n\n" + close)
+            inner_first = False
+        return inner_first
+
+    def _turn(self, turn: Turn, out: _Out, first: bool, sep: str) -> None:
+        """Add the turn (speaker prefix and text, as one string) and record where it and its content start and
+        where it ends."""
+        prefix = self._speaker_prefix(turn.speaker)
+        line = prefix + self.inline(turn.parts)
+        self._add_after(out, first, line, sep)
+        start = out.n - len(line)
+        self._r.turns.append((start, start + len(prefix), out.n))
+
+    def _speaker_prefix(self, speaker: str | None) -> str:
+        """`이름: ` or the dialogue's `<|speaker_N|>` for the speaker (numbered in order of appearance), or ""."""
+        if speaker is None or self.speakers not in ("name", "token"):
+            return ""
+        if self.speakers == "name":
+            return f"{speaker}: "
+        tok = self._speaker_ids.get(speaker)
+        if tok is None:
+            tok = speaker_token(len(self._speaker_ids) + 1)
+            self._speaker_ids[speaker] = tok
+            self._r.speakers[-1][tok] = speaker
+        return tok
 
     def inline(self, parts: tuple[Inline, ...]) -> str:
+        if len(parts) == 1 and parts[0].__class__ is Text:  # most paragraphs and turns: nothing to join
+            return parts[0].text.strip()
         out = _Out()
         strip_next = False
         for part in parts:
@@ -219,11 +238,31 @@ class TextRenderer:
         return self.p.marker(name) + cue_text
 
 
+@lru_cache(maxsize=1)
+def _unit_classes() -> np.ndarray:
+    """The `_measure` class of every UTF-16 code unit. Every character `str.split` splits at is in the BMP, and
+    the halves of a surrogate pair are in none of these ranges, so counting code units counts characters."""
+    table = np.full(0x10000, OTHER, dtype=np.uint8)
+    table[0xAC00:0xD7A4] = HANGUL  # precomposed syllables
+    table[0x1100:0x1200] = JAMO  # conjoining jamo: decomposed Hangul
+    table[0xFF01:0xFF5F] = FULLWIDTH
+    table[[cp for cp in range(0x10000) if chr(cp).isspace()]] = SPACE
+    return table
+
+
 def _measure(r: Rendered) -> None:
-    """Cheap per-document text figures for the report (Hangul syllables, eojeol, NFD jamo, full-width)."""
+    """Cheap per-document text figures for the report (Hangul syllables, eojeol, NFD jamo, full-width), counted
+    with numpy over the text's code units: a regex or `split` pass per figure cost more than rendering."""
     t = r.text
-    r.hangul = len(NOT_HANGUL.sub("", t))
-    r.eojeol = len(t.split())
-    r.nfd = len(NOT_JAMO.sub("", t)) if JAMO.search(t) else 0
-    r.fullwidth = len(NOT_FULLWIDTH.sub("", t)) if FULLWIDTH.search(t) else 0
+    classes = _unit_classes()[np.frombuffer(t.encode("utf-16-le", "surrogatepass"), dtype=np.uint16)]
+    counts = np.bincount(classes, minlength=SPACE + 1)
+    r.hangul, r.nfd, r.fullwidth = int(counts[HANGUL]), int(counts[JAMO]), int(counts[FULLWIDTH])
+    r.eojeol = _words(classes == SPACE)
     r.not_nfc = not unicodedata.is_normalized("NFC", t)
+
+
+def _words(space: np.ndarray) -> int:
+    """`len(text.split())` from the text's whitespace mask: the number of runs of other characters."""
+    if not space.size:
+        return 0
+    return int(not space[0]) + int(np.count_nonzero(space[:-1] & ~space[1:]))
