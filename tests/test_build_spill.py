@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 
 from malmungchi.prep.encode import Seq
@@ -40,3 +43,7 @@ def test_records_iterate_in_order_across_read_blocks_and_compare_as_lists():
     assert len(rec) == 6000
     assert list(rec) == items and rec == items and rec[5999] == items[5999]
     assert rec != items[:-1]
+    out = io.BytesIO()
+    rec.write_to(out)
+    assert out.getvalue().decode("utf-8") == "".join(json.dumps(i, ensure_ascii=False, sort_keys=True) + "\n"
+                                                     for i in items)

@@ -112,13 +112,23 @@ class Records:
         return self._n
 
     def __iter__(self) -> Iterator[dict]:
-        at, rest = 0, b""
-        while at < self._file.size:
-            block = self._file.get(at, min(1 << 22, self._file.size - at))
-            at += len(block)
+        rest = b""
+        for block in self._blocks():
             lines = (rest + block).split(b"\n")
             rest = lines.pop()
             yield from (json.loads(line) for line in lines)
+
+    def write_to(self, fh) -> None:
+        """Copy the records as they are stored (one JSON object per line, keys sorted) to the binary file `fh`."""
+        for block in self._blocks():
+            fh.write(block)
+
+    def _blocks(self, size: int = 1 << 22) -> Iterator[bytes]:
+        at = 0
+        while at < self._file.size:
+            block = self._file.get(at, min(size, self._file.size - at))
+            at += len(block)
+            yield block
 
     def __getitem__(self, i: int) -> dict:
         return list(self)[i]

@@ -103,9 +103,8 @@ def _write_into(p: Plan, root: Path, rep: dict) -> dict:
             for group in row_groups(p.splits[name], p.rows[name], ROW_GROUP):
                 writer.write_table(group, row_group_size=ROW_GROUP)
     p.tokenizer.save_pretrained(str(root / "tokenizer"))
-    with (root / "eval" / "test.jsonl").open("w", encoding="utf-8", newline="\n") as fh:
-        for item in p.eval_items:
-            fh.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")
+    with (root / "eval" / "test.jsonl").open("wb") as fh:
+        p.eval_items.write_to(fh)  # already one JSON object per line, keys sorted
     (root / "report.json").write_text(_dump(rep), encoding="utf-8")
 
     config = p.cfg.model_dump(mode="json")
