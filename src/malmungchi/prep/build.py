@@ -1,8 +1,8 @@
 """The build stage end to end, without writing: read → lint gate → render → dedup → register tokens → encode →
 chunk → split → pack → eval items → report. `malmungchi.prep.write` turns the result into a build directory.
 
-Reading, parsing and (text mode) rendering run in a process pool when the input is large, a bounded number of
-files ahead of the main process, which meanwhile loads the tokenizer and encodes the rendered texts in batches in
+Reading, parsing and (text mode) rendering run in a process pool when the input is large, a bounded amount of
+input ahead of the main process, which meanwhile loads the tokenizer and encodes the rendered texts in batches in
 the Rust tokenizer's thread pool as they arrive; workers send back rendered texts, never document trees. Chat
 mode renders in the main process (the chat template needs the tokenizer). Everything else is linear-time Python
 over documents (not tokens) plus numpy over tokens. The result is the same as reading everything first.
@@ -33,6 +33,8 @@ from malmungchi.schemas.config import BuildConfig
 from malmungchi.schemas.registry import Registry
 
 PARALLEL_BYTES = 2 << 20  # below this a process pool costs more than it saves
+AHEAD_BYTES = 24 << 20  # input the readers may work ahead: two encode batches of Korean text, so they keep
+# the cores busy while the main process encodes (a constant, whatever the corpus size)
 ROUND_TRIP_SAMPLE = 200  # rendered texts checked for an exact encode → decode round trip
 
 
@@ -117,29 +119,36 @@ def _prepare_one(args: tuple[str, str]) -> tuple[SourceFile, list | None]:
 
 def _stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, jobs: int | None, render: bool,
             progress=None):
-    """(SourceFile, rendered | None) per input, in input order; a generator. With a process pool, at most a few
-    files per worker are in flight, so memory does not grow with the corpus, and the pool is started before the
-    first item is asked for (the caller can load the tokenizer meanwhile)."""
+    """(SourceFile, rendered | None) per input, in input order; a generator. With a process pool, at most
+    AHEAD_BYTES of input (or two files per worker) are in flight, so memory does not grow with the corpus, and the
+    pool is started before the first item is asked for (the caller can load the tokenizer meanwhile)."""
     sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p, _ in inputs]
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES:
         pool = ProcessPoolExecutor(jobs, initializer=_init, initargs=(registry, cfg, render))
-        ahead = 2 * jobs
         pending: deque = deque()
         todo = iter(zip(inputs, sizes))
-        for item, size in todo:
-            pending.append((pool.submit(_prepare_one, item), size))
-            if len(pending) >= ahead:
-                break
+        in_flight = 0  # input bytes submitted and not yet handed to the caller
+
+        def top_up() -> None:
+            nonlocal in_flight
+            while len(pending) < 2 * jobs or in_flight < AHEAD_BYTES:
+                nxt = next(todo, None)
+                if nxt is None:
+                    return
+                pending.append((pool.submit(_prepare_one, nxt[0]), nxt[1]))
+                in_flight += nxt[1]
+
+        top_up()
 
         def results():
+            nonlocal in_flight
             try:
                 while pending:
                     fut, size = pending.popleft()
                     res = fut.result()
-                    nxt = next(todo, None)
-                    if nxt is not None:
-                        pending.append((pool.submit(_prepare_one, nxt[0]), nxt[1]))
+                    in_flight -= size
+                    top_up()
                     if progress:
                         progress(size)
                     yield res
