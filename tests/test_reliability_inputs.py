@@ -264,6 +264,14 @@ def test_dropping_a_hopeless_segment_keeps_the_rest_of_the_document(qwen3_tokeni
     assert [q.ids.tolist() for q in whole.splits["test"]] == [q.ids.tolist() for q in full.splits["test"]]
     assert whole.eval_items == full.eval_items
     assert [x.tokens for x in whole.lost] == pytest.approx([x.tokens for x in full.lost], rel=0.01)
+    # tokens per syllable are over the text that was tokenized: the dropped paragraph's 20,000 syllables (and
+    # its thousands of lost tokens) count in neither, so the figure is what the rest of the book costs
+    from malmungchi.prep.stats import report
+
+    rest = "첫 문단입니다. 철수: 안녕? 영희: 응, 안녕."
+    korean = report(whole)["korean"]
+    assert korean["hangul_syllables"] == sum(0xAC00 <= ord(c) <= 0xD7A3 for c in rest)
+    assert 0.5 < korean["tokens_per_syllable"] < 3
 
 
 # -- 10,000 tiny files ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from malmungchi.corpus.tree import Block, Dialogue, Document, Narration
 from malmungchi.prep.policies import speaker_token
-from malmungchi.prep.render import Rendered, TextRenderer, _measure
+from malmungchi.prep.render import Rendered, TextRenderer, measure
 
 ROLES = {"system", "user", "assistant"}
 
@@ -150,5 +150,5 @@ class ChatRenderer:
         cuts = []
         r = Rendered(rid, doc_id, source, title, text, cuts, [], loss, messages)
         r.max_speakers = self.text._r.max_speakers
-        _measure(r)
+        measure(r)
         return r

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from malmungchi.prep.render import Rendered
+from malmungchi.prep.render import Rendered, measure
 from malmungchi.prep.spill import TextStore, TokenStore
 
 BATCH_CHARS = 4 << 20  # characters per encode batch: big enough for the thread pool, small enough for memory
@@ -211,7 +211,9 @@ def _without_long_segments(r: Rendered, limit: int, backend, max_length: int) ->
     cuts = sorted({shift(c) for c in r.cuts if outside(c)} | {shift(a) for a, _ in drop})
     turns = [(shift(t), shift(c), shift(e)) for t, c, e in r.turns if outside(t, e)]
     gaps = sorted({shift(g) for g in r.gaps} | {shift(a) for a, _ in drop})
-    return replace(r, text="".join(pieces), cuts=cuts, turns=turns, gaps=gaps), lost
+    kept = replace(r, text="".join(pieces), cuts=cuts, turns=turns, gaps=gaps)
+    measure(kept)  # the report's tokens per syllable are over the text that is tokenized
+    return kept, lost
 
 
 FEW_POSITIONS = 128  # up to this many lookups, Rust's per-position scan beats building every offset in Python

@@ -19,7 +19,7 @@ import numpy as np
 from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Sound, Text, Turn
 from malmungchi.prep.policies import Policies, speaker_token
 
-OTHER, HANGUL, JAMO, FULLWIDTH, SPACE = range(5)  # what `_measure` counts, by UTF-16 code unit
+OTHER, HANGUL, JAMO, FULLWIDTH, SPACE = range(5)  # what `measure` counts, by UTF-16 code unit
 
 
 @dataclass
@@ -116,7 +116,7 @@ class TextRenderer:
             if end:
                 self._add_after(out, first, end)
         r.text = out.text()
-        _measure(r)
+        measure(r)
         return r
 
     def _add_after(self, out: _Out, first: bool, s: str, sep: str = "\n\n") -> None:
@@ -240,7 +240,7 @@ class TextRenderer:
 
 @lru_cache(maxsize=1)
 def _unit_classes() -> np.ndarray:
-    """The `_measure` class of every UTF-16 code unit. Every character `str.split` splits at is in the BMP, and
+    """The `measure` class of every UTF-16 code unit. Every character `str.split` splits at is in the BMP, and
     the halves of a surrogate pair are in none of these ranges, so counting code units counts characters."""
     table = np.full(0x10000, OTHER, dtype=np.uint8)
     table[0xAC00:0xD7A4] = HANGUL  # precomposed syllables
@@ -250,7 +250,7 @@ def _unit_classes() -> np.ndarray:
     return table
 
 
-def _measure(r: Rendered) -> None:
+def measure(r: Rendered) -> None:
     """Cheap per-document text figures for the report (Hangul syllables, eojeol, NFD jamo, full-width), counted
     with numpy over the text's code units: a regex or `split` pass per figure cost more than rendering."""
     t = r.text

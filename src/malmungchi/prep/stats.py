@@ -41,9 +41,10 @@ def report(p: Plan) -> dict:
     partial_tokens = int(counts[: len(partial)][partial[: len(counts)]].sum()) if seqs else 0
     unk_id = tok.unk_token_id
     unk = int(counts[unk_id]) if unk_id is not None and unk_id < len(counts) else 0
-    used = [r for r in p.rendered]
-    hangul = sum(r.hangul for r in used)
-    eojeol = sum(r.eojeol for r in used)
+    used = p.rendered
+    tokenized = list({id(q.src): q.src for q in seqs}.values())  # the texts the sequences were encoded from
+    hangul = sum(r.hangul for r in tokenized)  # (without segments too long to tokenize), for tokens per syllable
+    eojeol = sum(r.eojeol for r in tokenized)
     markers = _markers(p, total)
     doc_tokens = sorted(((n, rid) for rid, n in p.doc_tokens.items()), reverse=True)[:5]
     titles = {r.id: r.title for r in p.rendered}
