@@ -11,6 +11,7 @@ over documents (not tokens) plus numpy over tokens. The result is the same as re
 from __future__ import annotations
 
 import os
+from array import array
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ def _prepare(src: SourceFile, renderer: TextRenderer | None) -> tuple[SourceFile
     out = []
     for doc in src.documents:
         r = renderer.render(doc, src.key)
+        r.cuts = array("q", r.cuts)  # a compact pickle: a book has thousands of cut offsets
         if r.text.strip():
             r.dedup_key()
             out.append(((doc.id, doc.title), r))
