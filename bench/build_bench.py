@@ -166,6 +166,7 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         return {"wall": wall, "tokens": n, "kept": n, "efficiency": None, "lost": 0, "rows": None,
                 "docs": len(lines), "peak_mb": own, "child_mb": kids}
     import datasets
+    import pyarrow.compute as pc
 
     datasets.disable_progress_bars()
     datasets.disable_caching()
@@ -198,11 +199,7 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         packed = pack_dataset(ds, max_length, strategy="bfd")
         rows = packed.num_rows
         wall = time.perf_counter() - t
-        import pyarrow.compute as pc
-
         before = int(pc.sum(pc.list_value_length(ds.data.column("input_ids"))).as_py())
-    import pyarrow.compute as pc
-
     kept = int(pc.sum(pc.list_value_length(packed.data.column("input_ids"))).as_py())
     own, kids = _peak_mb()
     return {"wall": wall, "tokens": before, "kept": kept, "efficiency": kept / (rows * max_length),

@@ -8,13 +8,16 @@ for the rest only the ids cross from Rust, which keeps the build close to a bare
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
 from malmungchi.prep.render import Rendered, measure
 from malmungchi.prep.spill import TextStore, TokenStore
 
+T = TypeVar("T")
 BATCH_CHARS = 4 << 20  # characters per encode batch: big enough for the thread pool, small enough for memory
 
 
@@ -72,14 +75,15 @@ class Encoded:
     texts: TextStore | None = None  # where encoded texts went (text mode), when not in memory
 
 
-def batches(items: list[Rendered], limit: int = BATCH_CHARS):
-    batch, size = [], 0
-    for r in items:
-        batch.append(r)
-        size += len(r.text)
-        if size >= limit:
+def batches(items: Iterable[T], limit: int, size: Callable[[T], int]) -> Iterator[list[T]]:
+    """Consecutive groups of `items` whose sizes add up to at least `limit` (the last may be smaller); lazy."""
+    batch, total = [], 0
+    for item in items:
+        batch.append(item)
+        total += size(item)
+        if total >= limit:
             yield batch
-            batch, size = [], 0
+            batch, total = [], 0
     if batch:
         yield batch
 

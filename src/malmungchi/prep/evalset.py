@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from malmungchi.prep.encode import BATCH_CHARS, Seq, token_starts
+from malmungchi.prep.encode import BATCH_CHARS, Seq, batches, token_starts
 
 
 def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS) -> Iterator[dict]:
@@ -22,18 +22,11 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
     for q in seqs:
         if len(q.src.turns):
             by_doc.setdefault(q.src.id, []).append(q)
-    docs = [v[0].src for v in by_doc.values()]
-    start = 0
-    while start < len(docs):
-        end, size, texts = start, 0, []
-        while end < len(docs) and (size < batch_chars or end == start):
-            texts.append(docs[end].full_text())
-            size += len(texts[-1])
-            end += 1
-        encs = tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
-        for r, text, enc in zip(docs[start:end], texts, encs):
+    texts = ((v[0].src, v[0].src.full_text()) for v in by_doc.values())  # read back one at a time
+    for batch in batches(texts, batch_chars, size=lambda pair: len(pair[1])):
+        encs = tok.backend_tokenizer.encode_batch([text for _, text in batch], add_special_tokens=False)
+        for (r, text), enc in zip(batch, encs):
             yield from _doc_items(r, text, token_starts(enc), by_doc[r.id], eval_context)
-        start = end
 
 
 def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context: int) -> list[dict]:
