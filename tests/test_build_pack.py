@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from malmungchi.prep.encode import Encoded, Seq, _chunk
+from malmungchi.prep.encode import Encoded, Seq, _chunk, token_index
 from malmungchi.prep.pack import best_fit_decreasing
 from malmungchi.prep.render import Rendered
 from malmungchi.prep.rows import check_rows, pack_rows, rows_table
@@ -78,7 +78,8 @@ def test_chunking_cuts_only_at_segment_boundaries_and_counts_losses():
     r = Rendered("doc", "doc", "s", None, "x" * 40, cuts=[8, 14, 30])
     ids = np.arange(100, 120, dtype=np.int32)  # 20 tokens, token i starts at char 2i
     out = Encoded()
-    _chunk(r, np.append(ids, 2), _two_char_tokens().encode(r.text), out, max_length=6, stop_id=2)
+    enc = _two_char_tokens().encode(r.text)
+    _chunk(r, np.append(ids, 2), token_index(enc, r.cuts, len(ids)), out, max_length=6, stop_id=2)
     # segments in tokens: [0,4) [4,7) [7,15) [15,20); room 5 per chunk (+ stop)
     assert [(q.tok_start, q.tok_end) for q in out.seqs] == [(0, 4), (4, 7), (15, 20)]
     assert [q.ids.tolist() for q in out.seqs] == [[100, 101, 102, 103, 2], [104, 105, 106, 2],
@@ -116,3 +117,45 @@ def test_token_index_agrees_with_bisecting_all_offsets(qwen3_tokenizer_dir):
             assert token_index(enc, [c], hi) == [want[c]], c
         paragraph_starts = [i + 2 for i in range(len(text)) if text.startswith("\n\n", i)]
         assert token_index(enc, paragraph_starts, hi) == [want[c] for c in paragraph_starts]
+
+
+def test_byte_lengths_find_the_same_tokens_as_offsets(qwen3_tokenizer_dir):
+    """Long texts are encoded without offsets and cut by the tokens' byte lengths: at every character position
+    (inside a token, inside a multi-token syllable, after an emoji, at a registered marker) the answer is the one
+    bisecting the offsets gives; text a normalizer would change falls back to the offsets (None)."""
+    import unicodedata
+    from bisect import bisect_left
+
+    from malmungchi.prep.encode import byte_index, token_byte_lengths
+    from malmungchi.prep.tokenizer import load_tokenizer, register_tokens
+
+    tok = load_tokenizer(str(qwen3_tokenizer_dir))
+    register_tokens(tok, ["<|start_of_dialogue|>", "<|sound|>"])
+    backend = tok.backend_tokenizer
+    sizes = token_byte_lengths(backend)
+    assert sizes is not None  # Qwen3: byte-level BPE, NFC normalizer, nothing added around the text
+    text = "<|sound|>(울음)\n\n첫 문단입니다 🙂.\n\n<|start_of_dialogue|>\n철수: 똠방각하 뷁!\n\n   셋째 ｆｕｌｌ\n\n" * 3
+    fast = backend.encode_batch_fast([text])[0]
+    enc = backend.encode(text)
+    assert fast.ids == enc.ids
+    ids = np.asarray(fast.ids, dtype=np.int32)
+    offsets = enc.offsets
+    for hi in (len(ids), len(ids) - 3):
+        want = [bisect_left(offsets, (c,), 0, hi) for c in range(len(text) + 1)]
+        assert byte_index(text, ids, sizes, list(range(len(text) + 1)), hi) == want
+    decomposed = unicodedata.normalize("NFD", text)  # NFC normalisation changes its length: not exact
+    nfd_ids = np.asarray(backend.encode_batch_fast([decomposed])[0].ids, dtype=np.int32)
+    assert byte_index(decomposed, nfd_ids, sizes, [0, 5], len(nfd_ids)) is None
+
+
+def test_tokenizers_without_exact_byte_lengths_keep_the_offsets(tmp_path):
+    """A Metaspace (SentencePiece-style) tokenizer has no exact byte lengths: the build uses offsets."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    from malmungchi.prep.encode import token_byte_lengths
+
+    tok = Tokenizer(models.BPE({"▁": 0, "a": 1, "[UNK]": 2}, [], unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    assert token_byte_lengths(tok) is None
+    assert token_byte_lengths(_two_char_tokens()) is None  # WordLevel

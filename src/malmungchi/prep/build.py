@@ -2,10 +2,13 @@
 chunk → split → pack → eval items → report. `malmungchi.prep.write` turns the result into a build directory.
 
 Reading, parsing and (text mode) rendering run in a process pool when the input is large, a bounded amount of
-input ahead of the main process, which meanwhile loads the tokenizer and encodes the rendered texts in batches in
-the Rust tokenizer's thread pool as they arrive; workers send back rendered texts, never document trees. Chat
-mode renders in the main process (the chat template needs the tokenizer). Everything else is linear-time Python
-over documents (not tokens) plus numpy over tokens. The result is the same as reading everything first.
+input ahead of the main process. In text mode, when the tokens to register are known before reading, the main
+process loads the tokenizer first and the workers also encode what they render, each single-threaded (one per
+core: on two cores that is about 1.3x faster than the Rust tokenizer's own thread pool, and parse, render and
+encode overlap); they send back rendered texts with their token ids, never document trees or Rust encodings.
+Otherwise the main process encodes the rendered texts in batches in the Rust tokenizer's thread pool. Chat mode
+renders in the main process (the chat template needs the tokenizer). Everything else is linear-time Python over
+documents (not tokens) plus numpy over tokens. The result is the same as reading everything first.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pyarrow as pa
 
 from malmungchi.corpus.diagnostics import Diagnostic
 from malmungchi.prep import chat as chatmod
-from malmungchi.prep.encode import Encoded, Encoder, Lost, Seq
+from malmungchi.prep.encode import BATCH_CHARS, Encoded, Encoder, Lost, Piece, Seq, TextEncoder, batches
 from malmungchi.prep.evalset import chat_items, text_items
 from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.readers import Dropped, SourceFile, find_inputs, read_source
@@ -85,9 +88,11 @@ class Plan:
 _worker: tuple | None = None
 
 
-def _init(registry: Registry, cfg: BuildConfig, render: bool = False) -> None:
+def _init(registry: Registry, cfg: BuildConfig, render: bool = False, encoder: TextEncoder | None = None) -> None:
     global _worker
-    _worker = (registry, cfg, TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None)
+    if encoder is not None:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one worker per core already
+    _worker = (registry, cfg, TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None, encoder)
 
 
 def _read_one(args: tuple[str, str]) -> SourceFile:
@@ -95,9 +100,11 @@ def _read_one(args: tuple[str, str]) -> SourceFile:
     return read_source(args[0], args[1], *_worker[:2])
 
 
-def _prepare(src: SourceFile, renderer: TextRenderer | None) -> tuple[SourceFile, list | None]:
+def _prepare(src: SourceFile, renderer: TextRenderer | None,
+             encoder: TextEncoder | None = None) -> tuple[SourceFile, list | None]:
     """With a renderer (text mode): every document rendered, with its dedup key and figures, and the tree let go,
-    so only strings cross from a worker. `rendered` is [(document, Rendered | None for "renders to no text")]."""
+    so only strings (and, with an encoder, token ids) cross from a worker. `rendered` is
+    [(document, Rendered | Piece | None for "renders to no text")]."""
     if renderer is None or src.file_broken:
         return src, None
     out = []
@@ -110,24 +117,37 @@ def _prepare(src: SourceFile, renderer: TextRenderer | None) -> tuple[SourceFile
         else:
             out.append(((doc.id, doc.title), None))
     src.documents = []
+    if encoder is not None:
+        kept = [i for i, (_, r) in enumerate(out) if r is not None]
+        at = iter(kept)
+        for batch in batches((out[i][1] for i in kept), BATCH_CHARS, size=lambda r: len(r.text)):
+            for piece in encoder.encode(batch):
+                i = next(at)
+                out[i] = (out[i][0], piece)
     return src, out
 
 
 def _prepare_one(args: tuple[str, str]) -> tuple[SourceFile, list | None]:
     assert _worker is not None
-    registry, cfg, renderer = _worker
-    return _prepare(read_source(args[0], args[1], registry, cfg), renderer)
+    registry, cfg, renderer, encoder = _worker
+    return _prepare(read_source(args[0], args[1], registry, cfg), renderer, encoder)
 
 
 def _stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, jobs: int | None, render: bool,
-            progress=None):
+            progress=None, encoder: TextEncoder | None = None):
     """(SourceFile, rendered | None) per input, in input order; a generator. With a process pool, at most
     AHEAD_BYTES of input (or two files per worker) are in flight, so memory does not grow with the corpus, and the
-    pool is started before the first item is asked for (the caller can load the tokenizer meanwhile)."""
+    pool is started before the first item is asked for (the caller can load the tokenizer meanwhile). With an
+    encoder, the pool's workers also encode (rendered items become `Piece`s); without a pool nothing is encoded."""
     sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p, _ in inputs]
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES:
-        pool = ProcessPoolExecutor(jobs, initializer=_init, initargs=(registry, cfg, render))
+        # workers encode single-threaded; saying so in the environment they are forked with also keeps the Rust
+        # tokenizer from warning about a fork after its thread pool was used (restored once they are started)
+        quiet = encoder is not None and "TOKENIZERS_PARALLELISM" not in os.environ
+        if quiet:
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        pool = ProcessPoolExecutor(jobs, initializer=_init, initargs=(registry, cfg, render, encoder))
         pending: deque = deque()
         todo = iter(zip(inputs, sizes))
         in_flight = 0  # input bytes submitted and not yet handed to the caller
@@ -141,7 +161,11 @@ def _stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig,
                 pending.append((pool.submit(_prepare_one, nxt[0]), nxt[1]))
                 in_flight += nxt[1]
 
-        top_up()
+        try:
+            top_up()
+        finally:
+            if quiet:
+                del os.environ["TOKENIZERS_PARALLELISM"]
 
         def results():
             nonlocal in_flight
@@ -217,14 +241,18 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
     # speaker tokens), rendered texts are encoded as they arrive, overlapping the parse
     text_mode = cfg.mode == "text"
     streaming = text_mode and cfg.speakers != "token"
-    stream = _stream(inputs, registry, cfg, jobs, text_mode, step("reading", sum(
-        os.path.getsize(p) for p, _ in inputs if os.path.isfile(p))))
     tok_error: BaseException | None = None
-    if tokenizer is None and streaming:
-        try:  # while the readers work
-            tokenizer = load_tokenizer(tokenizer_source)
+    early: tuple | None = None  # (registration, stop, encoder) when encoding starts during reading
+    if streaming:
+        try:
+            if tokenizer is None:
+                tokenizer = load_tokenizer(tokenizer_source)
+            early = start_encoding(tokenizer, policies, cfg, step("tokenizing"))
         except TokenizerError as exc:
-            tok_error = exc  # raised where it would have been: after the lint gate
+            tok_error = exc  # raised where it would have been: after the lint gate (no stop token: below)
+            streaming = False
+    stream = _stream(inputs, registry, cfg, jobs, text_mode, step("reading", sum(
+        os.path.getsize(p) for p, _ in inputs if os.path.isfile(p))), early[2].text_encoder if early else None)
 
     documents: list[dict] = []
     render_docs: list[dict] = []  # (text mode) entries of rendered documents, after every reading entry
@@ -235,15 +263,6 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
     duplicates = 0
     dup_reason: dict[str, str] = {}
     seen: dict[str, str] = {}
-    early: tuple | None = None  # (registration, stop, encoder) once encoding has started during reading
-
-    def start_encoding():
-        tok = tokenizer
-        registration = register_tokens(tok, policies.special_tokens())
-        stop = stop_token(tok, cfg.mode, None)
-        return registration, stop, Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
-                                           long_documents=cfg.long_documents, progress=step("tokenizing"),
-                                           keep_first=ROUND_TRIP_SAMPLE, spill=True)
 
     def keep(r: Rendered) -> bool:
         """Exact dedup (after normalisation), before splitting: True when `r` is kept."""
@@ -269,22 +288,21 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
         if results is None:
             continue
         refused = bool(errors) and not cfg.allow_errors  # the build will stop at the lint gate: no encoding
-        if streaming and early is None and not refused and tokenizer is not None:
-            try:
-                early = start_encoding()
-            except TokenizerError:
-                streaming = False  # no stop token: the same error is raised below, at its usual place
-        for (doc_id, title), r in results:
-            if r is None:
+        for (doc_id, title), item in results:
+            if item is None:
                 render_docs.append(_doc_entry(doc_id, s.key, title, "dropped", "renders to no text"))
                 continue
+            r = item.r if isinstance(item, Piece) else item
             by_doc[doc_id] = [r]
             render_docs.append(_doc_entry(doc_id, s.key, title, "kept", None))
             if keep(r) and early is not None and not refused:
-                early[2].add(r)
+                if isinstance(item, Piece):
+                    early[2].take([item])
+                else:
+                    early[2].add(r)
     if errors and not cfg.allow_errors:
         raise LintRefusal(errors)
-    if tok_error is not None:
+    if tok_error is not None and tokenizer is None:
         raise tok_error
     if tokenizer is None:
         tokenizer = load_tokenizer(tokenizer_source)
@@ -410,6 +428,17 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
     return Plan(cfg, tok, tokenizer_source or "(given)", registration, policies, stop, sources, documents, splits,
                 rows, items, enc.lost, assignment.unit, assignment.notes, warnings, rendered,
                 enc.doc_tokens, duplicates)
+
+
+def start_encoding(tok, policies: Policies, cfg: BuildConfig,
+                   progress) -> tuple[Registration, tuple[str, int], Encoder]:
+    """Register the policies' special tokens and set up the encoder, before reading (text mode, no speaker
+    tokens). Raises TokenizerError when the tokenizer has no stop token."""
+    stop = stop_token(tok, cfg.mode, None)  # first: without a stop token nothing is registered
+    registration = register_tokens(tok, policies.special_tokens())
+    return registration, stop, Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
+                                       long_documents=cfg.long_documents, progress=progress,
+                                       keep_first=ROUND_TRIP_SAMPLE, spill=True)
 
 
 def _split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_id: int) -> None:

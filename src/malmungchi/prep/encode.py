@@ -88,6 +88,140 @@ def batches(items: Iterable[T], limit: int, size: Callable[[T], int]) -> Iterato
         yield batch
 
 
+class Piece:
+    """One rendered text as tokenized, with what the rest of the build needs from the Rust encoding, so that only
+    numbers cross from a reader process: its ids (int32, as the tokenizer gave them; None when every segment was
+    too long to tokenize), and the token index of each cut and gap (text mode, only for a text that must be cut)
+    or its loss mask (chat mode)."""
+
+    __slots__ = ("r", "ids", "at", "mask", "skipped")
+
+    def __init__(self, r: Rendered, ids: np.ndarray | None, at: list[int] | None = None,
+                 mask: np.ndarray | None = None, skipped: list[Lost] | None = None):
+        self.r, self.ids, self.at, self.mask, self.skipped = r, ids, at, mask, skipped or []
+
+
+class TextEncoder:
+    """Rendered texts → `Piece`s with one batch encode; the same in the main process (the Rust tokenizer's thread
+    pool does the work) and in a reader process (single-threaded, one per core).
+
+    In text mode with a byte-level BPE tokenizer (Qwen, Llama 3, GPT-2 style) that adds nothing around the text,
+    the batch is encoded without offsets (`encode_batch_fast`, about 15% less work): where a long text must be
+    cut, its cut positions are found from each token's length in bytes instead, a mapping that is checked on every
+    such text (the tokens' bytes must add up to the text's) and replaced by a normal encode when it fails."""
+
+    def __init__(self, backend, *, mode: str, max_length: int, stop_id: int, long_documents: str):
+        self.backend = backend
+        self.mode, self.max_length, self.stop_id, self.long_documents = mode, max_length, stop_id, long_documents
+        self._long_chars: int | None = None
+        self._bytes: np.ndarray | None | bool = False  # False: not looked at yet
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_bytes": False}  # workers build their own table
+
+    @property
+    def long_chars(self) -> int:
+        """Segments longer than this many characters are never tokenized (see hopeless_chars)."""
+        if self._long_chars is None:
+            self._long_chars = hopeless_chars(self.backend, self.max_length)
+        return self._long_chars
+
+    @property
+    def byte_lengths(self) -> np.ndarray | None:
+        """Each token id's length in UTF-8 bytes, when the tokenizer makes token bytes add up to the text's."""
+        if self._bytes is False:
+            self._bytes = token_byte_lengths(self.backend) if self.mode == "text" else None
+        return self._bytes
+
+    def encode(self, items: list[Rendered]) -> list[Piece]:
+        text_mode = self.mode == "text"
+        todo: list[tuple[Rendered, list[Lost]]] = []
+        for r in items:
+            lost: list[Lost] = []
+            if text_mode and len(r.text) > 2 * self.max_length and len(r.text) > self.long_chars:
+                r, lost = _without_long_segments(r, self.long_chars, self.backend, self.max_length)
+                if lost and self.long_documents == "drop":
+                    n = sum(x.tokens for x in lost) + len(self.backend.encode(r.text, add_special_tokens=False).ids)
+                    lost = [Lost(r.id, n, f"document of about {n} tokens is longer than max_length "
+                                          f"{self.max_length} (--long-documents drop)", r.doc_id)]
+                    r = replace(r, text="", cuts=[], turns=[], gaps=[])
+            todo.append((r, lost))
+        sizes = self.byte_lengths
+        run = self.backend.encode_batch if sizes is None else self.backend.encode_batch_fast
+        encs = run([r.text for r, _ in todo], add_special_tokens=text_mode)
+        out = []
+        for i, (r, lost) in enumerate(todo):
+            enc, encs[i] = encs[i], None  # free each Rust encoding (ids, offsets, tokens) as soon as it is used
+            if lost and not r.text.strip():
+                out.append(Piece(r, None, skipped=lost))
+                continue
+            ids = np.asarray(enc.ids, dtype=np.int32)
+            at = mask = None
+            if text_mode:
+                n = len(ids) + (not len(ids) or ids[-1] != self.stop_id)  # with the stop token
+                if (n > self.max_length or r.gaps) and self.long_documents != "drop":
+                    where = [c for c in r.cuts if c > 0] + list(r.gaps)
+                    hi = min(n - 1, len(ids))
+                    at = None if sizes is None else byte_index(r.text, ids, sizes, where, hi)
+                    if at is None:
+                        at = token_index(enc if sizes is None else self.backend.encode(r.text), where, hi)
+            elif len(ids) <= self.max_length:
+                mask = loss_mask(token_starts(enc), r.loss or [], len(ids))
+            out.append(Piece(r, ids, at, mask, lost))
+        return out
+
+
+def _state(component) -> dict:
+    import json
+
+    return json.loads(component.__getstate__()) if component is not None else {}
+
+
+def token_byte_lengths(backend) -> np.ndarray | None:
+    """The UTF-8 length of the text each token id covers, or None when that is not exact for this tokenizer: it
+    must be a byte-level BPE (every vocabulary entry spells one byte per character) with no normalizer but NFC
+    and no tokens added around the text."""
+    pre, norm, dec = _state(backend.pre_tokenizer), _state(backend.normalizer), _state(backend.decoder)
+    parts = pre.get("pretokenizers", [pre])
+    if (type(backend.model).__name__ != "BPE" or dec.get("type") != "ByteLevel"
+            or not any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in parts)
+            or norm.get("type", "NFC") != "NFC" or backend.num_special_tokens_to_add(False)):
+        return None
+    vocab = backend.get_vocab(with_added_tokens=False)
+    added = backend.get_added_tokens_decoder()
+    size = max([*vocab.values(), *added.keys(), -1]) + 1
+    out = np.zeros(size, dtype=np.int64)
+    for t, i in vocab.items():
+        out[i] = len(t)
+    for i, t in added.items():
+        out[i] = len(t.content.encode("utf-8"))
+    return out
+
+
+def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], hi: int) -> list[int] | None:
+    """`token_index` from token byte lengths (see `token_byte_lengths`): for each character position, the first
+    token that starts at or after it (at most `hi`). None when the tokens' bytes do not add up to the text's (a
+    normalizer changed it, say), and the caller must use the offsets."""
+    import unicodedata
+
+    try:
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:
+        return None
+    if ids.size and int(ids.max()) >= len(sizes) or not unicodedata.is_normalized("NFC", text):
+        return None
+    per_char = 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
+    char_at = np.zeros(len(points) + 1, dtype=np.int64)
+    np.cumsum(per_char, out=char_at[1:])
+    tok_bytes = sizes[ids]
+    ends = np.cumsum(tok_bytes)
+    if (ends[-1] if len(ends) else 0) != char_at[-1]:
+        return None
+    starts = ends - tok_bytes
+    at = np.searchsorted(starts[:hi], char_at[np.asarray(chars, dtype=np.int64)], "left")
+    return at.tolist()
+
+
 class Encoder:
     """Encode rendered items as they come, in batches of about `batch_chars` characters (one Rust
     `encode_batch` call each); the result is the same whatever the batching, in the order items were added."""
@@ -99,7 +233,9 @@ class Encoder:
         if spill:
             self.out.store = TokenStore()
             self.out.texts = TextStore() if mode == "text" else None
-        self.backend = tok.backend_tokenizer
+        self.text_encoder = TextEncoder(tok.backend_tokenizer, mode=mode, max_length=max_length, stop_id=stop_id,
+                                 long_documents=long_documents)
+        self.backend = self.text_encoder.backend
         self.add_special = mode == "text"
         self.kw = dict(mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents)
         self.progress = progress
@@ -112,26 +248,12 @@ class Encoder:
             else 0
         self.first_ids: list[np.ndarray] = []
         self.first_texts: list[str] = []  # the texts first_ids encode
-        self._long_chars: int | None = None
-        self.skipped: dict[str, list[Lost]] = {}  # rendered id → its segments too long to encode at all
 
     @property
     def long_chars(self) -> int:
-        """Segments longer than this many characters are never tokenized (see hopeless_chars)."""
-        if self._long_chars is None:
-            self._long_chars = hopeless_chars(self.backend, self.kw["max_length"])
-        return self._long_chars
+        return self.text_encoder.long_chars
 
     def add(self, r: Rendered) -> None:
-        if self.kw["mode"] == "text" and len(r.text) > 2 * self.kw["max_length"] and len(r.text) > self.long_chars:
-            r, lost = _without_long_segments(r, self.long_chars, self.backend, self.kw["max_length"])
-            if lost and self.kw["long_documents"] == "drop":
-                n = sum(x.tokens for x in lost) + len(self.backend.encode(r.text, add_special_tokens=False).ids)
-                lost = [Lost(r.id, n, f"document of about {n} tokens is longer than max_length "
-                                      f"{self.kw['max_length']} (--long-documents drop)", r.doc_id)]
-                r = replace(r, text="", cuts=[], turns=[], gaps=[])
-            if lost:
-                self.skipped[r.id] = lost
         self.pending.append(r)
         self.size += len(r.text)
         if self.size >= self.batch_chars:
@@ -142,26 +264,30 @@ class Encoder:
             return
         batch, size = self.pending, self.size
         self.pending, self.size = [], 0
-        encs = self.backend.encode_batch([r.text for r in batch], add_special_tokens=self.add_special)
+        self.take(self.text_encoder.encode(batch), size)
+
+    def take(self, pieces: list[Piece], size: int | None = None) -> None:
+        """Keep encoded texts (from `flush`, or from a reader process that encoded them with its own
+        `TextEncoder`), in order; `size` is the characters they stand for (for progress)."""
+        if self.pending:
+            self.flush()  # what was added before comes first
         out, kw = self.out, self.kw
-        for i, r in enumerate(batch):
-            skipped = self.skipped.pop(r.id, [])
-            out.lost.extend(skipped)
-            if skipped and not r.text.strip():
-                out.doc_tokens[r.id] = sum(x.tokens for x in skipped)
-                encs[i] = None
+        for p in pieces:
+            r = p.r
+            out.lost.extend(p.skipped)
+            if p.ids is None:  # every segment was too long to tokenize
+                out.doc_tokens[r.id] = sum(x.tokens for x in p.skipped)
                 continue
             if len(self.first_ids) < self.keep_first:
-                self.first_ids.append(np.asarray(encs[i].ids, dtype=np.int32))
+                self.first_ids.append(p.ids)
                 self.first_texts.append(r.text)
-            _one(r, encs[i], out, **kw)
-            encs[i] = None  # free each Rust encoding (ids, offsets, tokens) as soon as it is used
+            _one(p, out, **kw)
             if out.texts is not None:
                 r.spill(out.texts)
-            if skipped:
-                out.doc_tokens[r.id] += sum(x.tokens for x in skipped)
+            if p.skipped:
+                out.doc_tokens[r.id] += sum(x.tokens for x in p.skipped)
         if self.progress:
-            self.progress(size)
+            self.progress(size if size is not None else sum(len(p.r.full_text()) for p in pieces))
 
     def finish(self) -> Encoded:
         self.flush()
@@ -255,8 +381,8 @@ def loss_mask(starts: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.nd
     return mask
 
 
-def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id: int, long_documents: str) -> None:
-    ids = np.asarray(enc.ids, dtype=np.int32)
+def _one(p: Piece, out: Encoded, *, mode: str, max_length: int, stop_id: int, long_documents: str) -> None:
+    r, ids = p.r, p.ids
     if mode == "text":
         if not len(ids) or ids[-1] != stop_id:
             ids = np.append(ids, np.int32(stop_id))
@@ -268,30 +394,28 @@ def _one(r: Rendered, enc, out: Encoded, *, mode: str, max_length: int, stop_id:
             out.lost.append(Lost(r.id, len(ids), f"document of {len(ids)} tokens is longer than max_length "
                                                  f"{max_length} (--long-documents drop)", r.doc_id))
             return
-        _chunk(r, ids, enc, out, max_length, stop_id)
+        _chunk(r, ids, p.at, out, max_length, stop_id)
         return
     # chat
     out.doc_tokens[r.id] = len(ids)
     if len(ids) > max_length:
         out.too_long.append(r)
         return
-    mask = loss_mask(token_starts(enc), r.loss or [], len(ids))
     if not len(ids) or ids[-1] != stop_id:
         out.stop_missing.append(r.id)
-    out.seqs.append(Seq(r.id, r.doc_id, ids, mask, r, 0, len(ids), out.store))
+    out.seqs.append(Seq(r.id, r.doc_id, ids, p.mask, r, 0, len(ids), out.store))
 
 
-def _chunk(r: Rendered, ids: np.ndarray, enc, out: Encoded, max_length: int, stop_id: int) -> None:
+def _chunk(r: Rendered, ids: np.ndarray, at: list[int], out: Encoded, max_length: int, stop_id: int) -> None:
     """Cut at segment starts only: each chunk holds whole segments and ends with the stop token. A cut at
-    character c falls before the first token starting at or after c (`token_index`)."""
+    character c falls before the first token starting at or after c (`at`, from `token_index`, holds those
+    token indices for the cuts after 0 and then the gaps)."""
     body = ids[:-1]  # the stop token is re-added to every chunk
     n = len(body)
-    hi = min(n, len(enc))
-    cut_chars = [c for c in r.cuts if c > 0]
-    at = token_index(enc, cut_chars + list(r.gaps), hi)
-    bounds = sorted(set(at[:len(cut_chars)]) | {0, n})
+    n_cuts = sum(1 for c in r.cuts if c > 0)
+    bounds = sorted(set(at[:n_cuts]) | {0, n})
     bounds = [b for b in bounds if b <= n]
-    gaps = set(at[len(cut_chars):])
+    gaps = set(at[n_cuts:])
     room = max_length - 1
     chunks: list[tuple[int, int]] = []
     start = end = 0

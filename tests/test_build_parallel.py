@@ -1,0 +1,58 @@
+"""Reader processes that parse, render and encode give the same build as doing it all in one process, and the
+byte-length shortcut for cut positions gives the same sequences as the tokenizer's offsets."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from build_helpers import BOOK, book, make_plan, write
+
+
+def _corpus(root):
+    long_book = "|START_OF_TITLE|>긴 책|END_OF_TITLE|>\n\n" + "\n\n".join(
+        f"{i}번째 문단. 바람이 불고 비가 왔다. 아이들은 집으로 달려갔다." for i in range(60)) + "\n|END_OF_BOOK|>\n"
+    nfd = unicodedata.normalize("NFD", long_book.replace("긴 책", "풀어 쓴 책"))  # offsets path (not NFC)
+    files = [write(root, f"part{k}.txt", "\n".join(book(10 * k + i, paragraphs=4) for i in range(5)))
+             for k in range(4)]
+    files.append(write(root, "long.txt", long_book + "\n" + BOOK))
+    files.append(write(root, "nfd.txt", nfd))
+    files.append(write(root, "again.txt", BOOK))  # a duplicate, found across files
+    return files
+
+
+def _summary(p):
+    return {
+        "splits": {name: [(q.id, q.tok_start, q.tok_end, q.ids.tolist()) for q in qs] for name, qs in p.splits.items()},
+        "rows": p.rows,
+        "eval": list(p.eval_items),
+        "documents": p.documents,
+        "lost": [(x.id, x.tokens, x.reason) for x in p.lost],
+        "duplicates": p.duplicates,
+        "added": p.registration.added,
+    }
+
+
+def test_reader_processes_give_the_same_build(tmp_path, qwen3_tokenizer_dir, monkeypatch):
+    import malmungchi.prep.build as build
+    import malmungchi.prep.encode as encode
+
+    _corpus(tmp_path / "c")
+    cfg = dict(max_length=48, eval_context=32, allow_errors=True)
+    serial = make_plan([tmp_path / "c"], qwen3_tokenizer_dir, **cfg)
+    monkeypatch.setattr(build, "PARALLEL_BYTES", 0)  # a pool even for a small corpus
+    pooled = build.plan([str(tmp_path / "c")], serial.cfg, build_registry(), tokenizer_source=str(qwen3_tokenizer_dir),
+                        jobs=2)
+    monkeypatch.setattr(encode, "token_byte_lengths", lambda backend: None)  # offsets everywhere
+    offsets = build.plan([str(tmp_path / "c")], serial.cfg, build_registry(),
+                         tokenizer_source=str(qwen3_tokenizer_dir), jobs=2)
+    want = _summary(serial)
+    assert len(want["splits"]["train"]) > 10 and any("@" in q[0] for q in want["splits"]["train"])  # chunked
+    assert want["duplicates"] == 1 and want["eval"]
+    assert _summary(pooled) == want
+    assert _summary(offsets) == want
+
+
+def build_registry():
+    from malmungchi.schemas.registry import default_registry
+
+    return default_registry()
