@@ -105,8 +105,16 @@ def _walk(obj, key=None):
 
 def test_a_hub_id_fails_clearly_without_connecting(tmp_path, monkeypatch, no_network, sample_dir):
     """A model or tokenizer that is only a hub id (not in the cache) is one clear error, never a download."""
+    import huggingface_hub.constants as hub_constants
+    import huggingface_hub.utils._detect_agent as detect_agent
+
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    # as in a process that imported huggingface_hub before going offline and has not built a session yet: it
+    # would fetch its user-agent registry from the hub on the first request
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(detect_agent, "_registry", None, raising=False)
+    monkeypatch.setattr(detect_agent, "_read_cached_registry", lambda *a, **k: None, raising=False)
     r = CliRunner().invoke(main, ["corpus", "build", str(sample_dir), "--tokenizer", "someone/not-cached",
                                   "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "Traceback" not in r.output

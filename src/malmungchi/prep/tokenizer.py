@@ -24,6 +24,11 @@ def load_tokenizer(source: str):
     """A fast tokenizer from a local directory (or a cached hub id), without network access."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    import huggingface_hub.constants as hub
+
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: when something imported it earlier, its own flag is
+    # what keeps it from going online (it fetches a user-agent registry the first time it builds a session)
+    hub.HF_HUB_OFFLINE = True
     from transformers import AutoTokenizer, PreTrainedTokenizerFast  # slow import: only when needed
     from transformers.utils import logging as hf_logging
 
