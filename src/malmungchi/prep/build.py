@@ -423,7 +423,8 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
         for p in check_rows(splits[name], rows[name], stop[1], cfg.max_length):
             warnings.append(f"{name}: {p}")
 
-    items = Records((chat_items if cfg.mode == "chat" else text_items)(splits["test"], tok, cfg.eval_context))
+    items = Records(chat_items(splits["test"], tok, cfg.eval_context) if cfg.mode == "chat" else
+                    text_items(splits["test"], tok, cfg.eval_context, sizes=encoder.text_encoder.byte_lengths))
 
     return Plan(cfg, tok, tokenizer_source or "(given)", registration, policies, stop, sources, documents, splits,
                 rows, items, enc.lost, assignment.unit, assignment.notes, warnings, rendered,

@@ -198,17 +198,17 @@ def token_byte_lengths(backend) -> np.ndarray | None:
     return out
 
 
-def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], hi: int) -> list[int] | None:
-    """`token_index` from token byte lengths (see `token_byte_lengths`): for each character position, the first
-    token that starts at or after it (at most `hi`). None when the tokens' bytes do not add up to the text's (a
-    normalizer changed it, say), and the caller must use the offsets."""
+def byte_offsets(text: str, ids: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the byte offset where each token starts, the byte offset of each character position 0..len(text)), from
+    token byte lengths (see `token_byte_lengths`). None when the tokens' bytes do not add up to the text's (a
+    normalizer changed it, say): the caller must use the offsets."""
     import unicodedata
 
     try:
         points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     except UnicodeEncodeError:
         return None
-    if ids.size and int(ids.max()) >= len(sizes) or not unicodedata.is_normalized("NFC", text):
+    if (ids.size and int(ids.max()) >= len(sizes)) or not unicodedata.is_normalized("NFC", text):
         return None
     per_char = 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
     char_at = np.zeros(len(points) + 1, dtype=np.int64)
@@ -217,9 +217,17 @@ def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], 
     ends = np.cumsum(tok_bytes)
     if (ends[-1] if len(ends) else 0) != char_at[-1]:
         return None
-    starts = ends - tok_bytes
-    at = np.searchsorted(starts[:hi], char_at[np.asarray(chars, dtype=np.int64)], "left")
-    return at.tolist()
+    return ends - tok_bytes, char_at
+
+
+def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], hi: int) -> list[int] | None:
+    """`token_index` from token byte lengths: for each character position, the first token that starts at or
+    after it (at most `hi`); None when `byte_offsets` is."""
+    got = byte_offsets(text, ids, sizes)
+    if got is None:
+        return None
+    starts, char_at = got
+    return np.searchsorted(starts[:hi], char_at[np.asarray(chars, dtype=np.int64)], "left").tolist()
 
 
 class Encoder:

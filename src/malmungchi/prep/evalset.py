@@ -13,33 +13,47 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from malmungchi.prep.encode import BATCH_CHARS, Seq, batches, token_starts
+from malmungchi.prep.encode import BATCH_CHARS, Seq, batches, byte_offsets, token_starts
 
 
-def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS) -> Iterator[dict]:
-    """The items, document by document; the documents' texts are read back and encoded a batch at a time."""
+def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS,
+               sizes: np.ndarray | None = None) -> Iterator[dict]:
+    """The items, document by document; the documents' texts are read back and encoded a batch at a time. With
+    `sizes` (token byte lengths, `encode.token_byte_lengths`) they are encoded without offsets."""
     by_doc: dict[str, list[Seq]] = {}
     for q in seqs:
         if len(q.src.turns):
             by_doc.setdefault(q.src.id, []).append(q)
+    backend = tok.backend_tokenizer
     texts = ((v[0].src, v[0].src.full_text()) for v in by_doc.values())  # read back one at a time
     for batch in batches(texts, batch_chars, size=lambda pair: len(pair[1])):
-        encs = tok.backend_tokenizer.encode_batch([text for _, text in batch], add_special_tokens=False)
-        for (r, text), enc in zip(batch, encs):
-            yield from _doc_items(r, text, token_starts(enc), by_doc[r.id], eval_context)
+        run = backend.encode_batch if sizes is None else backend.encode_batch_fast
+        encs = run([text for _, text in batch], add_special_tokens=False)
+        for i, (r, text) in enumerate(batch):
+            enc, encs[i] = encs[i], None
+            got = None if sizes is None else byte_offsets(text, np.asarray(enc.ids, dtype=np.int32), sizes)
+            if got is None and sizes is not None:
+                enc = backend.encode(text, add_special_tokens=False)
+            starts, char_at = got if got is not None else (token_starts(enc), None)
+            yield from _doc_items(r, text, starts, by_doc[r.id], eval_context, char_at)
 
 
-def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context: int) -> list[dict]:
+def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context: int,
+               char_at: np.ndarray | None = None) -> list[dict]:
     """The items of one document, with every character → token lookup done by one `searchsorted` per array.
+    `starts` are where tokens start: in characters, or in bytes with `char_at` giving each character's byte.
 
     A prompt starts at the earliest segment cut (not before the last gap) that leaves at most `eval_context`
     tokens before the turn's content; cut token positions never decrease, so that cut is found by bisection."""
     if not r.turns:
         return []
     turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)  # also flat, after Rendered.spill
-    at_all = np.searchsorted(starts, turns[:, 1], "left").tolist()
+    def where(chars: np.ndarray) -> np.ndarray:
+        return chars if char_at is None else char_at[chars]
+
+    at_all = np.searchsorted(starts, where(turns[:, 1]), "left").tolist()
     cuts = sorted({0, *r.cuts})
-    cut_tok = np.searchsorted(starts, np.asarray(cuts, dtype=np.int64), "left")
+    cut_tok = np.searchsorted(starts, where(np.asarray(cuts, dtype=np.int64)), "left")
     gaps = sorted(r.gaps)
     spans = sorted((q.tok_start, q.tok_end) for q in chunks)
     span_starts = [a for a, _ in spans]
