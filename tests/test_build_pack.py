@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from malmungchi.prep.encode import Encoded, Seq, _chunk, token_index
+from malmungchi.prep.encode import Encoded, Seq, _chunk
+from malmungchi.prep.positions import token_index
 from malmungchi.prep.pack import best_fit_decreasing
 from malmungchi.prep.render import Rendered
 from malmungchi.prep.rows import check_rows, pack_rows, rows_table
@@ -102,7 +103,7 @@ def test_token_index_agrees_with_bisecting_all_offsets(qwen3_tokenizer_dir):
     or after each position, also for positions inside a token, at the end, or inside a multi-token syllable."""
     from bisect import bisect_left
 
-    from malmungchi.prep.encode import FEW_POSITIONS, token_index
+    from malmungchi.prep.positions import FEW_POSITIONS, token_index
     from malmungchi.prep.tokenizer import load_tokenizer
 
     backend = load_tokenizer(str(qwen3_tokenizer_dir)).backend_tokenizer
@@ -126,7 +127,7 @@ def test_byte_lengths_find_the_same_tokens_as_offsets(qwen3_tokenizer_dir):
     import unicodedata
     from bisect import bisect_left
 
-    from malmungchi.prep.encode import byte_index, token_byte_lengths
+    from malmungchi.prep.positions import byte_index, token_byte_lengths
     from malmungchi.prep.tokenizer import load_tokenizer, register_tokens
 
     tok = load_tokenizer(str(qwen3_tokenizer_dir))
@@ -152,7 +153,7 @@ def test_tokenizers_without_exact_byte_lengths_keep_the_offsets(tmp_path):
     """A Metaspace (SentencePiece-style) tokenizer has no exact byte lengths: the build uses offsets."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    from malmungchi.prep.encode import token_byte_lengths
+    from malmungchi.prep.positions import token_byte_lengths
 
     tok = Tokenizer(models.BPE({"▁": 0, "a": 1, "[UNK]": 2}, [], unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Metaspace()

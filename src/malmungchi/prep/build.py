@@ -448,7 +448,8 @@ def _split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_
     estimates; a piece still too long is halved; a single exchange longer than a row is dropped and counted."""
     import numpy as np
 
-    from malmungchi.prep.encode import loss_mask, token_starts
+    from malmungchi.prep.encode import loss_mask
+    from malmungchi.prep.positions import token_starts
 
     pending = list(enc.too_long)
     enc.too_long = []

@@ -1,19 +1,21 @@
-"""Tokenize rendered documents in large batches (the Rust tokenizer's own thread pool does the work) and cut
-long ones at segment boundaries into sequences that each end with the stop token.
+"""Tokenize rendered documents in large batches and cut long ones at segment boundaries into sequences that each
+end with the stop token.
 
-Offsets are only turned into Python objects for documents that need them (too long, or chat loss spans):
-for the rest only the ids cross from Rust, which keeps the build close to a bare batch encode.
+`TextEncoder` turns a batch into `Piece`s (ids plus what is needed of the offsets) in a reader process or in
+the main process; `Encoder` keeps them in order as sequences. Offsets are only computed or turned into Python
+objects for documents that need them (too long, or chat loss spans; see `prep.positions`): for the rest only
+the ids cross from Rust, which keeps the build close to a bare batch encode.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
 
+from malmungchi.prep.positions import byte_index, token_byte_lengths, token_index, token_starts
 from malmungchi.prep.render import Rendered, measure
 from malmungchi.prep.spill import TextStore, TokenStore
 
@@ -171,65 +173,6 @@ class TextEncoder:
         return out
 
 
-def _state(component) -> dict:
-    import json
-
-    return json.loads(component.__getstate__()) if component is not None else {}
-
-
-def token_byte_lengths(backend) -> np.ndarray | None:
-    """The UTF-8 length of the text each token id covers, or None when that is not exact for this tokenizer: it
-    must be a byte-level BPE (every vocabulary entry spells one byte per character) with no normalizer but NFC
-    and no tokens added around the text."""
-    pre, norm, dec = _state(backend.pre_tokenizer), _state(backend.normalizer), _state(backend.decoder)
-    parts = pre.get("pretokenizers", [pre])
-    if (type(backend.model).__name__ != "BPE" or dec.get("type") != "ByteLevel"
-            or not any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in parts)
-            or norm.get("type", "NFC") != "NFC" or backend.num_special_tokens_to_add(False)):
-        return None
-    vocab = backend.get_vocab(with_added_tokens=False)
-    added = backend.get_added_tokens_decoder()
-    size = max([*vocab.values(), *added.keys(), -1]) + 1
-    out = np.zeros(size, dtype=np.int64)
-    for t, i in vocab.items():
-        out[i] = len(t)
-    for i, t in added.items():
-        out[i] = len(t.content.encode("utf-8"))
-    return out
-
-
-def byte_offsets(text: str, ids: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(the byte offset where each token starts, the byte offset of each character position 0..len(text)), from
-    token byte lengths (see `token_byte_lengths`). None when the tokens' bytes do not add up to the text's (a
-    normalizer changed it, say): the caller must use the offsets."""
-    import unicodedata
-
-    try:
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    except UnicodeEncodeError:
-        return None
-    if (ids.size and int(ids.max()) >= len(sizes)) or not unicodedata.is_normalized("NFC", text):
-        return None
-    per_char = 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
-    char_at = np.zeros(len(points) + 1, dtype=np.int64)
-    np.cumsum(per_char, out=char_at[1:])
-    tok_bytes = sizes[ids]
-    ends = np.cumsum(tok_bytes)
-    if (ends[-1] if len(ends) else 0) != char_at[-1]:
-        return None
-    return ends - tok_bytes, char_at
-
-
-def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], hi: int) -> list[int] | None:
-    """`token_index` from token byte lengths: for each character position, the first token that starts at or
-    after it (at most `hi`); None when `byte_offsets` is."""
-    got = byte_offsets(text, ids, sizes)
-    if got is None:
-        return None
-    starts, char_at = got
-    return np.searchsorted(starts[:hi], char_at[np.asarray(chars, dtype=np.int64)], "left").tolist()
-
-
 class Encoder:
     """Encode rendered items as they come, in batches of about `batch_chars` characters (one Rust
     `encode_batch` call each); the result is the same whatever the batching, in the order items were added."""
@@ -352,33 +295,6 @@ def _without_long_segments(r: Rendered, limit: int, backend, max_length: int) ->
     kept = replace(r, text="".join(pieces), cuts=cuts, turns=turns, gaps=gaps)
     measure(kept)  # the report's tokens per syllable are over the text that is tokenized
     return kept, lost
-
-
-FEW_POSITIONS = 128  # up to this many lookups, Rust's per-position scan beats building every offset in Python
-
-
-def token_index(enc, chars: list[int], hi: int) -> list[int]:
-    """For each character position c, the index of the first token that starts at or after c (at most `hi`).
-
-    The general way is one bisection per position over `enc.offsets`, which turns every token's offsets into
-    Python tuples. A book cut at a few paragraph starts needs only a few positions: then Rust's `char_to_token`
-    answers each, and is trusted only when a token starts exactly at c after tokens that start before it."""
-    if len(chars) <= FEW_POSITIONS:
-        out = []
-        for c in chars:
-            j = enc.char_to_token(c)
-            if j is None or enc.token_to_chars(j)[0] != c or (j and enc.token_to_chars(j - 1)[0] >= c):
-                break  # c is inside a token, at the very end, or in characters no token covers
-            out.append(min(j, hi))
-        else:
-            return out
-    offsets = enc.offsets
-    return [bisect_left(offsets, (c,), 0, hi) for c in chars]
-
-
-def token_starts(enc) -> np.ndarray:
-    offs = enc.offsets
-    return np.fromiter((o[0] for o in offs), dtype=np.int64, count=len(offs))
 
 
 def loss_mask(starts: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.ndarray:

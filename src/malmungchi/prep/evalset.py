@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from malmungchi.prep.encode import BATCH_CHARS, Seq, batches, byte_offsets, token_starts
+from malmungchi.prep.encode import BATCH_CHARS, Seq, batches
+from malmungchi.prep.positions import byte_offsets, token_starts
 
 
 def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS,

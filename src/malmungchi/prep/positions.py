@@ -1,0 +1,100 @@
+"""Where a character position falls in a tokenized text: the first token that starts at or after it.
+
+Two ways. With the encoding's offsets (`token_index`, `token_starts`): exact for every tokenizer, but the
+offsets cost time to compute in Rust and more to turn into Python. With each token's length in UTF-8 bytes
+(`token_byte_lengths`, `byte_offsets`, `byte_index`): for byte-level BPE tokenizers, whose every vocabulary
+entry spells one byte per character, the tokens' bytes follow one another exactly through the text, so a
+batch can be encoded without offsets (`encode_batch_fast`). That is checked on each text (it must be NFC and
+its tokens' bytes must add up to its own), and the caller falls back to the offsets when it fails.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+import numpy as np
+
+FEW_POSITIONS = 128  # up to this many lookups, Rust's per-position scan beats building every offset in Python
+
+
+def token_index(enc, chars: list[int], hi: int) -> list[int]:
+    """For each character position c, the index of the first token that starts at or after c (at most `hi`).
+
+    The general way is one bisection per position over `enc.offsets`, which turns every token's offsets into
+    Python tuples. A book cut at a few paragraph starts needs only a few positions: then Rust's `char_to_token`
+    answers each, and is trusted only when a token starts exactly at c after tokens that start before it."""
+    if len(chars) <= FEW_POSITIONS:
+        out = []
+        for c in chars:
+            j = enc.char_to_token(c)
+            if j is None or enc.token_to_chars(j)[0] != c or (j and enc.token_to_chars(j - 1)[0] >= c):
+                break  # c is inside a token, at the very end, or in characters no token covers
+            out.append(min(j, hi))
+        else:
+            return out
+    offsets = enc.offsets
+    return [bisect_left(offsets, (c,), 0, hi) for c in chars]
+
+
+def token_starts(enc) -> np.ndarray:
+    offs = enc.offsets
+    return np.fromiter((o[0] for o in offs), dtype=np.int64, count=len(offs))
+
+
+def _state(component) -> dict:
+    import json
+
+    return json.loads(component.__getstate__()) if component is not None else {}
+
+
+def token_byte_lengths(backend) -> np.ndarray | None:
+    """The UTF-8 length of the text each token id covers, or None when that is not exact for this tokenizer: it
+    must be a byte-level BPE (every vocabulary entry spells one byte per character) with no normalizer but NFC
+    and no tokens added around the text."""
+    pre, norm, dec = _state(backend.pre_tokenizer), _state(backend.normalizer), _state(backend.decoder)
+    parts = pre.get("pretokenizers", [pre])
+    if (type(backend.model).__name__ != "BPE" or dec.get("type") != "ByteLevel"
+            or not any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in parts)
+            or norm.get("type", "NFC") != "NFC" or backend.num_special_tokens_to_add(False)):
+        return None
+    vocab = backend.get_vocab(with_added_tokens=False)
+    added = backend.get_added_tokens_decoder()
+    size = max([*vocab.values(), *added.keys(), -1]) + 1
+    out = np.zeros(size, dtype=np.int64)
+    for t, i in vocab.items():
+        out[i] = len(t)
+    for i, t in added.items():
+        out[i] = len(t.content.encode("utf-8"))
+    return out
+
+
+def byte_offsets(text: str, ids: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the byte offset where each token starts, the byte offset of each character position 0..len(text)), from
+    token byte lengths (see `token_byte_lengths`). None when the tokens' bytes do not add up to the text's (a
+    normalizer changed it, say): the caller must use the offsets."""
+    import unicodedata
+
+    try:
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:
+        return None
+    if (ids.size and int(ids.max()) >= len(sizes)) or not unicodedata.is_normalized("NFC", text):
+        return None
+    per_char = 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
+    char_at = np.zeros(len(points) + 1, dtype=np.int64)
+    np.cumsum(per_char, out=char_at[1:])
+    tok_bytes = sizes[ids]
+    ends = np.cumsum(tok_bytes)
+    if (ends[-1] if len(ends) else 0) != char_at[-1]:
+        return None
+    return ends - tok_bytes, char_at
+
+
+def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], hi: int) -> list[int] | None:
+    """`token_index` from token byte lengths: for each character position, the first token that starts at or
+    after it (at most `hi`); None when `byte_offsets` is."""
+    got = byte_offsets(text, ids, sizes)
+    if got is None:
+        return None
+    starts, char_at = got
+    return np.searchsorted(starts[:hi], char_at[np.asarray(chars, dtype=np.int64)], "left").tolist()
