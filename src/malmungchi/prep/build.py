@@ -4,8 +4,8 @@ chunk → split → pack → eval items → report. `malmungchi.prep.write` turn
 Reading, parsing and (text mode) rendering run in a process pool when the input is large, a bounded amount of
 input ahead of the main process. In text mode, when the tokens to register are known before reading, the main
 process loads the tokenizer first and the workers also encode what they render, each single-threaded (one per
-core: on two cores that is about 1.3x faster than the Rust tokenizer's own thread pool, and parse, render and
-encode overlap); they send back rendered texts with their token ids, never document trees or Rust encodings.
+core), without offsets where the tokenizer allows it (`prep.positions`); they send back rendered texts with
+their token ids, never document trees or Rust encodings.
 Otherwise the main process encodes the rendered texts in batches in the Rust tokenizer's thread pool. Chat mode
 renders in the main process (the chat template needs the tokenizer). Everything else is linear-time Python over
 documents (not tokens) plus numpy over tokens. The result is the same as reading everything first.
@@ -119,11 +119,10 @@ def _prepare(src: SourceFile, renderer: TextRenderer | None,
     src.documents = []
     if encoder is not None:
         kept = [i for i, (_, r) in enumerate(out) if r is not None]
-        at = iter(kept)
-        for batch in batches((out[i][1] for i in kept), BATCH_CHARS, size=lambda r: len(r.text)):
-            for piece in encoder.encode(batch):
-                i = next(at)
-                out[i] = (out[i][0], piece)
+        pieces = (p for batch in batches((out[i][1] for i in kept), BATCH_CHARS, size=lambda r: len(r.text))
+                  for p in encoder.encode(batch))
+        for i, piece in zip(kept, pieces):
+            out[i] = (out[i][0], piece)
     return src, out
 
 
@@ -357,10 +356,7 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
             stop = stop_token(tok, cfg.mode, eot)
         except TokenizerError as exc:
             raise BuildError([str(exc)]) from None
-        encoder = Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
-                          long_documents=cfg.long_documents,
-                          progress=step("tokenizing", sum(len(r.text) for r in rendered)),
-                          keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0, spill=True)
+        encoder = _encoder(tok, cfg, stop[1], step("tokenizing", sum(len(r.text) for r in rendered)))
         for r in rendered:
             encoder.add(r)
     encoder.flush()  # so the sample's ids are there (the order of work does not change any result)
@@ -437,9 +433,14 @@ def start_encoding(tok, policies: Policies, cfg: BuildConfig,
     tokens). Raises TokenizerError when the tokenizer has no stop token."""
     stop = stop_token(tok, cfg.mode, None)  # first: without a stop token nothing is registered
     registration = register_tokens(tok, policies.special_tokens())
-    return registration, stop, Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop[1],
-                                       long_documents=cfg.long_documents, progress=progress,
-                                       keep_first=ROUND_TRIP_SAMPLE, spill=True)
+    return registration, stop, _encoder(tok, cfg, stop[1], progress)
+
+
+def _encoder(tok, cfg: BuildConfig, stop_id: int, progress) -> Encoder:
+    """The build's encoder: ids spilled to temporary files, the first texts kept for the round-trip check."""
+    return Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop_id,
+                   long_documents=cfg.long_documents, progress=progress,
+                   keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0, spill=True)
 
 
 def _split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_id: int) -> None:

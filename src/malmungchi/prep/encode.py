@@ -184,10 +184,9 @@ class Encoder:
         if spill:
             self.out.store = TokenStore()
             self.out.texts = TextStore() if mode == "text" else None
-        self.text_encoder = TextEncoder(tok.backend_tokenizer, mode=mode, max_length=max_length, stop_id=stop_id,
-                                 long_documents=long_documents)
-        self.backend = self.text_encoder.backend
-        self.add_special = mode == "text"
+        backend = tok.backend_tokenizer
+        self.text_encoder = TextEncoder(backend, mode=mode, max_length=max_length, stop_id=stop_id,
+                                        long_documents=long_documents)
         self.kw = dict(mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents)
         self.progress = progress
         self.batch_chars = batch_chars
@@ -195,8 +194,7 @@ class Encoder:
         self.size = 0
         # the plain ids (as encoded without special tokens) of the first `keep_first` items, for the round-trip
         # check; only kept when adding special tokens adds none, so they are the same ids
-        self.keep_first = keep_first if not (self.add_special and self.backend.num_special_tokens_to_add(False)) \
-            else 0
+        self.keep_first = keep_first if not (mode == "text" and backend.num_special_tokens_to_add(False)) else 0
         self.first_ids: list[np.ndarray] = []
         self.first_texts: list[str] = []  # the texts first_ids encode
 
@@ -222,6 +220,8 @@ class Encoder:
         `TextEncoder`), in order; `size` is the characters they stand for (for progress)."""
         if self.pending:
             self.flush()  # what was added before comes first
+        if size is None:
+            size = sum(len(p.r.text) for p in pieces)  # counted before the texts are spilled
         out, kw = self.out, self.kw
         for p in pieces:
             r = p.r
@@ -238,7 +238,7 @@ class Encoder:
             if p.skipped:
                 out.doc_tokens[r.id] += sum(x.tokens for x in p.skipped)
         if self.progress:
-            self.progress(size if size is not None else sum(len(p.r.full_text()) for p in pieces))
+            self.progress(size)
 
     def finish(self) -> Encoded:
         self.flush()

@@ -20,15 +20,15 @@ from malmungchi.prep.positions import byte_offsets, token_starts
 def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS,
                sizes: np.ndarray | None = None) -> Iterator[dict]:
     """The items, document by document; the documents' texts are read back and encoded a batch at a time. With
-    `sizes` (token byte lengths, `encode.token_byte_lengths`) they are encoded without offsets."""
+    `sizes` (token byte lengths, `positions.token_byte_lengths`) they are encoded without offsets."""
     by_doc: dict[str, list[Seq]] = {}
     for q in seqs:
         if len(q.src.turns):
             by_doc.setdefault(q.src.id, []).append(q)
     backend = tok.backend_tokenizer
+    run = backend.encode_batch if sizes is None else backend.encode_batch_fast
     texts = ((v[0].src, v[0].src.full_text()) for v in by_doc.values())  # read back one at a time
     for batch in batches(texts, batch_chars, size=lambda pair: len(pair[1])):
-        run = backend.encode_batch if sizes is None else backend.encode_batch_fast
         encs = run([text for _, text in batch], add_special_tokens=False)
         for i, (r, text) in enumerate(batch):
             enc, encs[i] = encs[i], None
@@ -49,6 +49,7 @@ def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context
     if not r.turns:
         return []
     turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)  # also flat, after Rendered.spill
+
     def where(chars: np.ndarray) -> np.ndarray:
         return chars if char_at is None else char_at[chars]
 

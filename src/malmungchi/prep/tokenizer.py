@@ -107,10 +107,11 @@ def round_trip_problems(tok, texts: list[str], limit: int = 5, ids: list[list[in
     """Texts whose encode→decode is not exact (with `clean_up_tokenization_spaces` off), first `limit` shown.
     `ids`: the texts' ids (without special tokens) when already encoded."""
     out = []
+    backend = tok.backend_tokenizer  # its decode is what tok.decode(…, clean_up_tokenization_spaces=False) calls,
+    # minus the per-element conversion of the ids
     if ids is None or len(ids) != len(texts):
-        ids = [e.ids for e in tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)]
-    backend = tok.backend_tokenizer  # what tok.decode(…, clean_up_tokenization_spaces=False) calls, minus its
-    for text, enc_ids in zip(texts, ids):  # per-element conversion of the ids
+        ids = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+    for text, enc_ids in zip(texts, ids):
         if isinstance(enc_ids, np.ndarray):
             enc_ids = enc_ids.tolist()
         back = backend.decode(enc_ids, skip_special_tokens=False)
