@@ -129,3 +129,34 @@ def test_text_mode_eval_items_keep_bounded_context(qwen3_tokenizer_dir, tmp_path
     big = make_plan([tmp_path], p.tokenizer_source, eval_context=4096,
                     splits={"train": 0, "validation": 0, "test": 1}).eval_items
     assert {i["answer"]: i for i in big}["그럼요."]["prompt"].startswith("<|start_of_title|>비 오는 날")
+
+
+def test_eval_items_from_the_built_ids_match_encoding_again(qwen3_tokenizer_dir, tmp_path):
+    # text mode with a byte-level tokenizer: the test documents' token positions come from the ids the build
+    # already holds (whole documents, and chunks that follow one another); a document whose ids do not cover
+    # its text (NFD: the normalizer changed it) is encoded again. Either way, the same items as the offsets give.
+    import unicodedata
+
+    from malmungchi.prep import evalset
+    from malmungchi.prep.positions import token_byte_lengths
+
+    turns = "\n".join(f"{'철수' if i % 2 else '영희'}: {i}번째 말입니다. 오늘은 비가 온다." for i in range(30))
+    long_dialogue = (f"|START_OF_TITLE|>긴 대화|END_OF_TITLE|>\n\n첫 문단.\n\n|START_OF_DIALOGUE|>\n{turns}\n"
+                     "|END_OF_DIALOGUE|>\n|END_OF_BOOK|>\n")
+    nfd = unicodedata.normalize("NFD", BOOK.replace("비 오는 날", "풀어 쓴 날"))
+    write(tmp_path, "a.txt", BOOK + "\n" + long_dialogue + "\n" + nfd)
+    p = make_plan([tmp_path], qwen3_tokenizer_dir, max_length=64, eval_context=40,
+                  splits={"train": 0, "validation": 0, "test": 1})
+    test = p.splits["test"]
+    sizes = token_byte_lengths(p.tokenizer.backend_tokenizer)
+    assert sizes is not None
+    by_doc = {}
+    for q in test:
+        by_doc.setdefault(q.src.id, []).append(q)
+    known = {d: evalset._known_offsets(qs[0].src.full_text(), qs, sizes) is not None for d, qs in by_doc.items()}
+    decomposed = {d for d, qs in by_doc.items() if not unicodedata.is_normalized("NFC", qs[0].src.full_text())}
+    assert len(by_doc) == 3 and len(decomposed) == 1 and all(len(qs) > 1 for qs in by_doc.values())  # chunked
+    assert known == {d: d not in decomposed for d in by_doc}  # only the NFD book is encoded again
+    fast = list(evalset.text_items(test, p.tokenizer, 40, sizes=sizes))
+    assert fast == list(evalset.text_items(test, p.tokenizer, 40)) == list(p.eval_items)
+    assert len(fast) > 30 and {"그럼요.", "29번째 말입니다. 오늘은 비가 온다."} <= {i["answer"] for i in fast}

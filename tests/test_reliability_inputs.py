@@ -249,7 +249,7 @@ def test_dropping_a_hopeless_segment_keeps_the_rest_of_the_document(qwen3_tokeni
         whole = make_plan([p], qwen3_tokenizer_dir, max_length=64, splits={"train": 0, "validation": 0, "test": 1})
         assert len(whole.eval_items) == 2
         old = encode.hopeless_chars
-        encode.hopeless_chars = lambda backend, max_length: 10 ** 9  # the old path: tokenize everything
+        encode.hopeless_chars = lambda backend, max_length, longest=None: 10 ** 9  # the old path: tokenize everything
         try:
             full = make_plan([p], qwen3_tokenizer_dir, max_length=64,
                              splits={"train": 0, "validation": 0, "test": 1})

@@ -433,7 +433,9 @@ def start_encoding(tok, policies: Policies, cfg: BuildConfig,
     tokens). Raises TokenizerError when the tokenizer has no stop token."""
     stop = stop_token(tok, cfg.mode, None)  # first: without a stop token nothing is registered
     registration = register_tokens(tok, policies.special_tokens())
-    return registration, stop, _encoder(tok, cfg, stop[1], progress)
+    encoder = _encoder(tok, cfg, stop[1], progress)
+    encoder.text_encoder.prepare()  # before the readers are forked: they inherit it
+    return registration, stop, encoder
 
 
 def _encoder(tok, cfg: BuildConfig, stop_id: int, progress) -> Encoder:

@@ -125,8 +125,15 @@ class TextEncoder:
     def long_chars(self) -> int:
         """Segments longer than this many characters are never tokenized (see hopeless_chars)."""
         if self._long_chars is None:
-            self._long_chars = hopeless_chars(self.backend, self.max_length)
+            sizes = self.byte_lengths  # a token's bytes are at least its characters: the same bound, no vocab walk
+            self._long_chars = hopeless_chars(self.backend, self.max_length, None if sizes is None else
+                                              int(sizes.max(initial=1)))
         return self._long_chars
+
+    def prepare(self) -> None:
+        """Compute the byte table and the long-segment limit now (each walks the vocabulary), so that reader
+        processes forked afterwards inherit them instead of each computing its own."""
+        self.byte_lengths, self.long_chars  # noqa: B018
 
     @property
     def byte_lengths(self) -> np.ndarray | None:
@@ -254,10 +261,12 @@ def encode_all(items: list[Rendered], tok, *, mode: str, max_length: int, stop_i
     return enc.finish()
 
 
-def hopeless_chars(backend, max_length: int) -> int:
+def hopeless_chars(backend, max_length: int, longest: int | None = None) -> int:
     """A segment longer than this many characters cannot fit in a row whatever its tokenization: no token
-    covers more characters than its longest vocabulary entry is long (twice that, for normalizers that shrink)."""
-    longest = max((len(t) for t in backend.get_vocab(with_added_tokens=True)), default=1)
+    covers more characters than its longest vocabulary entry is long (twice that, for normalizers that shrink).
+    `longest`: that length when the caller knows it (or a bound above it)."""
+    if longest is None:
+        longest = max((len(t) for t in backend.get_vocab(with_added_tokens=True)), default=1)
     return max_length * max(1, longest) * 2
 
 

@@ -19,16 +19,17 @@ from malmungchi.prep.positions import byte_offsets, token_starts
 
 def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS,
                sizes: np.ndarray | None = None) -> Iterator[dict]:
-    """The items, document by document; the documents' texts are read back and encoded a batch at a time. With
-    `sizes` (token byte lengths, `positions.token_byte_lengths`) they are encoded without offsets."""
+    """The items, document by document. Token positions come from the ids the build already has when `sizes`
+    (token byte lengths, `positions.token_byte_lengths`) is given and the document's sequences cover it whole;
+    otherwise its text is read back and encoded again, a batch at a time (without offsets, with `sizes`)."""
     by_doc: dict[str, list[Seq]] = {}
     for q in seqs:
         if len(q.src.turns):
             by_doc.setdefault(q.src.id, []).append(q)
     backend = tok.backend_tokenizer
     run = backend.encode_batch if sizes is None else backend.encode_batch_fast
-    texts = ((v[0].src, v[0].src.full_text()) for v in by_doc.values())  # read back one at a time
-    for batch in batches(texts, batch_chars, size=lambda pair: len(pair[1])):
+
+    def encoded(batch: list[tuple]) -> Iterator[dict]:
         encs = run([text for _, text in batch], add_special_tokens=False)
         for i, (r, text) in enumerate(batch):
             enc, encs[i] = encs[i], None
@@ -37,6 +38,42 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
                 enc = backend.encode(text, add_special_tokens=False)
             starts, char_at = got if got is not None else (token_starts(enc), None)
             yield from _doc_items(r, text, starts, by_doc[r.id], eval_context, char_at)
+
+    todo: list[tuple] = []  # documents to encode again, in a batch (items still come out in document order)
+    size = 0
+    for chunks in by_doc.values():
+        r = chunks[0].src
+        text = r.full_text()  # read back one at a time
+        got = None if sizes is None else _known_offsets(text, chunks, sizes)
+        if got is None:
+            todo.append((r, text))
+            size += len(text)
+            if size >= batch_chars:
+                yield from encoded(todo)
+                todo, size = [], 0
+            continue
+        if todo:
+            yield from encoded(todo)
+            todo, size = [], 0
+        yield from _doc_items(r, text, got[0], chunks, eval_context, got[1])
+    if todo:
+        yield from encoded(todo)
+
+
+def _known_offsets(text: str, chunks: list[Seq], sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """`byte_offsets` from the ids the document was encoded to, when its sequences hold every one of them: one
+    sequence, or chunks that follow one another from token 0 (each chunk's stop token is not the text's). The
+    tokens' bytes must then add up to the text's, which also rules out a part missing at the end."""
+    chunks = sorted(chunks, key=lambda q: q.tok_start)
+    if chunks[0].tok_start != 0 or any(a.tok_end != b.tok_start for a, b in zip(chunks, chunks[1:])):
+        return None
+    ids = np.concatenate([q.ids[:q.tok_end - q.tok_start] for q in chunks])
+    if len(ids) and int(ids.max()) >= len(sizes):
+        return None
+    extra = int(sizes[ids].sum()) - len(text.encode("utf-8"))
+    if len(ids) and extra > 0 and extra == sizes[ids[-1]]:
+        ids = ids[:-1]  # the stop token added after the text
+    return byte_offsets(text, ids, sizes)
 
 
 def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context: int,

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -94,18 +95,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_into(p: Plan, root: Path, rep: dict) -> dict:
-    (root / "data").mkdir()
-    (root / "eval").mkdir()
+def _write_splits(p: Plan, folder: Path) -> None:
     for name in SPLITS:
-        with pq.ParquetWriter(root / "data" / f"{name}.parquet", SCHEMA, compression="zstd", compression_level=3,
+        with pq.ParquetWriter(folder / f"{name}.parquet", SCHEMA, compression="zstd", compression_level=3,
                               use_dictionary=False, write_statistics=False) as writer:
             for group in row_groups(p.splits[name], p.rows[name], ROW_GROUP):
                 writer.write_table(group, row_group_size=ROW_GROUP)
-    p.tokenizer.save_pretrained(str(root / "tokenizer"))
-    with (root / "eval" / "test.jsonl").open("wb") as fh:
-        p.eval_items.write_to(fh)  # already one JSON object per line, keys sorted
-    (root / "report.json").write_text(_dump(rep), encoding="utf-8")
+
+
+def _write_into(p: Plan, root: Path, rep: dict) -> dict:
+    (root / "data").mkdir()
+    (root / "eval").mkdir()
+    # Parquet encoding and compression release the GIL: the splits are written in a thread while this one saves
+    # the tokenizer, the eval items and the report
+    with ThreadPoolExecutor(1) as pool:
+        parquet = pool.submit(_write_splits, p, root / "data")
+        try:
+            p.tokenizer.save_pretrained(str(root / "tokenizer"))
+            with (root / "eval" / "test.jsonl").open("wb") as fh:
+                p.eval_items.write_to(fh)  # already one JSON object per line, keys sorted
+            (root / "report.json").write_text(_dump(rep), encoding="utf-8")
+        finally:
+            parquet.result()  # its error first, if both failed: it is the one about the data
 
     config = p.cfg.model_dump(mode="json")
     h = hashlib.sha256()
