@@ -9,13 +9,14 @@ the ids cross from Rust, which keeps the build close to a bare batch encode.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
 
-from malmungchi.prep.positions import byte_index, token_byte_lengths, token_index, token_starts
+from malmungchi.prep.positions import byte_index, is_nfc_normalizer, token_byte_lengths, token_index, token_starts
 from malmungchi.prep.render import Rendered, measure
 from malmungchi.prep.spill import TextStore, TokenStore
 
@@ -156,8 +157,9 @@ class TextEncoder:
                     r = replace(r, text="", cuts=[], turns=[], gaps=[])
             todo.append((r, lost))
         sizes = self.byte_lengths
-        run = self.backend.encode_batch if sizes is None else self.backend.encode_batch_fast
-        encs = run([r.text for r, _ in todo], add_special_tokens=text_mode)
+        texts = [r.text for r, _ in todo]
+        encs = self.backend.encode_batch(texts, add_special_tokens=text_mode) if sizes is None else \
+            encode_fast(self.backend, texts, add_special_tokens=text_mode)
         out = []
         for i, (r, lost) in enumerate(todo):
             enc, encs[i] = encs[i], None  # free each Rust encoding (ids, offsets, tokens) as soon as it is used
@@ -178,6 +180,33 @@ class TextEncoder:
                 mask = loss_mask(token_starts(enc), r.loss or [], len(ids))
             out.append(Piece(r, ids, at, mask, lost))
         return out
+
+
+def encode_fast(backend, texts: list[str], add_special_tokens: bool) -> list:
+    """`encode_batch_fast`, skipping the tokenizer's normalizer for the texts it would leave as they are: when it
+    is NFC alone and a text is already NFC (Python's quick check, microseconds per megabyte), normalizing copies
+    the text and tracks alignments for nothing, about an eighth of the encode's time on Korean text. Same ids."""
+    if not texts or not is_nfc_normalizer(backend.normalizer):
+        return backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
+    plain = [i for i, t in enumerate(texts) if unicodedata.is_normalized("NFC", t)]
+    if not plain:
+        return backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
+    norm = backend.normalizer
+    backend.normalizer = None
+    try:
+        got = backend.encode_batch_fast([texts[i] for i in plain] if len(plain) < len(texts) else texts,
+                                        add_special_tokens=add_special_tokens)
+    finally:
+        backend.normalizer = norm
+    if len(plain) == len(texts):
+        return got
+    out: list = [None] * len(texts)
+    for i, e in zip(plain, got):
+        out[i] = e
+    rest = [i for i, e in enumerate(out) if e is None]
+    for i, e in zip(rest, backend.encode_batch_fast([texts[i] for i in rest], add_special_tokens=add_special_tokens)):
+        out[i] = e
+    return out
 
 
 class Encoder:

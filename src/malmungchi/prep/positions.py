@@ -47,6 +47,11 @@ def _state(component) -> dict:
     return json.loads(component.__getstate__()) if component is not None else {}
 
 
+def is_nfc_normalizer(normalizer) -> bool:
+    """True when the tokenizer's normalizer is NFC and nothing else."""
+    return normalizer is not None and _state(normalizer).get("type") == "NFC"
+
+
 def token_byte_lengths(backend) -> np.ndarray | None:
     """The UTF-8 length of the text each token id covers, or None when that is not exact for this tokenizer: it
     must be a byte-level BPE (every vocabulary entry spells one byte per character) with no normalizer but NFC
