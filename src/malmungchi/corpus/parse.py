@@ -472,16 +472,18 @@ def _where(ctx: str) -> str:
 
 def parse_text(text: str, path: str, registry: Registry, *, tree: bool = True) -> ParseResult:
     """Parse one decoded file. With `tree=False` only diagnostics, titles and book ranges are produced."""
-    with _collector_paused():
+    with collector_paused():
         return _Parser(text, path, registry, tree).run()
 
 
 @contextmanager
-def _collector_paused():
+def collector_paused():
     """Hold the cyclic garbage collector off while a file is parsed. A tree has a dozen objects per dialogue and
     none in a reference cycle, so reference counting frees them all; but while they pile up, the collector passes
     over them (and over every older object) again and again, which cost an eighth of reading a dialogue corpus.
-    Now they are looked at once, in the first collection after the parse. A collector already off stays off."""
+    Now they are looked at once, in the first collection after the parse; a caller that lets the tree go before
+    that (the build renders it, then drops it) holds the collector off around both, and nobody looks at them.
+    A collector already off stays off."""
     if not gc.isenabled():
         yield
         return

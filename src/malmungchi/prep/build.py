@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from malmungchi.corpus.diagnostics import Diagnostic
+from malmungchi.corpus.parse import collector_paused
 from malmungchi.prep import chat as chatmod
 from malmungchi.prep.encode import BATCH_CHARS, Encoded, Encoder, Lost, Piece, Seq, TextEncoder, batches
 from malmungchi.prep.evalset import chat_items, text_items
@@ -129,7 +130,8 @@ def _prepare(src: SourceFile, renderer: TextRenderer | None,
 def _prepare_one(args: tuple[str, str]) -> tuple[SourceFile, list | None]:
     assert _worker is not None
     registry, cfg, renderer, encoder = _worker
-    return _prepare(read_source(args[0], args[1], registry, cfg), renderer, encoder)
+    with collector_paused():  # the tree is rendered and let go before the collector could look at it
+        return _prepare(read_source(args[0], args[1], registry, cfg), renderer, encoder)
 
 
 def _stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, jobs: int | None, render: bool,
@@ -187,7 +189,8 @@ def _stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig,
     def serial():
         renderer = TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None
         for (p, k), size in zip(inputs, sizes):
-            res = _prepare(read_source(p, k, registry, cfg), renderer)
+            with collector_paused():  # as in _prepare_one
+                res = _prepare(read_source(p, k, registry, cfg), renderer)
             if progress:
                 progress(size)
             yield res

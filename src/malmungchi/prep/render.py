@@ -162,8 +162,24 @@ class TextRenderer:
             self._add_after(out, first, open_)
             first = False
         sep = "\n" if open_ else "\n\n"  # before the first turn; "\n" between turns
+        # `_turn` for every turn, written out: a dialogue corpus has hundreds of thousands of them
+        r, parts, names = self._r, out.parts, self.speakers == "name"
+        cuts, turns = r.cuts, r.turns
         for turn in seg.turns:
-            self._turn(turn, out, first, sep)
+            tp, speaker = turn.parts, turn.speaker
+            body = tp[0].text.strip() if len(tp) == 1 and tp[0].__class__ is Text else self.inline(tp)
+            prefix = "" if speaker is None else f"{speaker}: " if names else self._speaker_prefix(speaker)
+            line = prefix + body
+            if not first:
+                cuts.append(out.n + len(sep))
+                line_out = sep + line
+            else:
+                line_out = line
+            if line_out:
+                parts.append(line_out)
+                out.n += len(line_out)
+            start = out.n - len(line)
+            turns.append((start, start + len(prefix), out.n))
             first, sep = False, "\n"
         if close:
             out.add(close if first else "\n" + close)
@@ -187,15 +203,6 @@ class TextRenderer:
             out.add(close if inner_first else "\n\n" + close)
             inner_first = False
         return inner_first
-
-    def _turn(self, turn: Turn, out: _Out, first: bool, sep: str) -> None:
-        """Add the turn (speaker prefix and text, as one string) and record where it and its content start and
-        where it ends."""
-        prefix = self._speaker_prefix(turn.speaker)
-        line = prefix + self.inline(turn.parts)
-        self._add_after(out, first, line, sep)
-        start = out.n - len(line)
-        self._r.turns.append((start, start + len(prefix), out.n))
 
     def _speaker_prefix(self, speaker: str | None) -> str:
         """`이름: ` or the dialogue's `<|speaker_N|>` for the speaker (numbered in order of appearance), or ""."""
