@@ -322,11 +322,21 @@ class _Parser:
         speaker: str | None = None
         head: tuple[int, int] | None = None  # the turn's first line (after the `이름: `), not yet stripped
         more: list[tuple[int, int, int]] = []  # each further line: (line start, stripped start, stripped end)
-        for m in DIALOGUE_LINE.finditer(self.text, start, end):
+        text, path, index = self.text, self.path, self.lines
+        for m in DIALOGUE_LINE.finditer(text, start, end):
             name = m.group("speaker")
             if name is not None:
                 if head is not None:
-                    self._add_plain_turn(turns, speaker, head, more)
+                    if more:
+                        self._add_plain_turn(turns, speaker, head, more)
+                    else:  # a turn of one line, the usual case: `_add_plain_turn` written out
+                        a, b = head
+                        line = text[a:b]
+                        body = line.strip()
+                        if body:
+                            a += len(line) - len(line.lstrip())
+                            span = Span(path, a, a + len(body), index=index)
+                            turns.append(Turn(speaker, (Text(body, span),), span))
                 speaker, head, more = name, m.span("rest"), []
                 continue
             line = m.group("rest")
