@@ -136,8 +136,8 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         t = time.perf_counter()
         p = plan([corpus], BuildConfig(max_length=max_length, tokenizer=tok_dir), default_registry())
         t_plan = time.perf_counter()
+        write_build(p, out, force=True)  # as the CLI: the report is made while the data files are written
         rep = report(p)
-        write_build(p, out, force=True, rep=rep)
         wall = time.perf_counter() - t
         assert sorted(p.registration.added) == sorted(SPECIAL), p.registration.added
         own, kids = _peak_mb()

@@ -154,13 +154,13 @@ def build_command(out, force, **kw):
     if Path(out).exists() and not force:
         fail(f"{out} already exists; pass --force to replace it")
     cfg, p = _plan(kw)
-    rep = report(p)
     try:
-        manifest = write_build(p, out, force=force, rep=rep)
+        manifest = write_build(p, out, force=force)  # computes the report while the data is written
     except OutputExists as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror or exc}")
+    rep = report(p)
     if kw["as_json"]:
         click.echo(json.dumps(rep, ensure_ascii=False, indent=2, sort_keys=True))
         return

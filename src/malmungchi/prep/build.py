@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from array import array
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -71,7 +72,7 @@ class Plan:
     documents: list[dict]
     splits: dict[str, list[Seq]]
     rows: dict[str, list[list[int]]]
-    eval_items: Records  # kept in a temporary file
+    eval_source: Callable[[], Iterable[dict]]  # makes the eval items (see `eval_items`)
     lost: list[Lost]
     split_unit: str
     notes: list[str] = field(default_factory=list)
@@ -79,6 +80,16 @@ class Plan:
     rendered: list[Rendered] = field(default_factory=list)
     doc_tokens: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    _eval_items: Records | None = field(default=None, repr=False)
+    report_cache: dict | None = field(default=None, repr=False)  # `prep.stats.report`, once computed
+
+    @property
+    def eval_items(self) -> Records:
+        """The eval items (kept in a temporary file), made on first use: the writer makes them while the data
+        files are written in another thread."""
+        if self._eval_items is None:
+            self._eval_items = Records(self.eval_source())
+        return self._eval_items
 
     @property
     def tables(self) -> dict[str, pa.Table]:
@@ -422,8 +433,11 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
         for p in check_rows(splits[name], rows[name], stop[1], cfg.max_length):
             warnings.append(f"{name}: {p}")
 
-    items = Records(chat_items(splits["test"], tok, cfg.eval_context) if cfg.mode == "chat" else
-                    text_items(splits["test"], tok, cfg.eval_context, sizes=encoder.text_encoder.byte_lengths))
+    sizes = encoder.text_encoder.byte_lengths
+
+    def items() -> Iterable[dict]:
+        return (chat_items(splits["test"], tok, cfg.eval_context) if cfg.mode == "chat" else
+                text_items(splits["test"], tok, cfg.eval_context, sizes=sizes))
 
     return Plan(cfg, tok, tokenizer_source or "(given)", registration, policies, stop, sources, documents, splits,
                 rows, items, enc.lost, assignment.unit, assignment.notes, warnings, rendered,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -23,6 +24,7 @@ class _File:
         self.fh = tempfile.TemporaryFile(prefix="malmungchi-")
         self.size = 0
         self.dirty = False
+        self._flushing = threading.Lock()  # the writer reads from two threads
 
     def put(self, data: bytes | np.ndarray) -> int:
         at = self.size
@@ -34,8 +36,10 @@ class _File:
 
     def get(self, at: int, n: int) -> bytes:
         if self.dirty:
-            self.fh.flush()
-            self.dirty = False
+            with self._flushing:
+                if self.dirty:
+                    self.fh.flush()
+                    self.dirty = False
         data = os.pread(self.fh.fileno(), n, at)
         if len(data) != n:
             raise OSError(f"temporary file {self.fh.name}: read {len(data)} of {n} bytes (was it deleted?)")

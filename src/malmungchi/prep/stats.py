@@ -17,6 +17,13 @@ from malmungchi.prep.tokenizer import identity, partial_char_ids
 
 
 def report(p: Plan) -> dict:
+    """The build's figures (computed once per plan; the writer computes them while it writes the data)."""
+    if p.report_cache is None:
+        p.report_cache = _report(p)
+    return p.report_cache
+
+
+def _report(p: Plan) -> dict:
     cfg = p.cfg
     tok = p.tokenizer
     seqs = [q for name in SPLITS for q in p.splits[name]]

@@ -190,8 +190,8 @@ def _build(corpus: Path, out: Path, settings: Settings, registry, console: Conso
                       eval_context=64, seed=settings.seed,
                       splits=dict(zip(("train", "validation", "test"), settings.splits)))
     p = plan([str(corpus)], cfg, registry)
+    manifest = write_build(p, out / "build")
     rep = report(p)
-    manifest = write_build(p, out / "build", rep=rep)
     render(rep, console)
     console.print(f"[green]built[/] {out / 'build'} (content hash {manifest['content_hash'][:16]}…)")
     # memorisation pairs: eval items from the train split, shortest answers first so a tiny model can get there
