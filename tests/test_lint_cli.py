@@ -296,3 +296,16 @@ def test_rich_snippet_shows_the_reported_line(work):
         at = lines.index(f"{name}:2:4: M003{star} marker '<|SOUND|>' has a leading '<'")
         assert lines[at + 1] == "    2 │ 본문 <|SOUND|>"
         assert lines[at + 2] == "      │      ^^^^^^^^^"  # 본문 is four cells wide, then a space
+
+
+@pytest.mark.parametrize("eol", ["\r", "\r\n", "\n"])
+def test_positions_count_every_line_ending(tmp_path, eol):
+    # a file with old-Mac CR line endings used to put every diagnostic on line 1; each ending now starts a line,
+    # and the snippet under the diagnostic is that line
+    text = f"|START_OF_TITLE|>책|END_OF_TITLE|>{eol}첫 줄.{eol}본문 <|SOUND|>(쿵).{eol}|END_OF_BOOK|>{eol}"
+    (tmp_path / "a.txt").write_bytes(text.encode("utf-8"))
+    result = lint("a.txt", "--output-format", "json", cwd=tmp_path)
+    found = [d for d in json.loads(result.output) if d["code"] == "M003"]
+    assert [(d["line"], d["column"], d["end_line"]) for d in found] == [(3, 4, 3)]
+    shown = lint("a.txt", "--output-format", "rich", cwd=tmp_path).output
+    assert "a.txt:3:4" in shown and "본문 <|SOUND|>(쿵)." in shown and "첫 줄" not in shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from malmungchi.corpus.rules import RULES, FixSafety, Severity
@@ -48,7 +50,14 @@ class Diagnostic:
 
 
 def locate(diagnostics: list[Diagnostic], text: str) -> None:
-    """Fill line/column from character offsets, counting newlines once over the text (O(len(text)))."""
+    """Fill line/column from character offsets, counting newlines once over the text (O(len(text))). A line ends
+    at `\n`, `\r\n` or a lone `\r` (old Mac files), as the parser reads lines."""
+    if "\r" in text:
+        starts = line_starts(text)
+        for d in diagnostics:
+            d.line, d.column = _position(starts, min(max(d.offset, 0), len(text)))
+            d.end_line, d.end_column = _position(starts, min(max(d.end_offset, 0), len(text)))
+        return
     points = sorted({d.offset for d in diagnostics} | {d.end_offset for d in diagnostics})
     where: dict[int, tuple[int, int]] = {}
     line, line_start, pos = 1, 0, 0
@@ -62,3 +71,17 @@ def locate(diagnostics: list[Diagnostic], text: str) -> None:
     for d in diagnostics:
         d.line, d.column = where[min(max(d.offset, 0), len(text))]
         d.end_line, d.end_column = where[min(max(d.end_offset, 0), len(text))]
+
+
+def line_starts(text: str) -> list[int]:
+    """The offset where every line starts; lines end at `\n`, `\r\n` or a lone `\r`."""
+    return [0] + [m.end() for m in (_LINE_END_CR if "\r" in text else _LINE_END).finditer(text)]
+
+
+def _position(starts: list[int], offset: int) -> tuple[int, int]:
+    i = bisect_right(starts, offset) - 1
+    return i + 1, offset - starts[i] + 1
+
+
+_LINE_END = re.compile(r"\n")
+_LINE_END_CR = re.compile(r"\r\n|\r|\n")

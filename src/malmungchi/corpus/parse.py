@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import re
 
-from malmungchi.corpus.diagnostics import Diagnostic
+from malmungchi.corpus.diagnostics import Diagnostic, line_starts
 from malmungchi.corpus.markers import MarkerToken, canonical_spelling_issue, scan_markers
 from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Segment, Sound, Span, Text, Turn
 from malmungchi.schemas.registry import BOOK, MarkerKind, Registry
@@ -65,7 +65,7 @@ class LineIndex:
 
     def position(self, offset: int) -> tuple[int, int]:
         if self._starts is None:
-            self._starts = [0] + [m.end() for m in re.finditer(r"\n", self.text)]
+            self._starts = line_starts(self.text)
         i = bisect_right(self._starts, offset) - 1
         return i + 1, offset - self._starts[i] + 1
 

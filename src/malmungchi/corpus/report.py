@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from malmungchi import __version__
-from malmungchi.corpus.diagnostics import Diagnostic
+from malmungchi.corpus.diagnostics import Diagnostic, line_starts
 from malmungchi.corpus.rules import RULES, FixSafety, Severity
 from malmungchi.corpus.source import UTF8_BOM, decode
 
@@ -123,8 +123,10 @@ def _source_line(cache: dict[str, list[str]], path: str, line: int) -> str | Non
             text = decode(data, path).text  # as the linter read it: UTF-8, CP949 or UTF-16
             if text is None:
                 text = data.removeprefix(UTF8_BOM).decode("utf-8", "replace")
-            # lines end at LF, as the linter counts them (str.splitlines also splits at form feeds, U+2028, ...)
-            cache[path] = [line.removesuffix("\r") for line in text.split("\n")]
+            # lines end at LF, CRLF or a lone CR, as the linter counts them (str.splitlines also splits at form
+            # feeds, U+2028, ...)
+            starts = line_starts(text)
+            cache[path] = [text[a:b].rstrip("\r\n") for a, b in zip(starts, starts[1:] + [len(text)])]
         except OSError:
             cache[path] = []
     lines = cache[path]
