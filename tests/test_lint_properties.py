@@ -4,6 +4,7 @@ report lies inside the file, and `--fix` reaches a fixed point in one run."""
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 
 import pytest
@@ -46,11 +47,10 @@ def folder(tmp_path_factory):
 
 
 def _lines_of(data: bytes) -> list[str]:
-    """The file's lines as the linter counts them: ended by LF (so CRLF too; a lone CR does not end a line)
-    and without the BOM."""
+    """The file's lines as the linter counts them: ended by LF, CRLF or a lone CR, and without the BOM."""
     decoded = decode(data, "x")
     text = decoded.text if decoded.text is not None else data.removeprefix(UTF8_BOM).decode("utf-8", "replace")
-    return text.split("\n")
+    return re.split(r"\r\n|\r|\n", text)
 
 
 def _assert_positions_inside(diagnostics, data: bytes) -> None:
@@ -93,6 +93,7 @@ def test_random_bytes_never_crash_and_fix_is_idempotent(folder, data, suffix):
 @given(data=soup_bytes, suffix=SUFFIXES)
 @example(data="|SOUND|sound|>\n".encode(), suffix=".txt")  # one rewrite completes the next candidate
 @example(data=b"\xef\xbb\xbf\xef\xbb\xbf| start of title |>\r\n\n", suffix=".txt")
+@example(data=b"\r|", suffix=".txt")  # a lone CR ends a line: the diagnostic after it is on line 2
 def test_marker_soup_never_crashes_and_fix_is_idempotent(folder, data, suffix):
     _check(folder / f"soup{suffix}", data)
 
