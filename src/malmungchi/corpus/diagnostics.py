@@ -75,7 +75,7 @@ def locate(diagnostics: list[Diagnostic], text: str) -> None:
 
 def line_starts(text: str) -> list[int]:
     """The offset where every line starts; lines end at `\n`, `\r\n` or a lone `\r`."""
-    return [0] + [m.end() for m in (_LINE_END_CR if "\r" in text else _LINE_END).finditer(text)]
+    return [0] + [m.end() for m in (LINE_BREAK if "\r" in text else _LF).finditer(text)]
 
 
 def _position(starts: list[int], offset: int) -> tuple[int, int]:
@@ -83,5 +83,5 @@ def _position(starts: list[int], offset: int) -> tuple[int, int]:
     return i + 1, offset - starts[i] + 1
 
 
-_LINE_END = re.compile(r"\n")
-_LINE_END_CR = re.compile(r"\r\n|\r|\n")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line, for the parser and for line numbers alike
+_LF = re.compile(r"\n")  # the same on text without a CR, faster

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 
 import re
 
-from malmungchi.corpus.diagnostics import Diagnostic, line_starts
+from malmungchi.corpus.diagnostics import LINE_BREAK, Diagnostic, line_starts
 from malmungchi.corpus.markers import MarkerToken, canonical_spelling_issue, scan_markers
 from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Segment, Sound, Span, Text, Turn
 from malmungchi.schemas.registry import BOOK, MarkerKind, Registry
 
 BLANK_LINES = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
 CUE = re.compile(r"\(([^()\r\n]{1,80})\)")
 LEADING_CUES = re.compile(r"(?:\|[A-Z][A-Z0-9_]*\|>(?:\([^()\r\n]{1,80}\))?[ \t]*)*")
 SPEAKER_PREFIX = (

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from malmungchi.prep.encode import BATCH_CHARS, Seq, batches
+from malmungchi.prep.encode import BATCH_CHARS, Seq
 from malmungchi.prep.positions import byte_offsets, token_starts
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Sound, Text, Turn
+from malmungchi.corpus.tree import Block, Cue, Dialogue, Document, Inline, Narration, Sound, Text
 from malmungchi.prep.policies import Policies, speaker_token
 
 OTHER, HANGUL, JAMO, FULLWIDTH, SPACE = range(5)  # what `measure` counts, by UTF-16 code unit
