@@ -10,7 +10,10 @@ the same machine:
 
   (a) ours:  the whole build through the library (what `malmungchi corpus build` runs, without the CLI's imports):
              tokenizer load, read, lint gate, parse, render, dedup, encode, chunk, split, pack, report, write
-             Parquet + manifest + tokenizer;
+             Parquet + manifest + tokenizer; it encodes with tiktoken's BPE (`--encoder auto`: the same ids as the
+             tokenizer's, checked; see prep/fastbpe.py);
+  (a') ours-tokenizers: the same with `--encoder tokenizers` (the tokenizer's own encode), to show what tiktoken
+             brings;
   (b) trl:   trl's own SFT preparation, as SFTTrainer runs it: `SFTTrainer._prepare_dataset` (add EOS, tokenize
              each example, build labels, BFD `pack_dataset`) on a `datasets.Dataset` of the same rendered texts (our
              renderer's output, dumped once), with the same tokenizer and special tokens and `dataset_num_proc` =
@@ -20,8 +23,10 @@ the same machine:
   (c) floor: the same rendered texts → the Rust tokenizer's `encode_batch` (what `tokenizer(texts)` runs; the
              same batches of ~4M characters ours uses) with the ids taken out as int32 arrays, nothing else
              (tokenizer loading not timed);
-  (c') floor-fast: the same with `encode_batch_fast` (no offsets), the cheapest encode the tokenizer offers; ours
-             uses it for byte-level BPE tokenizers, so this is shown for reference next to the floor.
+  (c') floor-fast: the same with `encode_batch_fast` (no offsets), the cheapest encode the tokenizer offers;
+  (c'') floor-tiktoken: the same batches through the tiktoken encoder ours uses (`encode.encode_fast` with
+             `FastBPE`, a thread per core; setting it up not timed): how far ours is from a bare encode with its own
+             encoder.
 
 The same imports (transformers' AutoTokenizer, which pulls in torch) are done before timing in every method.
 With `--repeat N` every method runs N times, interleaved (floor, ours, …, floor, ours, …), and the fastest run of
@@ -43,9 +48,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 DATA = Path("/work/shared/data")
-METHODS = ("floor", "floor-fast", "ours", "trl", "trl-batched")
+METHODS = ("floor", "floor-fast", "floor-tiktoken", "ours", "ours-tokenizers", "trl", "trl-batched")
 
 
 def _books_from_data() -> list[str]:
@@ -126,7 +132,7 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
     from transformers import AutoTokenizer  # the same (untimed) imports for every method; pulls in torch
 
     AutoTokenizer.__name__  # noqa: B018  (resolve the lazy import now)
-    if method == "ours":
+    if method in ("ours", "ours-tokenizers"):
         from malmungchi.prep.build import plan
         from malmungchi.prep.stats import report
         from malmungchi.prep.write import write_build
@@ -134,7 +140,8 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         from malmungchi.schemas.registry import default_registry
 
         t = time.perf_counter()
-        p = plan([corpus], BuildConfig(max_length=max_length, tokenizer=tok_dir), default_registry())
+        p = plan([corpus], BuildConfig(max_length=max_length, tokenizer=tok_dir), default_registry(),
+                 encoder="auto" if method == "ours" else "tokenizers")
         t_plan = time.perf_counter()
         write_build(p, out, force=True)  # as the CLI: the report is made while the data files are written
         rep = report(p)
@@ -149,13 +156,20 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
     tok = AutoTokenizer.from_pretrained(tok_dir)
     tok.add_tokens(SPECIAL, special_tokens=True)
     eos = tok.eos_token_id
-    if method in ("floor", "floor-fast"):
+    if method in ("floor", "floor-fast", "floor-tiktoken"):
         import numpy as np
 
-        from malmungchi.prep.encode import BATCH_CHARS
+        from malmungchi.prep.encode import BATCH_CHARS, encode_fast
+        from malmungchi.prep.fastbpe import FastBPE
 
         backend = tok.backend_tokenizer
-        encode = backend.encode_batch if method == "floor" else backend.encode_batch_fast
+        if method == "floor-tiktoken":
+            fast = FastBPE.of(tok)
+
+            def encode(texts, add_special_tokens):  # what ours calls (a text that is not NFC: the tokenizer)
+                return [SimpleNamespace(ids=x) for x in encode_fast(backend, texts, add_special_tokens, fast)]
+        else:
+            encode = backend.encode_batch if method == "floor" else backend.encode_batch_fast
         t = time.perf_counter()
         n = 0
         i = 0
@@ -178,7 +192,6 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
     datasets.disable_caching()
     if method == "trl":  # trl's own preparation, exactly as SFTTrainer calls it (labels, packing, per-example map)
         import tempfile
-        from types import SimpleNamespace
 
         from trl import SFTConfig, SFTTrainer
 
@@ -260,13 +273,14 @@ def main() -> None:
                      f"+ write)" if o else ""))
             if a.repeat > 1:
                 print(f"fastest of {a.repeat} interleaved runs of each method:")
-            print(f"{'method':11} {'wall s':>7} {'tokens/s':>10} {'tokens':>11} {'kept':>11} {'lost':>9} "
+            print(f"{'method':15} {'wall s':>7} {'tokens/s':>10} {'tokens':>11} {'kept':>11} {'lost':>9} "
                   f"{'rows':>7} {'packing':>8} {'peak MB':>8} {'child MB':>8}")
-            for m in [m for m in ("ours", "trl", "trl-batched", "floor", "floor-fast") if m in res]:
+            for m in [m for m in ("ours", "ours-tokenizers", "trl", "trl-batched", "floor", "floor-fast",
+                                  "floor-tiktoken") if m in res]:
                 r = res[m]
                 eff = f"{r['efficiency']:.2%}" if r["efficiency"] is not None else "-"
                 rows = f"{r['rows']:,}" if r["rows"] is not None else "-"
-                print(f"{m:11} {r['wall']:7.2f} {r['tokens'] / r['wall']:10,.0f} {r['tokens']:11,} {r['kept']:11,} "
+                print(f"{m:15} {r['wall']:7.2f} {r['tokens'] / r['wall']:10,.0f} {r['tokens']:11,} {r['kept']:11,} "
                       f"{r['lost']:9,} {rows:>7} {eff:>8} {r['peak_mb']:8.0f} {r['child_mb']:8.0f}")
             rate = {m: r["tokens"] / r["wall"] for m, r in res.items()}
             if "ours" in rate:
@@ -280,6 +294,11 @@ def main() -> None:
                     print(f"floor/ours {rate['floor'] / rate['ours']:.2f}x (goal ≤ 1.3x)")
                 if "floor-fast" in rate:
                     print(f"floor-fast/ours {rate['floor-fast'] / rate['ours']:.2f}x (encode_batch_fast, for reference)")
+                if "ours-tokenizers" in rate:
+                    print(f"ours/ours-tokenizers {rate['ours'] / rate['ours-tokenizers']:.2f}x (what tiktoken brings)")
+                if "floor-tiktoken" in rate:
+                    print(f"floor-tiktoken/ours {rate['floor-tiktoken'] / rate['ours']:.2f}x (ours vs. a bare encode with "
+                          f"its own encoder)")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

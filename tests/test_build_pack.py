@@ -150,11 +150,13 @@ def test_byte_lengths_find_the_same_tokens_as_offsets(qwen3_tokenizer_dir):
 
 
 def test_encoding_nfc_text_without_the_normalizer_gives_the_same_ids(qwen3_tokenizer_dir):
-    """Texts already in NFC skip Qwen3's NFC normalizer (same ids, less work); an NFD text in the same batch still
-    goes through it, results come back in input order, and the tokenizer keeps its normalizer."""
+    """Texts already in NFC skip Qwen3's NFC normalizer (same ids, less work), with the tokenizer or with tiktoken;
+    an NFD text in the same batch still goes through the normalizer, results come back in input order, and the
+    tokenizer keeps its normalizer."""
     import unicodedata
 
     from malmungchi.prep.encode import encode_fast
+    from malmungchi.prep.fastbpe import FastBPE
     from malmungchi.prep.tokenizer import load_tokenizer, register_tokens
 
     tok = load_tokenizer(str(qwen3_tokenizer_dir))
@@ -164,10 +166,12 @@ def test_encoding_nfc_text_without_the_normalizer_gives_the_same_ids(qwen3_token
     texts = [nfc, unicodedata.normalize("NFD", nfc), "한글 " * 50, "", "e\u0301 café"]
     want = [e.ids for e in backend.encode_batch_fast(texts)]
     assert want[0] == want[1]  # the normalizer composes the NFD text: skipping it there would change its ids
-    assert [e.ids for e in encode_fast(backend, texts, add_special_tokens=True)] == want
-    assert [e.ids for e in encode_fast(backend, texts[:1], add_special_tokens=True)] == want[:1]
-    assert [e.ids for e in encode_fast(backend, texts[1:2], add_special_tokens=True)] == want[1:2]
-    assert backend.normalizer is not None and backend.encode(texts[1]).ids == want[1]  # still normalizes
+    for fast in (None, FastBPE.of(tok)):
+        assert [a.tolist() for a in encode_fast(backend, texts, add_special_tokens=True, fast=fast)] == want
+        assert [a.tolist() for a in encode_fast(backend, texts[:1], add_special_tokens=True, fast=fast)] == want[:1]
+        assert [a.tolist() for a in encode_fast(backend, texts[1:2], add_special_tokens=True, fast=fast)] == \
+            want[1:2]
+        assert backend.normalizer is not None and backend.encode(texts[1]).ids == want[1]  # still normalizes
 
 
 def test_tokenizers_without_exact_byte_lengths_keep_the_offsets(tmp_path):

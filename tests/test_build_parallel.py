@@ -56,3 +56,20 @@ def build_registry():
     from malmungchi.schemas.registry import default_registry
 
     return default_registry()
+
+
+def test_tiktoken_gives_the_same_build_in_readers_and_in_one_process(tmp_path, qwen3_tokenizer_dir, monkeypatch):
+    """The readers inherit tiktoken's encoder from the main process; the main process encodes with it too (the
+    NFD book is left to the tokenizer); every sequence, row and eval item is the same as with the tokenizer."""
+    import malmungchi.prep.build as build
+
+    _corpus(tmp_path / "c")
+    cfg = dict(max_length=48, eval_context=32, allow_errors=True)
+    want = _summary(make_plan([tmp_path / "c"], qwen3_tokenizer_dir, **cfg))
+    serial = build.plan([str(tmp_path / "c")], build.BuildConfig(**cfg), build_registry(),
+                        tokenizer_source=str(qwen3_tokenizer_dir), encoder="tiktoken")
+    monkeypatch.setattr(build, "PARALLEL_BYTES", 0)
+    pooled = build.plan([str(tmp_path / "c")], build.BuildConfig(**cfg), build_registry(),
+                        tokenizer_source=str(qwen3_tokenizer_dir), encoder="tiktoken", jobs=2)
+    assert _summary(serial) == want
+    assert _summary(pooled) == want

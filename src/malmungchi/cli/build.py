@@ -59,6 +59,10 @@ def _options(f):
         click.option("--header/--no-header", default=None, help="Whether tables have a header row (default: yes, "
                      "unless the columns are given as numbers)."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Reader processes."),
+        click.option("--encoder", type=click.Choice(["auto", "tiktoken", "tokenizers"]), default="auto",
+                     show_default=True, help="Text mode: encode with tiktoken's BPE where it gives the tokenizer's "
+                     "own ids (5-6x faster; auto: from 2 MB of input on), or with the tokenizer itself. Same ids "
+                     "and same build either way."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
     ]
     for o in reversed(opts):
@@ -125,8 +129,9 @@ def _plan(kw: dict):
                     progress.advance(tasks[stage], n)
 
                 return cfg, plan(list(kw["inputs"]), cfg, config.registry(), exclude=config.lint.exclude,
-                                 jobs=kw["jobs"], progress=tick)
-        return cfg, plan(list(kw["inputs"]), cfg, config.registry(), exclude=config.lint.exclude, jobs=kw["jobs"])
+                                 jobs=kw["jobs"], progress=tick, encoder=kw["encoder"])
+        return cfg, plan(list(kw["inputs"]), cfg, config.registry(), exclude=config.lint.exclude, jobs=kw["jobs"],
+                         encoder=kw["encoder"])
     except TokenizerError as exc:
         fail(str(exc))
     except (InputError, BuildError) as exc:

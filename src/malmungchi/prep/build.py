@@ -25,7 +25,8 @@ import pyarrow as pa
 from malmungchi.corpus.diagnostics import Diagnostic
 from malmungchi.corpus.parse import collector_paused
 from malmungchi.prep import chat as chatmod
-from malmungchi.prep.encode import BATCH_CHARS, Encoded, Encoder, Lost, Piece, Seq, TextEncoder, batches
+from malmungchi.prep.encode import BATCH_CHARS, Encoded, Encoder, EncoderMismatch, Lost, Piece, Seq, TextEncoder, \
+    batches
 from malmungchi.prep.evalset import chat_items, text_items
 from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.readers import Dropped, SourceFile, find_inputs, read_source
@@ -42,6 +43,8 @@ PARALLEL_BYTES = 2 << 20  # below this a process pool costs more than it saves
 AHEAD_BYTES = 24 << 20  # input the readers may work ahead: two encode batches of Korean text, so they keep
 # the cores busy while the main process encodes (a constant, whatever the corpus size)
 ROUND_TRIP_SAMPLE = 200  # rendered texts checked for an exact encode → decode round trip
+FAST_BYTES = 2 << 20  # from this much input on, --encoder auto uses tiktoken (setting it up takes about 0.4 s)
+ENCODERS = ("auto", "tiktoken", "tokenizers")
 
 
 class LintRefusal(Exception):
@@ -232,8 +235,24 @@ def read_all(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig
 
 def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_source: str | None = None,
          tokenizer=None, exclude: list[str] | None = None, jobs: int | None = None, progress=None,
-         write_rows: bool = True) -> Plan:
-    """Everything the build directory will hold, computed in memory. `progress(stage, advance, total)`."""
+         write_rows: bool = True, encoder: str = "auto") -> Plan:
+    """Everything the build directory will hold, computed in memory. `progress(stage, advance, total)`.
+
+    `encoder` (text mode; the ids are the same whichever): "tiktoken" encodes with tiktoken's BPE where it gives
+    the tokenizer's ids (`fastbpe`; a BuildError says why when the tokenizer is not one of those), "tokenizers"
+    with the tokenizer itself, "auto" with tiktoken from FAST_BYTES of input on, when it can."""
+    if encoder not in ENCODERS:
+        raise BuildError([f"encoder {encoder!r}: choose one of {', '.join(ENCODERS)}"])
+    try:
+        return _plan(paths, cfg, registry, tokenizer_source=tokenizer_source, tokenizer=tokenizer, exclude=exclude,
+                     jobs=jobs, progress=progress, write_rows=write_rows, encoder_choice=encoder)
+    except EncoderMismatch as exc:
+        raise BuildError([str(exc)]) from None
+
+
+def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_source: str | None,
+          tokenizer, exclude: list[str] | None, jobs: int | None, progress, write_rows: bool,
+          encoder_choice: str) -> Plan:
     tokenizer_source = tokenizer_source or cfg.tokenizer
     if tokenizer is None and not tokenizer_source:
         raise BuildError(["no tokenizer: give --tokenizer DIR (or set build.tokenizer in the config file)"])
@@ -248,6 +267,9 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
     def step(stage, total=None):
         return (lambda n: progress(stage, n, total)) if progress else None
 
+    input_bytes = sum(os.path.getsize(p) for p, _ in inputs if os.path.isfile(p))
+    fast = encoder_choice == "tiktoken" or (encoder_choice == "auto" and input_bytes >= FAST_BYTES)
+
     if tokenizer is None and tokenizer_source and not os.path.isdir(os.path.expanduser(tokenizer_source)):
         tokenizer = load_tokenizer(tokenizer_source)  # fail fast on a bad id before reading a large corpus
     # text mode renders in the readers; when the tokens to register are known before reading (no per-dialogue
@@ -260,12 +282,14 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
         try:
             if tokenizer is None:
                 tokenizer = load_tokenizer(tokenizer_source)
-            early = start_encoding(tokenizer, policies, cfg, step("tokenizing"))
+            early = start_encoding(tokenizer, policies, cfg, step("tokenizing"), fast=fast)
+            if encoder_choice == "tiktoken":
+                _must_be_fast(early[2].text_encoder)
         except TokenizerError as exc:
             tok_error = exc  # raised where it would have been: after the lint gate (no stop token: below)
             streaming = False
-    stream = _stream(inputs, registry, cfg, jobs, text_mode, step("reading", sum(
-        os.path.getsize(p) for p, _ in inputs if os.path.isfile(p))), early[2].text_encoder if early else None)
+    stream = _stream(inputs, registry, cfg, jobs, text_mode, step("reading", input_bytes),
+                     early[2].text_encoder if early else None)
 
     documents: list[dict] = []
     render_docs: list[dict] = []  # (text mode) entries of rendered documents, after every reading entry
@@ -370,7 +394,9 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
             stop = stop_token(tok, cfg.mode, eot)
         except TokenizerError as exc:
             raise BuildError([str(exc)]) from None
-        encoder = _encoder(tok, cfg, stop[1], step("tokenizing", sum(len(r.text) for r in rendered)))
+        encoder = _encoder(tok, cfg, stop[1], step("tokenizing", sum(len(r.text) for r in rendered)), fast)
+        if encoder_choice == "tiktoken":
+            _must_be_fast(encoder.text_encoder)
         for r in rendered:
             encoder.add(r)
     encoder.flush()  # so the sample's ids are there (the order of work does not change any result)
@@ -444,22 +470,28 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
                 enc.doc_tokens, duplicates)
 
 
-def start_encoding(tok, policies: Policies, cfg: BuildConfig,
-                   progress) -> tuple[Registration, tuple[str, int], Encoder]:
+def start_encoding(tok, policies: Policies, cfg: BuildConfig, progress,
+                   fast: bool = False) -> tuple[Registration, tuple[str, int], Encoder]:
     """Register the policies' special tokens and set up the encoder, before reading (text mode, no speaker
     tokens). Raises TokenizerError when the tokenizer has no stop token."""
     stop = stop_token(tok, cfg.mode, None)  # first: without a stop token nothing is registered
     registration = register_tokens(tok, policies.special_tokens())
-    encoder = _encoder(tok, cfg, stop[1], progress)
+    encoder = _encoder(tok, cfg, stop[1], progress, fast)
     encoder.text_encoder.prepare()  # before the readers are forked: they inherit it
     return registration, stop, encoder
 
 
-def _encoder(tok, cfg: BuildConfig, stop_id: int, progress) -> Encoder:
+def _encoder(tok, cfg: BuildConfig, stop_id: int, progress, fast: bool = False) -> Encoder:
     """The build's encoder: ids spilled to temporary files, the first texts kept for the round-trip check."""
     return Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop_id,
                    long_documents=cfg.long_documents, progress=progress,
-                   keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0, spill=True)
+                   keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0, spill=True, fast=fast)
+
+
+def _must_be_fast(text_encoder: TextEncoder) -> None:
+    if text_encoder.fast is None:
+        raise BuildError([f"--encoder tiktoken: tiktoken cannot reproduce this tokenizer's ids here "
+                          f"({text_encoder.fast_reason}); build with --encoder auto or tokenizers"])
 
 
 def _split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_id: int) -> None:

@@ -16,12 +16,18 @@ from typing import TypeVar
 
 import numpy as np
 
+from malmungchi.prep.fastbpe import FastBPE, NotFast
 from malmungchi.prep.positions import byte_index, is_nfc_normalizer, token_byte_lengths, token_index, token_starts
 from malmungchi.prep.render import Rendered, measure
 from malmungchi.prep.spill import TextStore, TokenStore
 
 T = TypeVar("T")
 BATCH_CHARS = 4 << 20  # characters per encode batch: big enough for the thread pool, small enough for memory
+CHECK_CHARS = 4096  # characters of each batch that the tokenizer encodes too, to compare with tiktoken's ids
+
+
+class EncoderMismatch(Exception):
+    """tiktoken's ids differed from the tokenizer's on a text (never seen on an accepted tokenizer)."""
 
 
 class Seq:
@@ -111,16 +117,40 @@ class TextEncoder:
     In text mode with a byte-level BPE tokenizer (Qwen, Llama 3, GPT-2 style) that adds nothing around the text,
     the batch is encoded without offsets (`encode_batch_fast`, about 15% less work): where a long text must be
     cut, its cut positions are found from each token's length in bytes instead, a mapping that is checked on every
-    such text (the tokens' bytes must add up to the text's) and replaced by a normal encode when it fails."""
+    such text (the tokens' bytes must add up to the text's) and replaced by a normal encode when it fails.
 
-    def __init__(self, backend, *, mode: str, max_length: int, stop_id: int, long_documents: str):
+    Given `fast_from` (the transformers tokenizer), such a tokenizer's ids come from tiktoken's BPE where it
+    reproduces them (`fast`, see `fastbpe`); where it does not, `fast_reason` says why."""
+
+    def __init__(self, backend, *, mode: str, max_length: int, stop_id: int, long_documents: str,
+                 fast_from=None):
+        """fast_from: the transformers tokenizer whose backend this is, to encode with tiktoken where it can."""
         self.backend = backend
         self.mode, self.max_length, self.stop_id, self.long_documents = mode, max_length, stop_id, long_documents
         self._long_chars: int | None = None
         self._bytes: np.ndarray | None | bool = False  # False: not looked at yet
+        self._fast_from = fast_from
+        self._fast: FastBPE | None | bool = False
+        self.fast_reason = "not asked for" if fast_from is None else ""
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_bytes": False}  # workers build their own table
+        return {**self.__dict__, "_bytes": False, "_fast": False}  # workers build their own table and tiktoken
+
+    @property
+    def fast(self) -> FastBPE | None:
+        """tiktoken's BPE for this tokenizer, when asked for and it gives the same ids (text mode only)."""
+        if self._fast is False:
+            self._fast = None
+            if self._fast_from is not None:
+                try:
+                    if self.mode != "text":
+                        raise NotFast("chat mode takes the loss mask from the tokenizer's offsets")
+                    if self.byte_lengths is None:
+                        raise NotFast("it is not a byte-level BPE that adds nothing around the text")
+                    self._fast = FastBPE.of(self._fast_from, self.backend)
+                except NotFast as exc:
+                    self.fast_reason = str(exc)
+        return self._fast
 
     @property
     def long_chars(self) -> int:
@@ -134,7 +164,7 @@ class TextEncoder:
     def prepare(self) -> None:
         """Compute the byte table and the long-segment limit now (each walks the vocabulary), so that reader
         processes forked afterwards inherit them instead of each computing its own."""
-        self.byte_lengths, self.long_chars  # noqa: B018
+        self.byte_lengths, self.long_chars, self.fast  # noqa: B018
 
     @property
     def byte_lengths(self) -> np.ndarray | None:
@@ -158,15 +188,17 @@ class TextEncoder:
             todo.append((r, lost))
         sizes = self.byte_lengths
         texts = [r.text for r, _ in todo]
-        encs = self.backend.encode_batch(texts, add_special_tokens=text_mode) if sizes is None else \
-            encode_fast(self.backend, texts, add_special_tokens=text_mode)
+        if sizes is None:
+            encs = self.backend.encode_batch(texts, add_special_tokens=text_mode)
+        else:
+            encs = encode_fast(self.backend, texts, add_special_tokens=text_mode, fast=self.fast)
         out = []
         for i, (r, lost) in enumerate(todo):
             enc, encs[i] = encs[i], None  # free each Rust encoding (ids, offsets, tokens) as soon as it is used
             if lost and not r.text.strip():
                 out.append(Piece(r, None, skipped=lost))
                 continue
-            ids = np.asarray(enc.ids, dtype=np.int32)
+            ids = enc if sizes is not None else np.asarray(enc.ids, dtype=np.int32)
             at = mask = None
             if text_mode:
                 n = len(ids) + (not len(ids) or ids[-1] != self.stop_id)  # with the stop token
@@ -182,31 +214,47 @@ class TextEncoder:
         return out
 
 
-def encode_fast(backend, texts: list[str], add_special_tokens: bool) -> list:
-    """`encode_batch_fast`, skipping the tokenizer's normalizer for the texts it would leave as they are: when it
-    is NFC alone and a text is already NFC (Python's quick check, microseconds per megabyte), normalizing copies
-    the text and tracks alignments for nothing, 5-10% of the encode's time on Korean text. Same ids."""
-    if not texts or not is_nfc_normalizer(backend.normalizer):
-        return backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
-    plain = [i for i, t in enumerate(texts) if unicodedata.is_normalized("NFC", t)]
-    if not plain:
-        return backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
-    norm = backend.normalizer
-    backend.normalizer = None
-    try:
-        got = backend.encode_batch_fast([texts[i] for i in plain] if len(plain) < len(texts) else texts,
-                                        add_special_tokens=add_special_tokens)
-    finally:
-        backend.normalizer = norm
-    if len(plain) == len(texts):
-        return got
-    out: list = [None] * len(texts)
-    for i, e in zip(plain, got):
-        out[i] = e
-    rest = [i for i, e in enumerate(out) if e is None]
-    for i, e in zip(rest, backend.encode_batch_fast([texts[i] for i in rest], add_special_tokens=add_special_tokens)):
-        out[i] = e
-    return out
+def encode_fast(backend, texts: list[str], add_special_tokens: bool, fast: FastBPE | None = None
+                ) -> list[np.ndarray]:
+    """The int32 ids of each text as `encode_batch_fast` gives them, the fastest way there is: tiktoken's BPE
+    (`fast`) where it applies; else the tokenizer, skipping its normalizer for the texts it would leave as they
+    are: when it is NFC alone and a text is already NFC (Python's quick check, microseconds per megabyte),
+    normalizing copies the text and tracks alignments for nothing, 5-10% of the encode's time on Korean text.
+
+    With `fast`, a slice of one text per call is encoded both ways and must give the same ids, else
+    EncoderMismatch."""
+    out: list[np.ndarray | None] = fast.encode(texts) if fast is not None else [None] * len(texts)
+    if fast is not None and texts:
+        k = len(texts) // 2
+        if out[k] is not None and fast.same_as(backend, [texts[k][:CHECK_CHARS]]) is not None:
+            raise EncoderMismatch(f"tiktoken's ids differ from the tokenizer's on this text: "
+                                  f"{texts[k][:80]!r}...; build with --encoder tokenizers (and please report it)")
+    rest = [i for i, x in enumerate(out) if x is None]
+    if not rest:
+        return out  # type: ignore[return-value]
+    todo = [texts[i] for i in rest]
+    if not is_nfc_normalizer(backend.normalizer):
+        encs = backend.encode_batch_fast(todo, add_special_tokens=add_special_tokens)
+    else:
+        encs = [None] * len(todo)
+        plain = [j for j, t in enumerate(todo) if unicodedata.is_normalized("NFC", t)]
+        if plain:
+            norm = backend.normalizer
+            backend.normalizer = None
+            try:
+                got = backend.encode_batch_fast([todo[j] for j in plain], add_special_tokens=add_special_tokens)
+            finally:
+                backend.normalizer = norm
+            for j, e in zip(plain, got):
+                encs[j] = e
+        left = [j for j, e in enumerate(encs) if e is None]
+        if left:
+            for j, e in zip(left, backend.encode_batch_fast([todo[j] for j in left],
+                                                            add_special_tokens=add_special_tokens)):
+                encs[j] = e
+    for i, e in zip(rest, encs):
+        out[i] = np.asarray(e.ids, dtype=np.int32)
+    return out  # type: ignore[return-value]
 
 
 class Encoder:
@@ -214,15 +262,16 @@ class Encoder:
     `encode_batch` call each); the result is the same whatever the batching, in the order items were added."""
 
     def __init__(self, tok, *, mode: str, max_length: int, stop_id: int, long_documents: str, progress=None,
-                 batch_chars: int = BATCH_CHARS, keep_first: int = 0, spill: bool = False):
-        """spill: keep sequences' ids (and, in text mode, texts once encoded) in temporary files, not memory."""
+                 batch_chars: int = BATCH_CHARS, keep_first: int = 0, spill: bool = False, fast: bool = False):
+        """spill: keep sequences' ids (and, in text mode, texts once encoded) in temporary files, not memory.
+        fast: encode with tiktoken's BPE where it gives the tokenizer's ids (see `TextEncoder`)."""
         self.out = Encoded()
         if spill:
             self.out.store = TokenStore()
             self.out.texts = TextStore() if mode == "text" else None
         backend = tok.backend_tokenizer
         self.text_encoder = TextEncoder(backend, mode=mode, max_length=max_length, stop_id=stop_id,
-                                        long_documents=long_documents)
+                                        long_documents=long_documents, fast_from=tok if fast else None)
         self.kw = dict(mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents)
         self.progress = progress
         self.batch_chars = batch_chars
