@@ -160,3 +160,26 @@ def test_eval_items_from_the_built_ids_match_encoding_again(qwen3_tokenizer_dir,
     fast = list(evalset.text_items(test, p.tokenizer, 40, sizes=sizes))
     assert fast == list(evalset.text_items(test, p.tokenizer, 40)) == list(p.eval_items)
     assert len(fast) > 30 and {"그럼요.", "29번째 말입니다. 오늘은 비가 온다."} <= {i["answer"] for i in fast}
+
+
+def test_eval_answers_come_from_test_chunks_when_the_tokenizer_adds_a_bos(qwen3_tokenizer_dir, tmp_path):
+    """With a BOS before every text (Llama 3 style), the chunks' token positions count it and the eval items'
+    positions (the text encoded again, without special tokens) do not: a turn that starts a chunk must still be
+    taken from the split its own chunk is in, never from the chunk before (that would put training text in eval)."""
+    from tokenizers import processors
+
+    turns = "\n".join(f"{'철수' if i % 2 else '영희'}: {i}번째 대답은 고유한 문장 {i * 7919}입니다." for i in range(300))
+    write(tmp_path / "c", "a.txt", f"|START_OF_TITLE|>대화|END_OF_TITLE|>\n\n|START_OF_DIALOGUE|>\n{turns}\n"
+                                   "|END_OF_DIALOGUE|>\n|END_OF_BOOK|>\n")
+    tok = load_tokenizer(str(qwen3_tokenizer_dir))
+    bos = tok.convert_tokens_to_ids("<|endoftext|>")
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", bos)])
+    cfg = BuildConfig(max_length=64, speakers="drop", split_unit="chunk", eval_context=32,
+                      splits={"train": 0.5, "validation": 0.0, "test": 0.5})
+    p = plan([str(tmp_path / "c")], cfg, default_registry(), tokenizer=tok)
+    assert any(q.ids[0] == bos for qs in p.splits.values() for q in qs)  # the first chunk starts with it
+    test_texts = [tok.decode(q.ids) for q in p.splits["test"]]
+    items = list(p.eval_items)
+    assert len(items) > 50
+    assert [it["answer"] for it in items if not any(it["answer"] in t for t in test_texts)] == []

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from malmungchi.prep.encode import BATCH_CHARS, Seq
-from malmungchi.prep.positions import byte_offsets, token_starts
+from malmungchi.prep.positions import byte_offsets, token_starts, tokens_added_before
 
 
 def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS,
@@ -28,6 +28,8 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
             by_doc.setdefault(q.src.id, []).append(q)
     backend = tok.backend_tokenizer
     run = backend.encode_batch if sizes is None else backend.encode_batch_fast
+    # texts are encoded again without special tokens, the sequences' token positions count a BOS (Llama 3)
+    shift = tokens_added_before(backend)
 
     def encoded(batch: list[tuple]) -> Iterator[dict]:
         encs = run([text for _, text in batch], add_special_tokens=False)
@@ -37,7 +39,7 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
             if got is None and sizes is not None:
                 enc = backend.encode(text, add_special_tokens=False)
             starts, char_at = got if got is not None else (token_starts(enc), None)
-            yield from _doc_items(r, text, starts, by_doc[r.id], eval_context, char_at)
+            yield from _doc_items(r, text, starts, by_doc[r.id], eval_context, char_at, shift)
 
     todo: list[tuple] = []  # documents to encode again, in a batch (items still come out in document order)
     size = 0
@@ -55,7 +57,7 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
         if todo:
             yield from encoded(todo)
             todo, size = [], 0
-        yield from _doc_items(r, text, got[0], chunks, eval_context, got[1])
+        yield from _doc_items(r, text, got[0], chunks, eval_context, got[1], shift)
     if todo:
         yield from encoded(todo)
 
@@ -77,9 +79,10 @@ def _known_offsets(text: str, chunks: list[Seq], sizes: np.ndarray) -> tuple[np.
 
 
 def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context: int,
-               char_at: np.ndarray | None = None) -> list[dict]:
+               char_at: np.ndarray | None = None, shift: int = 0) -> list[dict]:
     """The items of one document, with every character → token lookup done by one `searchsorted` per array.
     `starts` are where tokens start: in characters, or in bytes with `char_at` giving each character's byte.
+    `shift`: tokens the chunks' positions count before the text's first (a BOS) and `starts` does not.
 
     A prompt starts at the earliest segment cut (not before the last gap) that leaves at most `eval_context`
     tokens before the turn's content; cut token positions never decrease, so that cut is found by bisection."""
@@ -94,7 +97,7 @@ def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context
     cuts = sorted({0, *r.cuts})
     cut_tok = np.searchsorted(starts, where(np.asarray(cuts, dtype=np.int64)), "left")
     gaps = sorted(r.gaps)
-    spans = sorted((q.tok_start, q.tok_end) for q in chunks)
+    spans = sorted((q.tok_start - shift, q.tok_end - shift) for q in chunks)
     span_starts = [a for a, _ in spans]
     items = []
     for n, ((turn_start, content_start, content_end), at) in enumerate(zip(turns.tolist(), at_all)):

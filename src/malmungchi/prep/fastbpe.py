@@ -137,7 +137,10 @@ class FastBPE:
     def of(cls, tok, backend=None) -> FastBPE:
         """For a transformers tokenizer (or a `tokenizers.Tokenizer` as `backend`); raises NotFast(why) when it
         is not a tokenizer whose ids this reproduces."""
-        import tiktoken
+        try:
+            import tiktoken
+        except ImportError:
+            raise NotFast("tiktoken is not installed") from None
 
         backend = backend or tok.backend_tokenizer
         norm = _state(backend.normalizer).get("type")

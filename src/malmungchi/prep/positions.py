@@ -52,6 +52,13 @@ def is_nfc_normalizer(normalizer) -> bool:
     return normalizer is not None and _state(normalizer).get("type") == "NFC"
 
 
+def tokens_added_before(backend) -> int:
+    """How many tokens the tokenizer puts before a text when it adds special tokens (Llama 3's BOS: 1)."""
+    plain = backend.encode("가", add_special_tokens=False).ids
+    full = backend.encode("가", add_special_tokens=True).ids
+    return next((k for k in range(len(full) - len(plain) + 1) if full[k:k + len(plain)] == plain), 0)
+
+
 def token_byte_lengths(backend) -> np.ndarray | None:
     """The UTF-8 length of the text each token id covers, or None when that is not exact for this tokenizer: it
     must be a byte-level BPE (every vocabulary entry spells one byte per character) with no normalizer but NFC
