@@ -4,7 +4,6 @@ refusals, and .csv/.tsv/.jsonl inputs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -103,10 +103,16 @@ def test_tokenizers_it_cannot_reproduce_are_refused_with_the_reason():
     inside = _byte_level({}, [])
     inside.add_special_tokens(["<s>", "<s>x"])
     assert "overlaps" in why(inside)
-    bos = _byte_level({}, [])
+    bos = _byte_level({"ab": 256}, [("a", "b")])
     bos.add_special_tokens(["<s>"])
-    bos.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 256)])
-    assert "adds tokens" in why(bos)
+    bos.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 257)])
+    assert FastBPE.of(None, bos).encode(["ab a", ""], threads=1)[0].tolist() == bos.encode("ab a").ids == \
+        [257, 256, 32, 97]  # a BOS before the text (Llama 3) is put there too
+    assert FastBPE.of(None, bos).encode([""], threads=1)[0].tolist() == bos.encode("").ids == [257]
+    eos = _byte_level({}, [])
+    eos.add_special_tokens(["</s>"])
+    eos.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 256)])
+    assert "after the text" in why(eos)
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -73,3 +73,37 @@ def test_tiktoken_gives_the_same_build_in_readers_and_in_one_process(tmp_path, q
                         tokenizer_source=str(qwen3_tokenizer_dir), encoder="tiktoken", jobs=2)
     assert _summary(serial) == want
     assert _summary(pooled) == want
+
+
+def test_a_tokenizer_that_adds_a_bos_gives_the_same_build_every_way(tmp_path, qwen3_tokenizer_dir, monkeypatch):
+    """Llama 3 style (a BOS before every text): cut positions and eval items from token byte lengths with the BOS
+    counted as no bytes, and ids from tiktoken with the BOS put first, give the build the tokenizer's offsets
+    give."""
+    import malmungchi.prep.build as build
+    import malmungchi.prep.encode as encode
+    from malmungchi.prep.tokenizer import load_tokenizer
+    from tokenizers import processors
+
+    def bos_tokenizer():
+        tok = load_tokenizer(str(qwen3_tokenizer_dir))
+        bos = tok.convert_tokens_to_ids("<|endoftext|>")
+        tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", bos)])
+        return tok
+
+    _corpus(tmp_path / "c")
+    cfg = build.BuildConfig(max_length=48, eval_context=32, allow_errors=True)
+
+    def run(**kw):
+        return _summary(build.plan([str(tmp_path / "c")], cfg, build_registry(), tokenizer=bos_tokenizer(), **kw))
+
+    by_bytes = run(encoder="tokenizers")
+    fast = run(encoder="tiktoken")
+    monkeypatch.setattr(build, "PARALLEL_BYTES", 0)
+    fast_pooled = run(encoder="tiktoken", jobs=2)
+    monkeypatch.setattr(encode, "token_byte_lengths", lambda backend: None)  # offsets everywhere
+    want = run(encoder="tokenizers")
+    assert want["splits"]["train"][0][3][0] == 151643 and want["eval"]  # the BOS starts the first chunk
+    assert by_bytes == want
+    assert fast == want
+    assert fast_pooled == want

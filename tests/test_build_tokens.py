@@ -131,11 +131,15 @@ def test_text_mode_eval_items_keep_bounded_context(qwen3_tokenizer_dir, tmp_path
     assert {i["answer"]: i for i in big}["그럼요."]["prompt"].startswith("<|start_of_title|>비 오는 날")
 
 
-def test_eval_items_from_the_built_ids_match_encoding_again(qwen3_tokenizer_dir, tmp_path):
+@pytest.mark.parametrize("bos", [False, True], ids=["qwen3", "with-bos"])
+def test_eval_items_from_the_built_ids_match_encoding_again(qwen3_tokenizer_dir, tmp_path, bos):
     # text mode with a byte-level tokenizer: the test documents' token positions come from the ids the build
-    # already holds (whole documents, and chunks that follow one another); a document whose ids do not cover
-    # its text (NFD: the normalizer changed it) is encoded again. Either way, the same items as the offsets give.
+    # already holds (whole documents, and chunks that follow one another; a BOS before the text, Llama 3 style, is
+    # left out); a document whose ids do not cover its text (NFD: the normalizer changed it) is encoded again.
+    # Either way, the same items as the offsets give.
     import unicodedata
+
+    from tokenizers import processors
 
     from malmungchi.prep import evalset
     from malmungchi.prep.positions import token_byte_lengths
@@ -145,15 +149,22 @@ def test_eval_items_from_the_built_ids_match_encoding_again(qwen3_tokenizer_dir,
                      "|END_OF_DIALOGUE|>\n|END_OF_BOOK|>\n")
     nfd = unicodedata.normalize("NFD", BOOK.replace("비 오는 날", "풀어 쓴 날"))
     write(tmp_path, "a.txt", BOOK + "\n" + long_dialogue + "\n" + nfd)
-    p = make_plan([tmp_path], qwen3_tokenizer_dir, max_length=64, eval_context=40,
-                  splits={"train": 0, "validation": 0, "test": 1})
+    tok = load_tokenizer(str(qwen3_tokenizer_dir))
+    if bos:
+        tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", tok.convert_tokens_to_ids("<|endoftext|>"))])
+    p = plan([str(tmp_path)], BuildConfig(max_length=64, eval_context=40,
+                                          splits={"train": 0, "validation": 0, "test": 1}),
+             default_registry(), tokenizer=tok)
     test = p.splits["test"]
+    assert (test[0].ids[0] == 151643) == bos
     sizes = token_byte_lengths(p.tokenizer.backend_tokenizer)
     assert sizes is not None
     by_doc = {}
     for q in test:
         by_doc.setdefault(q.src.id, []).append(q)
-    known = {d: evalset._known_offsets(qs[0].src.full_text(), qs, sizes) is not None for d, qs in by_doc.items()}
+    known = {d: evalset._known_offsets(qs[0].src.full_text(), qs, sizes, int(bos)) is not None
+             for d, qs in by_doc.items()}
     decomposed = {d for d, qs in by_doc.items() if not unicodedata.is_normalized("NFC", qs[0].src.full_text())}
     assert len(by_doc) == 3 and len(decomposed) == 1 and all(len(qs) > 1 for qs in by_doc.values())  # chunked
     assert known == {d: d not in decomposed for d in by_doc}  # only the NFD book is encoded again

@@ -17,7 +17,8 @@ from typing import TypeVar
 import numpy as np
 
 from malmungchi.prep.fastbpe import FastBPE, NotFast
-from malmungchi.prep.positions import byte_index, is_nfc_normalizer, token_byte_lengths, token_index, token_starts
+from malmungchi.prep.positions import byte_index, is_nfc_normalizer, token_byte_lengths, token_index, \
+    token_starts, tokens_added_before
 from malmungchi.prep.render import Rendered, measure
 from malmungchi.prep.spill import TextStore, TokenStore
 
@@ -114,7 +115,7 @@ class TextEncoder:
     """Rendered texts → `Piece`s with one batch encode; the same in the main process (the Rust tokenizer's thread
     pool does the work) and in a reader process (single-threaded, one per core).
 
-    In text mode with a byte-level BPE tokenizer (Qwen, Llama 3, GPT-2 style) that adds nothing around the text,
+    In text mode with a byte-level BPE tokenizer (Qwen, Llama 3, GPT-2 style) that adds nothing after the text,
     the batch is encoded without offsets (`encode_batch_fast`, about 15% less work): where a long text must be
     cut, its cut positions are found from each token's length in bytes instead, a mapping that is checked on every
     such text (the tokens' bytes must add up to the text's) and replaced by a normal encode when it fails.
@@ -131,6 +132,7 @@ class TextEncoder:
         self._bytes: np.ndarray | None | bool = False  # False: not looked at yet
         self._fast_from = fast_from
         self._fast: FastBPE | None | bool = False
+        self.before = tokens_added_before(backend) if mode == "text" else 0  # a BOS, say: no bytes of the text
         self.fast_reason = "not asked for" if fast_from is None else ""
 
     def __getstate__(self) -> dict:
@@ -146,7 +148,7 @@ class TextEncoder:
                     if self.mode != "text":
                         raise NotFast("chat mode takes the loss mask from the tokenizer's offsets")
                     if self.byte_lengths is None:
-                        raise NotFast("it is not a byte-level BPE that adds nothing around the text")
+                        raise NotFast("it is not a byte-level BPE that adds nothing after the text")
                     self._fast = FastBPE.of(self._fast_from, self.backend)
                 except NotFast as exc:
                     self.fast_reason = str(exc)
@@ -205,7 +207,7 @@ class TextEncoder:
                 if (n > self.max_length or r.gaps) and self.long_documents != "drop":
                     where = [c for c in r.cuts if c > 0] + list(r.gaps)
                     hi = min(n - 1, len(ids))
-                    at = None if sizes is None else byte_index(r.text, ids, sizes, where, hi)
+                    at = None if sizes is None else byte_index(r.text, ids, sizes, where, hi, self.before)
                     if at is None:
                         at = token_index(enc if sizes is None else self.backend.encode(r.text), where, hi)
             elif len(ids) <= self.max_length:

@@ -46,7 +46,7 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
     for chunks in by_doc.values():
         r = chunks[0].src
         text = r.full_text()  # read back one at a time
-        got = None if sizes is None else _known_offsets(text, chunks, sizes)
+        got = None if sizes is None else _known_offsets(text, chunks, sizes, shift)
         if got is None:
             todo.append((r, text))
             size += len(text)
@@ -62,14 +62,16 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
         yield from encoded(todo)
 
 
-def _known_offsets(text: str, chunks: list[Seq], sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _known_offsets(text: str, chunks: list[Seq], sizes: np.ndarray, before: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
     """`byte_offsets` from the ids the document was encoded to, when its sequences hold every one of them: one
     sequence, or chunks that follow one another from token 0 (each chunk's stop token is not the text's). The
-    tokens' bytes must then add up to the text's, which also rules out a part missing at the end."""
+    tokens' bytes must then add up to the text's, which also rules out a part missing at the end. `before`: the
+    tokens the tokenizer put before the text (left out, as in the text encoded again without them)."""
     chunks = sorted(chunks, key=lambda q: q.tok_start)
     if chunks[0].tok_start != 0 or any(a.tok_end != b.tok_start for a, b in zip(chunks, chunks[1:])):
         return None
-    ids = np.concatenate([q.ids[:q.tok_end - q.tok_start] for q in chunks])
+    ids = np.concatenate([q.ids[:q.tok_end - q.tok_start] for q in chunks])[before:]
     if len(ids) and int(ids.max()) >= len(sizes):
         return None
     extra = int(sizes[ids].sum()) - len(text.encode("utf-8"))

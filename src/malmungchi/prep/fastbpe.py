@@ -11,7 +11,7 @@ by rank. `FastBPE.of` accepts a tokenizer only when that is the same tokenizatio
   so merging the lowest-ranked pair (tiktoken) is merging the earliest merge (Hugging Face);
 - a pre-tokenizer of one regex split (isolated) and ByteLevel, or ByteLevel with GPT-2's regex, no prefix space;
 - no normalizer, or NFC (texts that are not NFC are left to the tokenizer: `encode` returns None for them);
-- nothing added around the text, and added tokens that are matched as themselves (no strip, no single-word rule)
+- nothing added after the text (a BOS before it is put there too), and added tokens that are matched as themselves (no strip, no single-word rule)
   and never overlap one another, so any way of finding them finds the same ones;
 - and the two agree on a probe text of Korean, English, digits, emoji, whitespace runs and the added tokens.
 
@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from malmungchi.prep.positions import _state
+from malmungchi.prep.positions import _state, tokens_added_before
 
 GPT2_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 PROBE = ("|START_OF_DIALOGUE|> 민수: 안녕하세요!!  오늘은 1234년 12월... ㅋㅋㅋㅋㅋ ㅠㅠ\n\n"
@@ -125,8 +125,9 @@ class FastBPE:
     """`encode(texts)` → int32 ids per text, as the tokenizer's `encode_batch_fast` gives them (or None for a text it
     leaves to the tokenizer). Build with `FastBPE.of(tokenizer)`."""
 
-    def __init__(self, core, specials: frozenset[str], nfc: bool):
+    def __init__(self, core, specials: frozenset[str], nfc: bool, prefix: list[int] = ()):
         self.core, self.specials, self.nfc = core, set(specials), nfc
+        self.prefix = np.asarray(prefix, dtype=np.int32)  # what the tokenizer puts before every text (a BOS)
         # tiktoken converts the set of allowed added tokens on every call, which costs more than encoding a short
         # text: a text holding none of their first characters is encoded without it
         self._firsts = sorted({s[0] for s in specials})
@@ -146,8 +147,10 @@ class FastBPE:
         norm = _state(backend.normalizer).get("type")
         if norm not in (None, "NFC"):
             raise NotFast(f"its normalizer is {norm}")
-        if backend.num_special_tokens_to_add(False) or backend.num_special_tokens_to_add(True):
-            raise NotFast("it adds tokens around the text")
+        before = tokens_added_before(backend)
+        if backend.num_special_tokens_to_add(False) != before:
+            raise NotFast("it adds tokens after the text")
+        prefix = backend.encode("가", add_special_tokens=True).ids[:before]
         if _state(backend.decoder).get("type") != "ByteLevel":
             raise NotFast("its decoder is not ByteLevel")
         pattern = _pattern(backend)
@@ -157,7 +160,7 @@ class FastBPE:
             core = tiktoken.Encoding("malmungchi", pat_str=pattern, mergeable_ranks=ranks, special_tokens=specials)
         except Exception as exc:  # noqa: BLE001 (a regex tiktoken cannot compile, say)
             raise NotFast(f"tiktoken cannot take it: {exc}") from None
-        fast = cls(core, frozenset(specials), norm == "NFC")
+        fast = cls(core, frozenset(specials), norm == "NFC", prefix)
         probe = PROBE + "".join(f" {s}x{s}" for s in sorted(specials))
         if fast.same_as(backend, [probe]) is not None:
             raise NotFast("tiktoken's ids differ from the tokenizer's on a probe text")
@@ -182,10 +185,12 @@ class FastBPE:
         if self.nfc and not unicodedata.is_normalized("NFC", text):
             return None
         if any(c in text for c in self._firsts):
-            return self.core.encode_to_numpy(text, allowed_special=self.specials, disallowed_special=()).view(np.int32)
-        if self._buffer is not None:
-            return np.frombuffer(self._buffer(text, _NONE), dtype=np.int32)
-        return self.core.encode_to_numpy(text, disallowed_special=()).view(np.int32)
+            ids = self.core.encode_to_numpy(text, allowed_special=self.specials, disallowed_special=()).view(np.int32)
+        elif self._buffer is not None:
+            ids = np.frombuffer(self._buffer(text, _NONE), dtype=np.int32)
+        else:
+            ids = self.core.encode_to_numpy(text, disallowed_special=()).view(np.int32)
+        return np.concatenate([self.prefix, ids]) if len(self.prefix) else ids
 
     def same_as(self, backend, texts: list[str]) -> int | None:
         """The index of the first text on which the tokenizer's ids differ from these, or None."""

@@ -62,12 +62,13 @@ def tokens_added_before(backend) -> int:
 def token_byte_lengths(backend) -> np.ndarray | None:
     """The UTF-8 length of the text each token id covers, or None when that is not exact for this tokenizer: it
     must be a byte-level BPE (every vocabulary entry spells one byte per character) with no normalizer but NFC
-    and no tokens added around the text."""
+    that adds tokens, if any, only before the text (`tokens_added_before`: the callers count those as no bytes)."""
     pre, norm, dec = _state(backend.pre_tokenizer), _state(backend.normalizer), _state(backend.decoder)
     parts = pre.get("pretokenizers", [pre])
     if (type(backend.model).__name__ != "BPE" or dec.get("type") != "ByteLevel"
             or not any(p.get("type") == "ByteLevel" and not p.get("add_prefix_space") for p in parts)
-            or norm.get("type", "NFC") != "NFC" or backend.num_special_tokens_to_add(False)):
+            or norm.get("type", "NFC") != "NFC"
+            or backend.num_special_tokens_to_add(False) != tokens_added_before(backend)):
         return None
     vocab = backend.get_vocab(with_added_tokens=False)
     added = backend.get_added_tokens_decoder()
@@ -80,10 +81,12 @@ def token_byte_lengths(backend) -> np.ndarray | None:
     return out
 
 
-def byte_offsets(text: str, ids: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def byte_offsets(text: str, ids: np.ndarray, sizes: np.ndarray, skip: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(the byte offset where each token starts, the byte offset of each character position 0..len(text)), from
     token byte lengths (see `token_byte_lengths`). None when the tokens' bytes do not add up to the text's (a
-    normalizer changed it, say): the caller must use the offsets."""
+    normalizer changed it, say): the caller must use the offsets. `skip`: the first tokens stand for no text (the
+    BOS a tokenizer added)."""
     import unicodedata
 
     try:
@@ -95,17 +98,19 @@ def byte_offsets(text: str, ids: np.ndarray, sizes: np.ndarray) -> tuple[np.ndar
     per_char = 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
     char_at = np.zeros(len(points) + 1, dtype=np.int64)
     np.cumsum(per_char, out=char_at[1:])
-    tok_bytes = sizes[ids]
+    tok_bytes = sizes[ids]  # a copy
+    tok_bytes[:skip] = 0
     ends = np.cumsum(tok_bytes)
     if (ends[-1] if len(ends) else 0) != char_at[-1]:
         return None
     return ends - tok_bytes, char_at
 
 
-def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], hi: int) -> list[int] | None:
+def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], hi: int, skip: int = 0
+               ) -> list[int] | None:
     """`token_index` from token byte lengths: for each character position, the first token that starts at or
     after it (at most `hi`); None when `byte_offsets` is."""
-    got = byte_offsets(text, ids, sizes)
+    got = byte_offsets(text, ids, sizes, skip)
     if got is None:
         return None
     starts, char_at = got
