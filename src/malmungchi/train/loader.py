@@ -36,7 +36,6 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
     quant: "4bit" | "8bit" | "none" (default: the quantization the run trained with).
     dtype: "float32" | "bfloat16" | "float16" | "auto" (default: the run's dtype).
     """
-    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -3,7 +3,6 @@ rows as they are, and write the run directory (the stage 3 → 4 contract in doc
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -294,7 +293,7 @@ def describe(plan: Plan) -> list[tuple[str, str]]:
                  f"{plan.build.rows('validation'):,} validation rows"),
         ("batch", f"{plan.batch_size} rows × {plan.grad_accum} accumulation × {plan.world_size} process"
                   f"{'es' * (plan.world_size > 1)}"),
-        ("steps", f"{plan.total_steps:,}" + (f" (max_steps)" if plan.max_steps > 0 else f" ({plan.epochs:g} epochs)")),
+        ("steps", f"{plan.total_steps:,}" + (" (max_steps)" if plan.max_steps > 0 else f" ({plan.epochs:g} epochs)")),
         ("learning rate", f"{plan.lr:g}"),
         ("seed", str(plan.seed)),
         ("GPU memory (estimate)", f"{est['total_gib']:.1f} GiB (weights {est['weights_gib']:.1f}, trainable state "
