@@ -126,8 +126,10 @@ def _build(*args):
 
 def test_build_is_byte_identical_with_either_encoder(sample_dir, qwen3_tokenizer_dir, tmp_path):
     common = [sample_dir, "--tokenizer", qwen3_tokenizer_dir, "--max-length", "128", "--eval-context", "64"]
-    assert _build(*common, "--out", tmp_path / "a", "--encoder", "tokenizers").exit_code == 0
-    assert _build(*common, "--out", tmp_path / "b", "--encoder", "tiktoken").exit_code == 0
+    a = _build(*common, "--out", tmp_path / "a", "--encoder", "tokenizers")
+    b = _build(*common, "--out", tmp_path / "b", "--encoder", "tiktoken")
+    assert a.exit_code == b.exit_code == 0
+    assert "encoded with tokenizers" in a.output and "encoded with tiktoken" in b.output
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["splits"]["train"]["tokens"] > 1000

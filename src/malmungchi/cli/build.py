@@ -170,7 +170,8 @@ def build_command(out, force, **kw):
         click.echo(json.dumps(rep, ensure_ascii=False, indent=2, sort_keys=True))
         return
     render(rep, console())
-    console().print(f"[green]built[/] {out} (content hash {manifest['content_hash'][:16]}…)")
+    console().print(f"[green]built[/] {out} (content hash {manifest['content_hash'][:16]}…; encoded with "
+                    f"{p.encoded_with})")
 
 
 @click.command("stats")

@@ -83,6 +83,7 @@ class Plan:
     rendered: list[Rendered] = field(default_factory=list)
     doc_tokens: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    encoded_with: str = "tokenizers"  # or "tiktoken" (see `plan`'s encoder); the build's bytes are the same
     _eval_items: Records | None = field(default=None, repr=False)
     report_cache: dict | None = field(default=None, repr=False)  # `prep.stats.report`, once computed
 
@@ -467,7 +468,7 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
 
     return Plan(cfg, tok, tokenizer_source or "(given)", registration, policies, stop, sources, documents, splits,
                 rows, items, enc.lost, assignment.unit, assignment.notes, warnings, rendered,
-                enc.doc_tokens, duplicates)
+                enc.doc_tokens, duplicates, "tokenizers" if encoder.text_encoder.fast is None else "tiktoken")
 
 
 def start_encoding(tok, policies: Policies, cfg: BuildConfig, progress,
