@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from malmungchi.cli import main
 from malmungchi.prep.fastbpe import FastBPE, NotFast, byte_alphabet
@@ -169,3 +171,27 @@ def _fast_without_probe(tok, backend):
     core = tiktoken.Encoding("t", pat_str=fastbpe._pattern(backend), mergeable_ranks=fastbpe._ranks(tok, backend),
                              special_tokens=fastbpe._specials(backend, True))
     return FastBPE(core, frozenset(fastbpe._specials(backend, True)), True)
+
+
+_PIECES = ["ㅋ", "ㅎ", "ㅠ", "가", "각", "힣", "ᄀ", "ᅡ", "\u0301", " ", "  ", "\n", "\r\n", "\t", "\u3000", ".", "!",
+           "?", "'s", "'LL", "a", "Z", "0", "12", "😂", "👍🏽", "ｆ", "“", "—", "…", "<|sound|>", "<|im_start|>",
+           "<think>", "<", "|", ">", "é", "e\u0301", "中", "ا"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_any_mix_of_korean_text_pieces_encodes_as_the_tokenizer_does(qwen3_with_markers, parts):
+    """Random mixes of Hangul, jamo, combining marks (not NFC: left to the tokenizer), whitespace runs, emoji,
+    contractions and added tokens: the build's encode (tiktoken where it can) gives the tokenizer's ids."""
+    from malmungchi.prep.encode import encode_fast
+
+    backend = qwen3_with_markers.backend_tokenizer
+    text = "".join(parts)
+    if "fast" not in _FAST:
+        _FAST["fast"] = FastBPE.of(qwen3_with_markers)
+    got = encode_fast(backend, [text, text + " 끝"], add_special_tokens=True, fast=_FAST["fast"])
+    want = backend.encode_batch_fast([text, text + " 끝"], add_special_tokens=True)
+    assert [g.tolist() for g in got] == [w.ids for w in want]
+
+
+_FAST: dict = {}  # built once: hypothesis calls the test many times with the same fixture
