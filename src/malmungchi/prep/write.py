@@ -42,9 +42,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_build(p: Plan, out: str | Path, *, force: bool = False, rep: dict | None = None) -> dict:
-    """Write the build directory and return its manifest. Without `rep`, the report is computed here, beside the
-    data files being written (`prep.stats.report(p)` then returns it at no cost)."""
+def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
+    """Write the build directory and return its manifest. The report is computed here (unless it was already),
+    beside the data files being written; `prep.stats.report(p)` then returns it at no cost."""
     out = Path(out)
     if out.exists() and not force:
         raise OutputExists(f"{out} already exists; pass --force to replace it")
@@ -53,7 +53,7 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False, rep: dict | No
     prefix = f".{out.name}.{os.getpid()}."
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=out.parent))
     try:
-        manifest = _write_into(p, tmp, rep)
+        manifest = _write_into(p, tmp)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=out.parent))
             os.replace(out, old / "build")
@@ -104,16 +104,15 @@ def _write_splits(p: Plan, folder: Path) -> None:
                 writer.write_table(group, row_group_size=ROW_GROUP)
 
 
-def _write_into(p: Plan, root: Path, rep: dict | None) -> dict:
+def _write_into(p: Plan, root: Path) -> dict:
     (root / "data").mkdir()
     (root / "eval").mkdir()
     # Parquet encoding and compression release the GIL: the splits are written in a thread while this one makes
-    # the eval items and the report (unless given) and saves them and the tokenizer
+    # the eval items and the report and saves them and the tokenizer
     with ThreadPoolExecutor(1) as pool:
         parquet = pool.submit(_write_splits, p, root / "data")
         try:
-            if rep is None:
-                rep = report(p)  # makes the eval items too
+            rep = report(p)  # makes the eval items too (cached on the plan)
             p.tokenizer.save_pretrained(str(root / "tokenizer"))
             with (root / "eval" / "test.jsonl").open("wb") as fh:
                 p.eval_items.write_to(fh)  # already one JSON object per line, keys sorted
