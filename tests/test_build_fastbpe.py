@@ -170,7 +170,7 @@ def _fast_without_probe(tok, backend):
     backend = backend or tok.backend_tokenizer
     core = tiktoken.Encoding("t", pat_str=fastbpe._pattern(backend), mergeable_ranks=fastbpe._ranks(tok, backend),
                              special_tokens=fastbpe._specials(backend, True))
-    return FastBPE(core, frozenset(fastbpe._specials(backend, True)), True)
+    return FastBPE(core, set(fastbpe._specials(backend, True)), True)
 
 
 _PIECES = ["ㅋ", "ㅎ", "ㅠ", "가", "각", "힣", "ᄀ", "ᅡ", "\u0301", " ", "  ", "\n", "\r\n", "\t", "\u3000", ".", "!",

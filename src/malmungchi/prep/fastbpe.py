@@ -123,8 +123,9 @@ def _model_tables(model) -> tuple[dict[str, int], list[str]]:
 
 def _specials(backend, nfc: bool) -> dict[str, int]:
     """Added tokens → ids, when each is matched as itself and no two can overlap in a text."""
-    added = {t.content: i for i, t in backend.get_added_tokens_decoder().items()}
-    for t in backend.get_added_tokens_decoder().values():
+    tokens = backend.get_added_tokens_decoder()
+    added = {t.content: i for i, t in tokens.items()}
+    for t in tokens.values():
         if t.lstrip or t.rstrip or t.single_word or not t.content:
             raise NotFast(f"added token {t.content!r} strips spaces or matches whole words only")
         if nfc and t.normalized and unicodedata.normalize("NFC", t.content) != t.content:
@@ -142,8 +143,8 @@ class FastBPE:
     """`encode(texts)` → int32 ids per text, as the tokenizer's `encode_batch_fast` gives them (or None for a text it
     leaves to the tokenizer). Build with `FastBPE.of(tokenizer)`."""
 
-    def __init__(self, core, specials: frozenset[str], nfc: bool, prefix: list[int] = ()):
-        self.core, self.specials, self.nfc = core, set(specials), nfc
+    def __init__(self, core, specials: set[str], nfc: bool, prefix: list[int] = ()):
+        self.core, self.specials, self.nfc = core, specials, nfc
         self.prefix = np.asarray(prefix, dtype=np.int32)  # what the tokenizer puts before every text (a BOS)
         # tiktoken converts the set of allowed added tokens on every call, which costs more than encoding a short
         # text: a text holding none of their first characters is encoded without it
@@ -177,7 +178,7 @@ class FastBPE:
             core = tiktoken.Encoding("malmungchi", pat_str=pattern, mergeable_ranks=ranks, special_tokens=specials)
         except Exception as exc:  # noqa: BLE001 (a regex tiktoken cannot compile, say)
             raise NotFast(f"tiktoken cannot take it: {exc}") from None
-        fast = cls(core, frozenset(specials), norm == "NFC", prefix)
+        fast = cls(core, set(specials), norm == "NFC", prefix)
         probe = PROBE + "".join(f" {s}x{s}" for s in sorted(specials))
         if fast.same_as(backend, [probe]) is not None:
             raise NotFast("tiktoken's ids differ from the tokenizer's on a probe text")
