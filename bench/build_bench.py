@@ -1,8 +1,8 @@
 """Benchmark `corpus build` against trl's own SFT preparation and against a bare batch encode.
 
-    python bench/build_bench.py [--sizes 12,50] [--tokenizer /work/shared/data/tokenizers/qwen3] [--max-length 2048]
+    python bench/build_bench.py [--sizes 12,50] [--tokenizer ../shared/data/tokenizers/qwen3] [--max-length 2048]
 
-The real data in /work/shared/data (KoCoNovel scenes, 동백꽃, BACKSpeech transcripts, ChatbotData pairs) is turned
+The real data in ../shared/data (beside the checkout) (KoCoNovel scenes, 동백꽃, BACKSpeech transcripts, ChatbotData pairs) is turned
 into marker text once (novels → books of paragraphs, transcripts and Q/A pairs → dialogue blocks) and replicated
 deterministically (copy k gets its own titles, so dedup keeps it) into a temp dir until the corpus reaches each
 size in MB. Then, each in a fresh subprocess so memory figures are its own, and one after the other so they see
@@ -50,7 +50,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-DATA = Path("/work/shared/data")
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"  # the shared data beside the checkout (../shared/data)
 METHODS = ("floor", "floor-fast", "floor-tiktoken", "ours", "ours-tokenizers", "trl", "trl-batched")
 
 

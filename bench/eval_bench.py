@@ -49,6 +49,11 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--threads", type=int, default=0, help="torch threads for both paths (0: torch's default)")
     args = ap.parse_args()
+    if args.hidden % 64:
+        ap.error("--hidden must be a multiple of 64 (bitsandbytes' 4-bit CPU path repacks in blocks of 64 inputs)")
+    from malmungchi.quiet import quiet_third_party_logs
+
+    quiet_third_party_logs()
 
     import torch
     import transformers

@@ -8,7 +8,7 @@ real tokens (one epoch over the same documents), same per-device batch size:
            trained by `malmungchi.train.progress.PackedSFTTrainer`;
 * padded:  one document per example, trl's SFTTrainer with its default collator (padding + attention_mask).
 
-Documents: KoCoNovel scenes from /work/shared/data (tokenized with the real Qwen3 tokenizer; token ids are
+Documents: KoCoNovel scenes from ../shared/data (beside the checkout) (tokenized with the real Qwen3 tokenizer; token ids are
 renumbered into the compact set actually used, so the LM head stays small and the comparison is about the
 transformer, not a 151k-row softmax).
 
@@ -25,7 +25,8 @@ import time
 import warnings
 from pathlib import Path
 
-DATA = Path("/work/shared/data")
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"  # the shared data beside the checkout (../shared/data)
 
 
 def load_docs(n_novel: int, n_dialogue: int, max_len: int, seed: int):
@@ -162,7 +163,12 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.hidden % 64:
+        ap.error("--hidden must be a multiple of 64 (bitsandbytes' 4-bit CPU path repacks in blocks of 64 inputs)")
     warnings.filterwarnings("ignore")
+    from malmungchi.quiet import quiet_third_party_logs
+
+    quiet_third_party_logs()
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

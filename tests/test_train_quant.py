@@ -45,3 +45,72 @@ def test_merge_refuses_a_quantized_base(tmp_path, tiny_build, tiny_model):
 
     with pytest.raises(TrainError, match="--merge needs an unquantized base"):
         resolve(tiny_build, train_cfg(tiny_model, tmp_path / "run", quant="4bit", merge=True))
+
+
+def _linear4(model_dir):
+    import bitsandbytes as bnb
+
+    model = modeling.load_base_model(str(model_dir), quant="4bit", dtype=torch.float32, attn_implementation=None,
+                                     trust_remote_code=False, device_map=modeling.default_device_map("4bit"))
+    return model, [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+
+
+def _repack(layer):
+    """What Linear4bit.forward does in eval mode on an AVX512-BF16 CPU (pure torch, so it runs on any CPU)."""
+    import copy
+
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu
+
+    _convert_weight_packed_for_cpu(layer.weight.data.clone(), copy.deepcopy(layer.weight.quant_state))
+
+
+def test_the_tiny_test_model_fits_the_avx512_bf16_path(tiny_model):
+    model, layers = _linear4(tiny_model)
+    assert layers and modeling.quantized_shape_problem(model) is None
+    for layer in layers:
+        _repack(layer)
+
+
+def _narrow_model(tmp_path, tokenizer_dir):
+    """32 inputs per layer: fewer than one 64-value quantization block."""
+    from transformers import AutoTokenizer
+
+    from malmungchi.train.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path / "narrow", AutoTokenizer.from_pretrained(str(tokenizer_dir)),
+                           hidden_size=32, intermediate_size=64, heads=2, kv_heads=1, layers=2)
+
+
+def test_4bit_on_a_model_with_narrow_layers_is_refused_before_training(tmp_path, tiny_build, qwen3_tokenizer_dir):
+    from click.testing import CliRunner
+
+    from malmungchi.cli import main
+
+    narrow = _narrow_model(tmp_path, qwen3_tokenizer_dir)
+    model, layers = _linear4(narrow)
+    with pytest.raises(RuntimeError):  # the failure an AVX512-BF16 CPU meets in the middle of evaluation
+        _repack(layers[0])
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "run", str(tiny_build), "--model", str(narrow), "--out", str(out),
+                                       "--quant", "4bit", "--max-steps", "2"], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "layer model.layers.0.self_attn.q_proj: 32 inputs" in lines[0] and "--quant none" in lines[0]
+    assert not (out / "checkpoints").exists() and not (out / "run_manifest.json").exists()
+
+
+def test_loading_a_narrow_run_in_4bit_is_refused_with_the_layer(tmp_path, tiny_build, qwen3_tokenizer_dir):
+    """A run made before the check (or by hand) that says 4bit: one line naming the layer, not a reshape error."""
+    import json
+
+    from malmungchi.train.errors import RunMismatchError
+
+    run_dir = tmp_path / "run"
+    train(resolve(tiny_build, train_cfg(_narrow_model(tmp_path, qwen3_tokenizer_dir), run_dir, max_steps=1)))
+    manifest = json.loads((run_dir / "run_manifest.json").read_text(encoding="utf-8"))
+    manifest["quantization"] = "4bit"
+    (run_dir / "run_manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(RunMismatchError, match=r"layer model\.layers\.0\.self_attn\.q_proj: 32 inputs.*--quant none"):
+        load_for_inference(run_dir)
+    load_for_inference(run_dir, quant="none")  # the way out for inference

@@ -10,7 +10,10 @@ import pytest
 from malmungchi.schemas.config import TrainConfig
 
 # Small enough that the Qwen3-sized (151k) vocabulary dominates and one step takes a fraction of a second.
-TINY = {"hidden_size": 32, "intermediate_size": 64, "heads": 2, "kv_heads": 1, "layers": 2}
+# Every linear layer's inputs are a multiple of 64 and its outputs of 32 (head_dim 32, one kv head): bitsandbytes'
+# 4-bit CPU path on AVX512-BF16 machines repacks weights in blocks of that size and fails on anything smaller
+# (see modeling.quantized_shape_problem).
+TINY = {"hidden_size": 64, "intermediate_size": 128, "heads": 2, "kv_heads": 1, "layers": 2}
 
 STORY = [
     "옛날 옛적에 <|sound|> 호랑이가 울었다. 할머니는 떡을 이고 고개를 넘었다.",

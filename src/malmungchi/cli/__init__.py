@@ -10,12 +10,16 @@ from malmungchi.cli.corpus import corpus
 from malmungchi.cli.quickstart import quickstart
 from malmungchi.cli.eval import eval_group
 from malmungchi.cli.train import train
+from malmungchi.quiet import quiet_third_party_logs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="malmungchi")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, envvar="MALMUNGCHI_VERBOSE",
+              help="Also show the libraries' own notices (e.g. bitsandbytes' optional-kernel line).")
+def main(verbose: bool) -> None:
     """Hand-marked Korean book and dialogue text → linted corpus → dataset → QLoRA model → exact-match eval."""
+    quiet_third_party_logs(verbose)
 
 
 corpus.add_command(build_command)

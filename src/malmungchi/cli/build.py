@@ -153,11 +153,13 @@ def build_command(out, force, **kw):
     """Tokenize, split, pack and write a build directory (docs/DESIGN.md) from marker text, .jsonl and tables."""
     from pathlib import Path
 
+    from malmungchi.outdir import build_out_problem
     from malmungchi.prep.stats import render, report
     from malmungchi.prep.write import OutputExists, write_build
 
-    if Path(out).exists() and not force:
-        fail(f"{out} already exists; pass --force to replace it")
+    problem = build_out_problem(out, kw["inputs"], force=force)
+    if problem:
+        fail(problem)
     cfg, p = _plan(kw)
     try:
         manifest = write_build(p, out, force=force)  # computes the report while the data is written

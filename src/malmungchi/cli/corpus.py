@@ -110,6 +110,8 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
         if fix and changed_files:
             click.echo(f"Fixed {changed_files} file{'s' * (changed_files != 1)}.")
         click.echo(report.summary(diagnostics, fixing=fix))
+    for line in run.skipped:
+        click.echo(line, err=True)
     for missing in run.missing:
         click.echo(f"error: {missing}: no such file or folder", err=True)
     if run.missing:

@@ -30,6 +30,7 @@ class FileResult:
 class LintRun:
     files: list[FileResult]
     missing: list[str]  # paths given on the command line that do not exist
+    skipped: list[str] = field(default_factory=list)  # lines naming our own output folders that were not linted
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -130,7 +131,7 @@ def lint_paths(paths: list[str], registry: Registry, *, select: list[str] | None
     for r in results:
         r.diagnostics = sorted((d for d in r.diagnostics if matches(d.code, select) and not matches(d.code, ignore)),
                                key=Diagnostic.sort_key)
-    return LintRun(results, found.missing)
+    return LintRun(results, found.missing, found.skipped_lines())
 
 
 def _cross_file_titles(results: list[FileResult]) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from malmungchi.corpus.diagnostics import Diagnostic
 from malmungchi.corpus.source import describe_os_error
+from malmungchi.outdir import own_output_kind
 
 MARKER_SUFFIXES = (".txt",)
 DATA_SUFFIXES = (".jsonl", ".csv", ".tsv")
@@ -19,6 +20,11 @@ class Discovery:
     files: list[str] = field(default_factory=list)
     problems: list[Diagnostic] = field(default_factory=list)  # F007 for unreadable folders and loops
     missing: list[str] = field(default_factory=list)  # paths given that do not exist
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (folder, why): our own outputs, never input
+
+    def skipped_lines(self) -> list[str]:
+        return [f"skipped {folder}: a malmungchi {why} (outputs are never read as input)"
+                for folder, why in self.skipped]
 
 
 def _excluded(path: str, exclude: list[str]) -> bool:
@@ -67,6 +73,11 @@ def _walk(root: str, add, found: Discovery, exclude: list[str]) -> None:
             dirs[:] = []
             continue
         visited[key] = folder
+        kind = own_output_kind(folder)
+        if kind:
+            found.skipped.append((folder, kind))
+            dirs[:] = []
+            continue
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _excluded(os.path.join(folder, d), exclude))
         for name in sorted(files):
             if name.lower().endswith(SUFFIXES) and not name.startswith("."):

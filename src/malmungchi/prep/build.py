@@ -467,7 +467,7 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
                 text_items(splits["test"], tok, cfg.eval_context, sizes=sizes))
 
     return Plan(cfg, tok, tokenizer_source or "(given)", registration, policies, stop, sources, documents, splits,
-                rows, items, enc.lost, assignment.unit, assignment.notes, warnings, rendered,
+                rows, items, enc.lost, assignment.unit, inputs.skipped + assignment.notes, warnings, rendered,
                 enc.doc_tokens, duplicates, "tokenizers" if encoder.text_encoder.fast is None else "tiktoken")
 
 

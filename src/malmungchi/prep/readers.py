@@ -53,14 +53,25 @@ class InputError(Exception):
         self.lines = lines
 
 
-def find_inputs(paths: list[str], exclude: list[str] | None = None) -> list[tuple[str, str]]:
-    """(path, key) for every corpus file under `paths`, sorted by key so the build does not depend on argv order."""
+class Inputs(list):
+    """(path, key) pairs, plus the lines saying which folders were skipped as our own outputs."""
+
+    def __init__(self, pairs, skipped: list[str]):
+        super().__init__(pairs)
+        self.skipped = skipped
+
+
+def find_inputs(paths: list[str], exclude: list[str] | None = None) -> Inputs:
+    """(path, key) for every corpus file under `paths`, sorted by key so the build does not depend on argv order.
+    Build and run directories under them are skipped (listed in `.skipped`)."""
     out: dict[str, str] = {}
     missing: list[str] = []
     unreadable: list[str] = []
+    skipped: list[str] = []
     for given in paths:
         found = discover([given], exclude)
         missing += found.missing
+        skipped += found.skipped_lines()
         # a folder that cannot be listed hides an unknown number of documents: refuse rather than build without
         # them (a folder reached twice through a symlink is only skipped)
         unreadable += [f"{d.path}: {d.message}" for d in found.problems if d.message.startswith("cannot read folder")]
@@ -77,8 +88,8 @@ def find_inputs(paths: list[str], exclude: list[str] | None = None) -> list[tupl
     if missing or unreadable:
         raise InputError([f"{m}: no such file or folder" for m in missing] + unreadable)
     if not out:
-        raise InputError([f"no corpus files (.txt, .jsonl, .csv, .tsv) under {' '.join(paths)}"])
-    return sorted(((p, k) for k, p in out.items()), key=lambda pk: pk[1])
+        raise InputError([f"no corpus files (.txt, .jsonl, .csv, .tsv) under {' '.join(paths)}"] + skipped)
+    return Inputs(sorted(((p, k) for k, p in out.items()), key=lambda pk: pk[1]), skipped)
 
 
 def read_source(path: str, key: str, registry: Registry, cfg: BuildConfig) -> SourceFile:

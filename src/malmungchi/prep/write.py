@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from malmungchi import __version__
+from malmungchi.outdir import build_out_problem
 from malmungchi.prep.build import Plan
 from malmungchi.prep.rows import SCHEMA, row_groups
 from malmungchi.prep.split import SPLITS
@@ -46,8 +47,9 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     """Write the build directory and return its manifest. The report is computed here (unless it was already),
     beside the data files being written; `prep.stats.report(p)` then returns it at no cost."""
     out = Path(out)
-    if out.exists() and not force:
-        raise OutputExists(f"{out} already exists; pass --force to replace it")
+    problem = build_out_problem(out, [s.path for s in p.sources], force=force)
+    if problem:
+        raise OutputExists(problem)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     prefix = f".{out.name}.{os.getpid()}."

@@ -40,7 +40,7 @@ class Settings:
     mode: str = "chat"
     splits: tuple[float, float, float] = (0.25, 0.05, 0.70)  # a small train split a tiny model can memorise
     train_embeddings: str = "full"
-    hidden_size: int = 192
+    hidden_size: int = 192  # a multiple of 64, so the model also fits bitsandbytes' 4-bit CPU path (--quant 4bit)
     layers: int = 2
     seed: int = 0
 
@@ -60,6 +60,8 @@ def sample_dir() -> Path:
 
 
 def prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise QuickstartError(f"--out {out} is a file; choose a folder")
     if out.exists():
         if not (out / MARKER_FILE).exists() and any(out.iterdir()):
             raise QuickstartError(f"{out} exists and was not made by the quick start; choose another --out")

@@ -84,6 +84,10 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
                                          else modeling.default_device_map(q))
     except TrainError as err:
         raise RunMismatchError(*err.lines) from None
+    problem = modeling.quantized_shape_problem(model)
+    if problem:
+        raise RunMismatchError(f"base model {name}: {problem}; this run cannot be loaded in 4 bits, retrain it "
+                               "with --quant none")
     rows = model.get_input_embeddings().weight.shape[0]
     if rows != vocab["rows_before"]:
         raise RunMismatchError(f"base model {name}: {rows} embedding rows, the run's base had {vocab['rows_before']}")

@@ -134,6 +134,30 @@ def load_base_model(model: str, *, quant: str, dtype, attn_implementation: str |
         raise TrainError(_missing_model_line(model, exc)) from None
 
 
+PACK_BLOCK_N = 32  # bitsandbytes' CPU repacking groups output rows in blocks of 32
+
+
+def quantized_shape_problem(model) -> str | None:
+    """None when every 4-bit linear layer of `model` can run in every bitsandbytes path, else one line naming the
+    first layer that cannot.
+
+    On CPUs with AVX512-BF16, bitsandbytes' `Linear4bit.forward` repacks the weight in eval mode, reshaping the
+    quantization scales to `[out, in // blocksize]` and the weight to blocks of 32 output rows: a layer whose
+    `in_features` is not a multiple of the block size (64) or whose `out_features` is not a multiple of 32 fails
+    there with a reshape error in the middle of the trainer's evaluation, while training (and other CPUs) work.
+    Checked on every machine, so a run that trains here also evaluates on a machine of the other kind."""
+    for name, module in model.named_modules():
+        state = getattr(getattr(module, "weight", None), "quant_state", None)
+        if state is None or not hasattr(module, "in_features"):
+            continue
+        block = int(getattr(state, "blocksize", 64) or 64)
+        if module.in_features % block or module.out_features % PACK_BLOCK_N:
+            return (f"layer {name}: {module.in_features} inputs, {module.out_features} outputs; 4-bit layers need "
+                    f"inputs a multiple of the quantization block size ({block}) and outputs a multiple of "
+                    f"{PACK_BLOCK_N}")
+    return None
+
+
 def default_device_map(quant: str):
     """Quantized weights must be placed at load time: on this process's GPU (one per process under DDP)."""
     if quant == "none":

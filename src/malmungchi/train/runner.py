@@ -15,6 +15,7 @@ from malmungchi.atomic import write_json
 from malmungchi.schemas.config import TrainConfig
 from malmungchi.train import modeling
 from malmungchi.train.build_dir import BuildDir, read_build_dir
+from malmungchi.outdir import overlap_problem
 from malmungchi.train.errors import TrainError
 
 RUN_MANIFEST = "run_manifest.json"
@@ -63,6 +64,10 @@ def resolve(build_dir: str | Path, cfg: TrainConfig) -> Plan:
         lines.append("no run directory: pass --out RUN_DIR (or set train.out)")
     if lines:
         raise TrainError(*lines)
+    inputs = [build_dir] + ([cfg.model] if Path(cfg.model).exists() else [])
+    problem = overlap_problem(cfg.out, inputs)
+    if problem:
+        raise TrainError(problem)
     build = read_build_dir(build_dir)
     quant, notice = modeling.resolve_quant(cfg.quant)
     if quant != "none" and cfg.merge:
@@ -182,6 +187,9 @@ def prepare_model(plan: Plan, *, meta: bool = False) -> Prepared:
                                          attn_implementation=plan.attn_implementation,
                                          trust_remote_code=plan.cfg.trust_remote_code,
                                          device_map=modeling.default_device_map(plan.quant))
+        problem = modeling.quantized_shape_problem(model)
+        if problem:
+            raise TrainError(f"--model {plan.model}: {problem}; train it with --quant none")
     rows_before = model.get_input_embeddings().weight.shape[0]
     if rows_before < plan.build.vocab_before:
         raise TrainError(f"--model {plan.model}: {rows_before} embedding rows, fewer than the build's base "

@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
+# The defaults keep every linear layer's inputs a multiple of 64 and its outputs of 32: bitsandbytes' 4-bit path on
+# AVX512-BF16 CPUs repacks weights in blocks of that size (modeling.quantized_shape_problem). Keep it so for any
+# tiny model that may be quantized.
 def tiny_llama_config(vocab_size: int, *, hidden_size: int = 64, layers: int = 2, heads: int = 4,
                       kv_heads: int = 2, intermediate_size: int = 128, max_position_embeddings: int = 2048,
                       tie_word_embeddings: bool = True, bos_token_id: int | None = None,
