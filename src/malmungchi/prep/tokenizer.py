@@ -48,7 +48,38 @@ def load_tokenizer(source: str):
     if path.is_dir() and (path / "config.json").is_file() and _mangles_hangul(tok):
         # KoGPT2-style folders: transformers 5 picks a byte-level class from config.json that garbles Korean
         tok = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+    problem = encoding_problem(tok)
+    if problem:
+        hint = " (no tokenizer.json in that folder?)" if path.is_dir() and not (path / "tokenizer.json").is_file() \
+            else ""
+        raise TokenizerError(f"tokenizer {source!r}: {problem}{hint}; the build would lose the text")
     return tok
+
+
+MIN_VOCAB = 256  # a byte-level BPE has at least its 256 bytes; anything smaller cannot cover Korean text
+PROBE = "안녕하세요, 할머니. 오늘은 비가 와서 우산을 챙겼어요!"
+
+
+def encoding_problem(tok) -> str | None:
+    """Why `tok` cannot encode a Korean corpus, or None. transformers falls back to a tokenizer built from
+    `tokenizer_config.json` alone when `tokenizer.json` is missing: 26 tokens that drop every Hangul syllable,
+    so a whole corpus becomes a few marker tokens and the unknown rate reads 0%."""
+    if len(tok) < MIN_VOCAB:
+        return f"only {len(tok)} tokens in its vocabulary (at least {MIN_VOCAB} expected)"
+    ids = tok(PROBE, add_special_tokens=False)["input_ids"]
+    if tok.unk_token_id is not None and tok.unk_token_id in ids:
+        unknown = sum(i == tok.unk_token_id for i in ids)
+        return f"encodes Korean as unknown tokens ({unknown} of {len(ids)} in {PROBE!r})"
+    back = tok.decode(ids, clean_up_tokenization_spaces=False)
+    if _hangul(back) != _hangul(PROBE):
+        return f"does not round-trip Korean text ({PROBE!r} decodes to {back!r})"
+    return None
+
+
+def _hangul(text: str) -> str:
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFC", text) if "\uac00" <= c <= "\ud7a3")
 
 
 def _mangles_hangul(tok) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from malmungchi.train import modeling
 from malmungchi.train.build_dir import NewToken
+from malmungchi.train.checkpoints import check_adapter
 from malmungchi.train.errors import RunMismatchError, TrainError
 
 __all__ = ["load_for_inference", "RunMismatchError"]
@@ -73,6 +74,7 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
     if base.get("weight_files") and fp["weight_files"] and fp["weight_files"] != base["weight_files"]:
         raise RunMismatchError(f"base model {name}: its weight files differ from the ones the run was trained on "
                                f"({base['weight_files']} vs {fp['weight_files']})")
+    check_adapter(run / "adapter")  # before the base model is loaded: a broken adapter is found in a second
     q = quant or manifest.get("quantization", "none")
     if q != "none" and modeling.bitsandbytes_problem():
         q = "none"
@@ -110,11 +112,10 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
                                    f"(norm {now.norm:.4f} vs {before.get('norm', 0):.4f}): base weights differ?")
     model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
     adapter = run / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
-        raise RunMismatchError(f"{adapter}: no adapter_config.json")
     try:
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise RunMismatchError(f"{adapter}: does not fit the rebuilt base model: {str(exc).splitlines()[0]}") from None
     model.eval()
     return model, tokenizer, manifest
+

@@ -16,6 +16,7 @@ from malmungchi.schemas.config import TrainConfig
 from malmungchi.train import modeling
 from malmungchi.train.build_dir import BuildDir, read_build_dir
 from malmungchi.outdir import overlap_problem
+from malmungchi.train.checkpoints import complete_checkpoints, only_run_files
 from malmungchi.train.errors import TrainError
 
 RUN_MANIFEST = "run_manifest.json"
@@ -313,24 +314,40 @@ def describe(plan: Plan) -> list[tuple[str, str]]:
 
 # --- training -------------------------------------------------------------------------------------------------------
 
-def check_out_dir(plan: Plan, resume: bool) -> str | bool:
-    """The resume_from_checkpoint argument; refuses to overwrite a run without --resume."""
-    ckpt = plan.out / "checkpoints"
-    last = None
-    if ckpt.is_dir():
-        # the newest *complete* checkpoint: a run killed while saving leaves one without trainer_state.json
-        done = [d for d in ckpt.glob("checkpoint-*") if d.name.split("-")[-1].isdigit()
-                and (d / "trainer_state.json").is_file()]
-        if done:
-            last = str(max(done, key=lambda d: int(d.name.split("-")[-1])))
-    if resume:
-        if last is None:
+def check_out_dir(plan: Plan, resume: bool) -> tuple[str | bool, str | None]:
+    """(the resume_from_checkpoint argument, a notice or None). Refuses to overwrite a finished run or one with
+    checkpoints unless --resume; a run killed before its first whole checkpoint (only training's own files, no
+    run manifest) is started over, with a notice saying so."""
+    out = plan.out
+    ckpt = out / "checkpoints"
+    done = complete_checkpoints(ckpt)
+    finished = (out / RUN_MANIFEST).is_file()
+    if resume and done:
+        torn = sorted(d.name for d in ckpt.glob("checkpoint-*") if d not in done and _step(d) > _step(done[0]))
+        notice = f"{', '.join(torn)} incomplete (killed while saving?): resuming from {done[0].name}" if torn \
+            else None
+        return str(done[0]), notice
+    if not out.exists() or not any(out.iterdir()):
+        if resume:
             raise TrainError(f"--resume: no checkpoint in {ckpt}")
-        return last
-    if plan.out.exists() and any(plan.out.iterdir()):
-        raise TrainError(f"--out {plan.out}: not empty (use --resume to continue its last checkpoint, or another "
-                         "--out)")
-    return False
+        return False, None
+    if not done and not finished and only_run_files(out):
+        if int(os.environ.get("RANK", "0") or 0) == 0:
+            for entry in out.iterdir():
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        return False, f"--out {out}: a run stopped before its first checkpoint; starting it over"
+    if resume:
+        raise TrainError(f"--resume: no whole checkpoint in {ckpt}" + (" (the run finished)" if finished else ""))
+    what = "a finished run" if finished else "not empty"
+    raise TrainError(f"--out {out}: {what} (use --resume to continue its last checkpoint, or another --out)")
+
+
+def _step(ckpt: Path) -> int:
+    tail = ckpt.name.split("-")[-1]
+    return int(tail) if tail.isdigit() else -1
 
 
 def is_main_process() -> bool:
@@ -356,7 +373,9 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
 
     quiet_libraries()
     no_hub_telemetry()
-    resume_from = check_out_dir(plan, resume)
+    resume_from, out_notice = check_out_dir(plan, resume)
+    if console is not None and out_notice and int(os.environ.get("RANK", "0") or 0) == 0:
+        console.print(out_notice)
     args = sft_config(plan, resume=resume)
     set_seed(plan.seed)
     prep = prepare_model(plan)
