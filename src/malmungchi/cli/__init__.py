@@ -13,7 +13,19 @@ from malmungchi.cli.train import train
 from malmungchi.quiet import quiet_third_party_logs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """Ctrl-C anywhere: one line and exit 130 (the shell's convention), not click's "Aborted!" with exit 1, which
+    for `corpus lint` would read as "problems found". Every writer leaves finished files or none."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted (Ctrl-C); nothing half-written was left behind", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="malmungchi")
 @click.option("-v", "--verbose", is_flag=True, envvar="MALMUNGCHI_VERBOSE",
               help="Also show the libraries' own notices (e.g. bitsandbytes' optional-kernel line).")

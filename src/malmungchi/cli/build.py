@@ -155,7 +155,7 @@ def build_command(out, force, **kw):
 
     from malmungchi.outdir import build_out_problem
     from malmungchi.prep.stats import render, report
-    from malmungchi.prep.write import OutputExists, write_build
+    from malmungchi.prep.write import EmptyBuild, OutputExists, write_build
 
     problem = build_out_problem(out, kw["inputs"], force=force)
     if problem:
@@ -165,6 +165,9 @@ def build_command(out, force, **kw):
         manifest = write_build(p, out, force=force)  # computes the report while the data is written
     except OutputExists as exc:
         fail(str(exc))
+    except EmptyBuild as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror or exc}")
     rep = report(p)

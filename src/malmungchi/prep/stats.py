@@ -182,7 +182,10 @@ def render(rep: dict, console: Console) -> None:
                       f"{v['share_as_text']:.2%}", f"{v['share_as_special']:.2%}")
     console.print(m)
     k = rep["korean"]
-    console.print(f"Korean: {k['tokens_per_syllable']} tokens per Hangul syllable, {k['tokens_per_eojeol']} per "
+    def na(x):
+        return "n/a" if x is None else x
+
+    console.print(f"Korean: {na(k['tokens_per_syllable'])} tokens per Hangul syllable, {na(k['tokens_per_eojeol'])} per "
                   f"eojeol; byte-fallback tokens {k['byte_fallback_rate']:.2%}, unknown {k['unknown_rate']:.4%}")
     u = rep["unicode"]
     console.print(f"Unicode: {u['not_nfc_texts']} text(s) not NFC, {u['nfd_jamo']} conjoining jamo, "

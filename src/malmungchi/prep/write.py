@@ -31,6 +31,21 @@ class OutputExists(Exception):
     pass
 
 
+class EmptyBuild(Exception):
+    """Nothing to train on: the build would have no training row. The message gives the counts."""
+
+
+def empty_build_problem(p: Plan) -> str | None:
+    """Why writing `p` would give a build nobody can train on (no training row), with the counts, or None."""
+    if p.rows["train"]:
+        return None
+    found = len(p.documents)
+    kept = sum(d["status"] == "kept" for d in p.documents)
+    rows = ", ".join(f"{name} {len(p.rows[name])}" for name in SPLITS)
+    return (f"nothing to train on: 0 training rows ({rows} rows; {found} document(s) found, {kept} kept, "
+            f"{found - kept} dropped, in {len(p.sources)} file(s)); check the inputs and `malmungchi corpus lint`")
+
+
 def _dump(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
@@ -50,6 +65,9 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     problem = build_out_problem(out, [s.path for s in p.sources], force=force)
     if problem:
         raise OutputExists(problem)
+    empty = empty_build_problem(p)
+    if empty:
+        raise EmptyBuild(empty)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     prefix = f".{out.name}.{os.getpid()}."

@@ -90,10 +90,33 @@ def resolve(build_dir: str | Path, cfg: TrainConfig) -> Plan:
             "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
             "gradient_accumulation_steps", "seed", "report_to")},
     )
+    problem = tracker_problem(p.report_to)
+    if problem:
+        raise TrainError(problem)
     rows = build.rows("train")
     per_epoch = max(1, math.ceil(rows / (p.batch_size * world)) // p.grad_accum) if rows else 0
     p.total_steps = p.max_steps if p.max_steps > 0 else math.ceil(per_epoch * p.epochs)
     return p
+
+
+def tracker_problem(report_to) -> str | None:
+    """Why a tracker named in --report-to cannot be used (unknown, or its package is not installed), or None:
+    checked before any work, instead of a traceback when the trainer starts."""
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    names = [n.strip() for name in names for n in str(name).split(",") if n.strip()]
+    installed = set(get_available_reporting_integrations())
+    for name in names:
+        if name in ("none", "all"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            return (f"--report-to {name}: not a tracker transformers knows (one of none, all, "
+                    f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))})")
+        if name not in installed:
+            return f"--report-to {name}: its package is not installed (pip install {name}), or pass --report-to none"
+    return None
 
 
 def sft_config(plan: Plan, *, resume: bool = False):

@@ -1,0 +1,72 @@
+"""Exit codes a script can rely on: an empty build is an error (1) with the counts, an uninstalled tracker is a
+usage error (2) before any work, Ctrl-C is 130 with one line and nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from build_helpers import write
+from malmungchi.cli import main
+from train_helpers import tiny_build, tiny_model  # noqa: F401 - fixtures
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_an_empty_input_is_not_a_build(tmp_path, qwen3_tokenizer_dir):
+    write(tmp_path / "c", "empty.txt", "")
+    r = run("corpus", "build", tmp_path / "c", "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "b")
+    assert r.exit_code == 1
+    assert "nothing to train on: 0 training rows" in r.stderr and "0 document(s) found" in r.stderr
+    assert not (tmp_path / "b").exists()
+    stats = run("corpus", "stats", tmp_path / "c", "--tokenizer", qwen3_tokenizer_dir)
+    assert stats.exit_code == 0 and "None" not in stats.output and "n/a tokens per Hangul syllable" in stats.output
+
+
+def test_every_document_dropped_is_not_a_build(tmp_path, qwen3_tokenizer_dir):
+    write(tmp_path / "c", "broken.txt", "|START_OF_DIALOGUE|>\n철수: 닫히지 않은 대화\n|END_OF_BOOK|>\n")  # S001
+    r = run("corpus", "build", tmp_path / "c", "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "b",
+            "--allow-errors")
+    assert r.exit_code == 1
+    assert "1 document(s) found, 0 kept, 1 dropped" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_tracker_that_is_not_installed_is_refused_before_any_work(tmp_path, tiny_build, tiny_model):
+    from transformers.integrations import get_available_reporting_integrations
+
+    missing = next(t for t in ("wandb", "clearml", "neptune", "comet_ml")
+                   if t not in get_available_reporting_integrations())
+    for tracker, what in ((missing, "not installed"), ("wandbb", "not a tracker")):
+        out = tmp_path / tracker
+        r = run("train", "run", tiny_build, "--model", tiny_model, "--out", out, "--quant", "none",
+                "--report-to", tracker)
+        assert r.exit_code == 2, r.output
+        assert what in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert not out.exists()
+
+
+def test_ctrl_c_in_a_build_is_130_and_leaves_nothing(tmp_path, qwen3_tokenizer_dir):
+    sample = Path(str(resources.files("malmungchi") / "data" / "sample"))
+    text = "".join(p.read_text(encoding="utf-8") for p in sorted(sample.glob("*.txt")))
+    corpus = tmp_path / "c"
+    for i in range(80):  # ~4 MB: several seconds of work on any machine
+        write(corpus, f"f{i}.txt", text.replace("|START_OF_TITLE|>", f"|START_OF_TITLE|>{i} "))
+    proc = subprocess.Popen([sys.executable, "-m", "malmungchi", "corpus", "build", str(corpus), "--tokenizer",
+                             str(qwen3_tokenizer_dir), "--out", str(tmp_path / "b")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (proc.returncode, err[-500:])
+    assert err.strip().splitlines() == ["interrupted (Ctrl-C); nothing half-written was left behind"]
+    assert sorted(os.listdir(tmp_path)) == ["c"]
