@@ -28,7 +28,7 @@ def table_delimiter(path: str, text: str) -> str:
 
 def check_jsonl(text: str, path: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    bad = {"D001": 0, "D002": 0}
+    bad = {"D001": 0, "D002": 0, "D004": 0}
     offset = 0
     for number, line in enumerate(_lines(text), start=1):
         start, offset = offset, offset + len(line)
@@ -47,6 +47,11 @@ def check_jsonl(text: str, path: str) -> list[Diagnostic]:
             if bad["D002"] <= MAX_REPORTS:
                 out.append(Diagnostic("D002", f"line {number}: record needs a string 'text' or a 'messages' list of "
                                               "{'role', 'content'}", path, start, start + len(line.rstrip("\r\n"))))
+        elif not isinstance(record.get("text"), str) and (unknown := unknown_roles(record["messages"])):
+            bad["D004"] += 1
+            if bad["D004"] <= MAX_REPORTS:
+                out.append(Diagnostic("D004", unknown_role_message(number, unknown), path, start,
+                                      start + len(line.rstrip("\r\n"))))
     out.extend(_more(bad, path))
     return out
 
@@ -59,6 +64,30 @@ def _lines(text: str):
         end = len(text) if end < 0 else end + 1
         yield text[start:end]
         start = end
+
+
+ROLES = ("system", "user", "assistant")
+# other datasets' names for the same roles (ShareGPT, Gemini, OpenAI's newer system role): mapped, never dropped
+ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant",
+                "developer": "system"}
+
+
+def canonical_role(role: str) -> str | None:
+    """`role` as one of ROLES (aliases mapped, case and surrounding space ignored), or None when it is unknown."""
+    r = role.strip().lower()
+    return r if r in ROLES else ROLE_ALIASES.get(r)
+
+
+def unknown_roles(messages: list[dict]) -> list[tuple[int, str]]:
+    """(1-based message number, role) of every message whose role is not a chat role or a known alias."""
+    return [(i, m["role"]) for i, m in enumerate(messages, start=1) if canonical_role(m["role"]) is None]
+
+
+def unknown_role_message(number: int, unknown: list[tuple[int, str]]) -> str:
+    shown = ", ".join(f"message {i} has role {r!r}" for i, r in unknown[:3])
+    more = f" (and {len(unknown) - 3} more)" if len(unknown) > 3 else ""
+    return (f"line {number}: {shown}{more}; roles are {', '.join(ROLES)} "
+            f"(or {', '.join(sorted(ROLE_ALIASES))}, mapped)")
 
 
 def valid_messages(messages) -> bool:

@@ -104,6 +104,12 @@ RULES: dict[str, Rule] = {
              "also reports here a table it cannot parse, or one without a column that --prompt-column, "
              "--answer-column, --speaker-column or --text-column names (the file is refused, or dropped with "
              "--allow-errors)."),
+        Rule("D004", "unknown-chat-role", E, "chat message has a role other than system, user or assistant",
+             "A `messages` record's roles decide what the model learns to say: the build trains on assistant turns "
+             "only. A role such as `wizard` or `narrator` has no place in a chat template (it would end up as a "
+             "speaker prefix inside the training target). Other datasets' names for the three roles are mapped and "
+             "not reported: `human` → user, `gpt`, `bot` and `model` → assistant, `developer` → system. Rename "
+             "the role, or build with --allow-errors to drop the record (counted in the manifest)."),
     )
 }
 

@@ -14,7 +14,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from malmungchi.corpus.datafiles import table_delimiter, valid_messages
+from malmungchi.corpus.datafiles import (canonical_role, table_delimiter, unknown_role_message, unknown_roles,
+                                         valid_messages)
 from malmungchi.corpus.diagnostics import Diagnostic, locate
 from malmungchi.corpus.lint import lint_text
 from malmungchi.corpus.parse import parse_text
@@ -161,8 +162,12 @@ def _read_jsonl(src: SourceFile, text: str, registry: Registry) -> None:
                     src.documents.append(doc)
             for d in errs:
                 _bad(src, d.code, f"{here}: {d.message}", start, number, drop=False)
+        elif isinstance(record, dict) and valid_messages(record.get("messages")) and \
+                (unknown := unknown_roles(record["messages"])):
+            _bad(src, "D004", unknown_role_message(number, unknown), start, number)
+            index += 1
         elif isinstance(record, dict) and valid_messages(record.get("messages")):
-            turns = tuple(Turn(m["role"], (Text(m["content"], _span(src.key, start, number)),),
+            turns = tuple(Turn(canonical_role(m["role"]), (Text(m["content"], _span(src.key, start, number)),),
                                _span(src.key, start, number)) for m in record["messages"] if m["content"].strip())
             span = _span(src.key, start, number)
             doc = Document(src.key, index, record.get("title"), (Dialogue(turns, span),), span)
