@@ -4,6 +4,7 @@ is not an earlier build, is refused with one line (exit 2) and left exactly as i
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,40 @@ def test_a_build_inside_its_corpus_is_not_read_back(project, qwen3_tokenizer_dir
     lint = run("corpus", "lint", corpus, "--output-format", "text")
     assert "skipped" in lint.stderr and "build directory" in lint.stderr
     assert "build/eval/test.jsonl" not in lint.output
+
+
+DEAD_PID = 99999999  # above any pid_max: never a live process
+
+
+def test_a_build_killed_between_its_two_renames_is_restored(project, qwen3_tokenizer_dir, tmp_path):
+    out = tmp_path / "build"
+    args = ("corpus", "build", project / "corpus", "--tokenizer", qwen3_tokenizer_dir, "--out", out,
+            "--max-length", 128)
+    assert run(*args).exit_code == 0
+    before = snapshot(out)
+    # the state a kill leaves after `out → .old/build` and before `.tmp → out`
+    old = tmp_path / f".build.{DEAD_PID}.abc.old"
+    old.mkdir()
+    out.rename(old / "build")
+    half = tmp_path / f".build.{DEAD_PID}.def.tmp"
+    (half / "data").mkdir(parents=True)
+    r = run(*args)  # without --force: the earlier build is back, and protected as before
+    assert r.exit_code == 2 and "already exists" in r.stderr and "restored" in r.stderr
+    assert snapshot(out) == before
+    r = run(*args, "--force")
+    assert r.exit_code == 0, r.output
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "project"]
+
+
+def test_lint_fix_removes_what_a_killed_fix_left(tmp_path):
+    corpus = tmp_path / "c"
+    write(corpus, "a.txt", "|start_of_title|>제목|END_OF_TITLE|>\n본문.\n|END_OF_BOOK|>\n")
+    orphan = corpus / f".malmungchi-{DEAD_PID}-x1y2.tmp"
+    orphan.write_bytes(b"half a file")
+    live = corpus / f".malmungchi-{os.getpid()}-z3.tmp"  # a writer still running keeps its file
+    live.write_bytes(b"in progress")
+    r = run("corpus", "lint", corpus, "--fix")
+    assert not orphan.exists() and live.exists()
+    assert "removed" in r.stderr and orphan.name in r.stderr
+    assert "|START_OF_TITLE|>" in (corpus / "a.txt").read_text(encoding="utf-8")

@@ -9,6 +9,10 @@ import tempfile
 from pathlib import Path
 
 
+TMP_PREFIX, TMP_SUFFIX = ".malmungchi-", ".tmp"
+OLD_UNNAMED_TMP_AGE = 3600.0  # seconds: temporaries of older versions carry no process id
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Replace `path` with `data`; an existing file keeps its permission bits."""
     p = Path(path)
@@ -18,7 +22,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         mode = os.stat(p).st_mode & 0o7777
     except FileNotFoundError:
         mode = None
-    fd, tmp = tempfile.mkstemp(prefix=".malmungchi-", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=TMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -39,3 +43,41 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data) -> None:
     write_text(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def remove_orphans(folder: str | Path) -> list[Path]:
+    """Delete the temporary files (`.malmungchi-PID-*.tmp`) that writers killed in `folder` left behind: those
+    whose process is gone (and unnamed ones of older versions after an hour). A writer still running keeps its
+    file."""
+    import time
+
+    removed = []
+    try:
+        entries = list(Path(folder).glob(f"{TMP_PREFIX}*{TMP_SUFFIX}"))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = entry.name[len(TMP_PREFIX):].split("-", 1)[0]
+        try:
+            if pid.isdigit():
+                if int(pid) == os.getpid() or process_alive(int(pid)):
+                    continue
+            elif time.time() - entry.stat().st_mtime < OLD_UNNAMED_TMP_AGE:
+                continue
+            entry.unlink()
+            removed.append(entry)
+        except OSError:
+            continue
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OverflowError:
+        return False
+    return True

@@ -155,8 +155,10 @@ def build_command(out, force, **kw):
 
     from malmungchi.outdir import build_out_problem
     from malmungchi.prep.stats import render, report
-    from malmungchi.prep.write import EmptyBuild, OutputExists, write_build
+    from malmungchi.prep.write import EmptyBuild, OutputExists, restore_interrupted_swap, write_build
 
+    if restore_interrupted_swap(out):  # a --force build killed mid-swap: the earlier build goes back first
+        console(stderr=True).print(f"restored {out}: a --force build was interrupted while replacing it")
     problem = build_out_problem(out, kw["inputs"], force=force)
     if problem:
         fail(problem)

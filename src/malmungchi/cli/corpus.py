@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import sys
 
 import click
 from rich.markdown import Markdown
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+from malmungchi.atomic import remove_orphans
 from malmungchi.cli.common import console, fail, load_config_or_fail
 from malmungchi.corpus import report
 from malmungchi.corpus.fix import apply, fix_file
@@ -71,6 +73,10 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
     changed_files = 0
     if fix or diff:
         found = discover(list(paths), config.lint.exclude)
+        if fix:  # what an earlier, killed `lint --fix` left half-written
+            for folder in sorted({os.path.dirname(f) or "." for f in found.files}):
+                for orphan in remove_orphans(folder):
+                    err.print(f"removed {orphan}: left by an interrupted `lint --fix`")
         for path in found.files:
             result = fix_file(path, registry, select=select_codes, ignore=ignore_codes, unsafe=unsafe_fixes)
             if result is None or not result.changed:

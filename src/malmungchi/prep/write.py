@@ -16,7 +16,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from malmungchi import __version__
-from malmungchi.outdir import build_out_problem
+from malmungchi.atomic import process_alive
+from malmungchi.outdir import build_out_problem, is_build_dir
 from malmungchi.prep.build import Plan
 from malmungchi.prep.rows import SCHEMA, row_groups
 from malmungchi.prep.split import SPLITS
@@ -62,6 +63,7 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     """Write the build directory and return its manifest. The report is computed here (unless it was already),
     beside the data files being written; `prep.stats.report(p)` then returns it at no cost."""
     out = Path(out)
+    restore_interrupted_swap(out)
     problem = build_out_problem(out, [s.path for s in p.sources], force=force)
     if problem:
         raise OutputExists(problem)
@@ -87,6 +89,22 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     return manifest
 
 
+def restore_interrupted_swap(out: str | Path) -> Path | None:
+    """A `--force` build killed between its two renames left the earlier build only in `.NAME.PID.*.old/build`:
+    put it back at `out` (the half-swapped new one is then removed as a stale temporary). Returns what was
+    restored, or None."""
+    out = Path(out)
+    if out.exists() or out.is_symlink() or not out.parent.is_dir():
+        return None
+    for entry in sorted(out.parent.glob(f".{out.name}.*.*.old")):
+        saved = entry / "build"
+        if saved.is_dir() and _orphaned(entry, out.name) and is_build_dir(saved):
+            os.replace(saved, out)
+            shutil.rmtree(entry, ignore_errors=True)
+            return out
+    return None
+
+
 def remove_stale_temporaries(out: Path) -> list[Path]:
     """Delete the temporary folders (`.NAME.PID.*.tmp/.old`) that killed builds of `out` left behind: those
     whose process is gone. A build still running keeps its folder."""
@@ -98,22 +116,18 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     return removed
 
 
-def _remove_if_orphaned(entry: Path, name: str) -> list[Path]:
+def _orphaned(entry: Path, name: str) -> bool:
+    """True when `entry` (`.NAME.PID.*`) is a folder whose writing process is gone."""
     pid_text = entry.name[len(name) + 2:].split(".", 1)[0]
-    if not entry.is_dir() or not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+    return entry.is_dir() and pid_text.isdigit() and int(pid_text) != os.getpid() and \
+        not process_alive(int(pid_text))
+
+
+def _remove_if_orphaned(entry: Path, name: str) -> list[Path]:
+    if not _orphaned(entry, name):
         return []
     shutil.rmtree(entry, ignore_errors=True)
     return [entry]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def _write_splits(p: Plan, folder: Path) -> None:
