@@ -216,6 +216,7 @@ def one_line(tmp_path_factory) -> Path:
 def test_a_50mb_single_line_lints_and_builds_in_bounded_time_and_memory(one_line, qwen3_tokenizer_dir):
     r, seconds, rss = _measured(["corpus", "lint", "c", "--output-format", "text"], one_line)
     assert r.returncode in (0, 1) and "Traceback" not in r.stderr, r.stderr
+    assert "c/big.txt:1:1: F008 line of" in r.stdout
     assert seconds < 60 and rss < 1500, (seconds, rss)
 
     # the build used to tokenize the whole 50 MB paragraph (millions of tokens with offsets: ~8 GB, minutes)
@@ -231,6 +232,7 @@ def test_a_50mb_single_line_lints_and_builds_in_bounded_time_and_memory(one_line
     assert big["status"] == "kept" and "one segment of about" in big["reason"] and big["tokens"] > 10_000_000
     lost = m["figures"]["truncation"]
     assert lost["lost_pieces"] == 1 and lost["lost_tokens"] > 10_000_000
+    assert big["mostly_lost"] and big["lost_tokens"] == lost["lost_tokens"] and lost["documents_mostly_lost"] == 1
     assert m["splits"]["train"]["documents"] == 2  # what follows the long paragraph (book 1) is kept
 
 

@@ -7,7 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from malmungchi.corpus import datafiles, hygiene
-from malmungchi.corpus.diagnostics import Diagnostic, locate
+from malmungchi.corpus.diagnostics import Diagnostic, line_starts, locate
 from malmungchi.corpus.parse import ParseResult, parse_text
 from malmungchi.corpus.rules import matches
 from malmungchi.corpus.source import Decoded, decode, read_bytes
@@ -46,7 +46,23 @@ def lint_text(text: str, path: str, registry: Registry, *, tree: bool = False) -
     if lower.endswith((".csv", ".tsv")):
         return diagnostics + datafiles.check_table(text, path), None
     parsed = parse_text(text, path, registry, tree=tree)
-    return diagnostics + parsed.diagnostics, parsed
+    return diagnostics + long_lines(text, path) + parsed.diagnostics, parsed
+
+
+LONG_LINE = 50_000  # characters: far beyond any paragraph a training row holds at the usual max_length
+
+
+def long_lines(text: str, path: str, limit: int = LONG_LINE) -> list[Diagnostic]:
+    """F008 at the start of every line of `limit` characters or more (a text shorter than that has none)."""
+    if len(text) < limit:
+        return []
+    starts = line_starts(text) + [len(text)]
+    out = []
+    for start, end in zip(starts, starts[1:]):
+        if end - start >= limit and (n := len(text[start:end].rstrip("\r\n"))) >= limit:
+            out.append(Diagnostic("F008", f"line of {n:,} characters: longer than any training row holds; break it "
+                                          "into paragraphs", path, start, start))
+    return out
 
 
 def lint_decoded(decoded: Decoded, registry: Registry) -> FileResult:

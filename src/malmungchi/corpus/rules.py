@@ -51,6 +51,11 @@ RULES: dict[str, Rule] = {
              "and then in the first training token.\n\nFix (safe): remove the BOM.", SAFE),
         Rule("F007", "unreadable-file", E, "file cannot be read",
              "The file exists but could not be read (permissions, a broken or looping symlink, an I/O error)."),
+        Rule("F008", "very-long-line", W, "a line of 50,000 characters or more",
+             "The build cuts books between paragraphs and dialogue turns only; a single line longer than a training "
+             "row (a few thousand characters at the usual max_length) is lost whole, and a file that is one huge "
+             "line (a table dumped without line breaks, a whole book on one line) keeps almost nothing. Break the "
+             "line into paragraphs (blank lines between them)."),
         Rule("U001", "not-nfc", W, "text is not in Unicode NFC (decomposed Hangul)",
              "macOS and some tools write Hangul decomposed into jamo (NFD): '한' becomes 'ᄒ ᅡ ᆫ'. It looks the same "
              "but tokenizes into many more tokens and never matches NFC text.\n\nFix (safe): normalize to NFC.", SAFE),

@@ -45,6 +45,7 @@ AHEAD_BYTES = 24 << 20  # input the readers may work ahead: two encode batches o
 ROUND_TRIP_SAMPLE = 200  # rendered texts checked for an exact encode → decode round trip
 FAST_BYTES = 2 << 20  # from this much input on, --encoder auto uses tiktoken (setting it up takes about 0.4 s)
 ENCODERS = ("auto", "tiktoken", "tokenizers")
+MOSTLY_LOST = 0.5  # a kept document that lost more than this share of its tokens to max_length is marked
 
 
 class LintRefusal(Exception):
@@ -433,8 +434,11 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
     for r in rendered:
         tokens_by_doc[r.doc_id] = tokens_by_doc.get(r.doc_id, 0) + enc.doc_tokens.get(r.id, 0)
     lost_by_doc: dict[str, list[str]] = {}
+    lost_tokens: dict[str, int] = {}
     for lost in enc.lost:
         lost_by_doc.setdefault(lost.doc_id, []).append(lost.reason)
+        lost_tokens[lost.doc_id] = lost_tokens.get(lost.doc_id, 0) + lost.tokens
+    mostly_lost: list[str] = []
     for d in documents:
         if d["status"] != "kept":
             continue
@@ -447,6 +451,14 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
             d["split"] = "+".join(s for s in SPLITS if s in names)
             if d["id"] in lost_by_doc:
                 d["reason"] = "partly lost: " + "; ".join(lost_by_doc[d["id"]])
+                d["lost_tokens"] = lost_tokens[d["id"]]
+                if d["tokens"] and lost_tokens[d["id"]] > MOSTLY_LOST * d["tokens"]:
+                    d["mostly_lost"] = True  # kept in name only: say so, in the report too
+                    mostly_lost.append(d["id"])
+    if mostly_lost:
+        warnings.append(f"{len(mostly_lost)} document(s) lost more than {MOSTLY_LOST:.0%} of their tokens to "
+                        f"max_length ({', '.join(mostly_lost[:3])}{', …' if len(mostly_lost) > 3 else ''}): "
+                        "their paragraphs or turns are longer than a row; break them up (lint F008)")
 
     for name in SPLITS:
         n = len(splits[name])

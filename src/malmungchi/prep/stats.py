@@ -83,6 +83,7 @@ def _report(p: Plan) -> dict:
             "histogram": hist,
         },
         "truncation": {"lost_tokens": sum(x.tokens for x in p.lost), "lost_pieces": len(p.lost),
+                       "documents_mostly_lost": sum(bool(d.get("mostly_lost")) for d in p.documents),
                        "by_reason": dict(Counter(_reason_kind(x.reason) for x in p.lost)),
                        "examples": [{"id": x.id, "tokens": x.tokens, "reason": x.reason} for x in p.lost[:10]]},
         "packing": {"packed": cfg.pack, "rows": rows_all,
@@ -195,7 +196,8 @@ def render(rep: dict, console: Console) -> None:
     console.print(f"documents: {d['found']:,} found, {d['kept']:,} kept, {d['dropped']:,} dropped "
                   f"({', '.join(f'{k}: {v}' for k, v in d['dropped_by_reason'].items()) or 'none'}); "
                   f"{d['duplicates']} duplicate(s) removed; {tr['lost_tokens']:,} token(s) lost in "
-                  f"{tr['lost_pieces']} piece(s)")
+                  f"{tr['lost_pieces']} piece(s)" + (f", {tr['documents_mostly_lost']} document(s) mostly lost"
+                                                     if tr["documents_mostly_lost"] else ""))
     pk = rep["packing"]
     eff = f"{pk['efficiency']:.1%}" if pk["efficiency"] is not None else "-"
     console.print(f"packing: {'on' if pk['packed'] else 'off'}, {pk['rows']:,} rows, efficiency {eff}; "

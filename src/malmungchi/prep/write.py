@@ -75,6 +75,7 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     prefix = f".{out.name}.{os.getpid()}."
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=out.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the build is shared like any other output
         manifest = _write_into(p, tmp)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=out.parent))
@@ -87,6 +88,12 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def restore_interrupted_swap(out: str | Path) -> Path | None:
