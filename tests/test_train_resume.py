@@ -51,7 +51,8 @@ def test_interrupt_then_resume(tmp_path, tiny_build, tiny_model):
     assert manifest["hyperparameters"]["steps"] == 8
     metrics = json.loads((out / "metrics.json").read_text())
     steps = [p["step"] for p in metrics["loss_curve"]]
-    assert steps == list(range(saved[-1] + 1, 9)), steps
+    assert steps == list(range(1, 9)), steps  # the steps before the kill too, from the checkpoint's state
+    assert [p.get("before_resume", False) for p in metrics["loss_curve"]] == [s <= saved[-1] for s in steps]
     assert (out / "checkpoints" / "checkpoint-8").is_dir()
 
 

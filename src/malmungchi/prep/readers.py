@@ -222,6 +222,41 @@ def _table_error(src: SourceFile, message: str) -> None:
     src.file_broken = True
 
 
+def _table_without_bad_rows(src: SourceFile, text: str, sep: str, header: bool, exc: Exception):
+    """What polars could not read, read row by row: each row with another number of fields than the first is a
+    D003 error of its own (dropped with --allow-errors, counted), the rest is kept. A file that cannot be parsed
+    at all (an unclosed quote) is one D003 error for the file, its message on one line."""
+    import csv
+
+    import polars as pl
+
+    reader = csv.reader(io.StringIO(text.replace("\r\n", "\n"), newline=""), delimiter=sep, quotechar='"',
+                        strict=True)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if rows and len(row) != len(rows[0]):
+                _bad(src, "D003", f"row at line {reader.line_num} has {len(row)} fields, the first row has "
+                                  f"{len(rows[0])}", 0, reader.line_num)
+                continue
+            rows.append(row)
+    except csv.Error as err:
+        _table_error(src, f"cannot read table at line {reader.line_num}: {err}")
+        return None
+    if not rows:
+        _table_error(src, "cannot read table: " + " ".join(str(exc).split())[:300])
+        return None
+    if not any(d.code == "D003" for d in src.errors):  # polars failed on something the rows do not show
+        _table_error(src, "cannot read table: " + " ".join(str(exc).split())[:300])
+        return None
+    names = rows[0] if header else [f"column_{i + 1}" for i in range(len(rows[0]))]
+    body = rows[1:] if header else rows
+    return pl.DataFrame({n: [r[i] for r in body] for i, n in enumerate(names)},
+                        schema={n: pl.String for n in names})
+
+
 def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
     import polars as pl
 
@@ -231,8 +266,10 @@ def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
     try:
         df = pl.read_csv(io.StringIO(text.replace("\r\n", "\n")), separator=sep, has_header=header,
                          infer_schema=False, quote_char='"', truncate_ragged_lines=False)
-    except Exception as exc:  # polars raises ComputeError/NoDataError…
-        return _table_error(src, f"cannot read table: {str(exc).splitlines()[0]}")
+    except Exception as exc:  # polars raises ComputeError/NoDataError…: find the rows, keep the good ones
+        df = _table_without_bad_rows(src, text, sep, header, exc)
+        if df is None:
+            return None
     if cfg.prompt_column or cfg.answer_column:
         if not (cfg.prompt_column and cfg.answer_column):
             raise InputError([f"{src.path}: give both --prompt-column and --answer-column"])

@@ -133,6 +133,10 @@ def check_policy(value: str) -> str:
         body = v[len("replace:"):]
         if len(body) >= 2 and body[0] == body[-1] and body[0] in "\"'":
             body = body[1:-1]
+        elif body[:1] in ("\"", "'") or body[-1:] in ("\"", "'"):
+            quote = body[0] if body[:1] in ("\"", "'") else body[-1]
+            raise ValueError(f"policy {value!r}: the replacement text's {quote} quote is not closed; write "
+                             f"replace:{quote}…{quote} or leave the quotes out")
         return "replace:" + body
     hint = difflib.get_close_matches(v, [*POLICY_NAMES, "replace:"], n=1)
     more = f" (did you mean {hint[0]!r}?)" if hint else ""

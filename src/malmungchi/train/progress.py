@@ -62,6 +62,8 @@ class ProgressCallback(TrainerCallback):
         self._t0 = self._last_t = time.perf_counter()
         self._tokens0 = self._last_tokens = self._tokens()
         self.start_step = state.global_step
+        if state.global_step and not self.curve:
+            self._restore(state.log_history)
         if not (self.show and state.is_world_process_zero and self.console is not None):
             return
         if self.console.is_terminal:
@@ -73,6 +75,18 @@ class ProgressCallback(TrainerCallback):
             self._progress.start()
             self._task = self._progress.add_task("train", total=state.max_steps, completed=state.global_step,
                                                  loss="…", tps="…")
+
+    def _restore(self, history: list[dict[str, Any]]) -> None:
+        """A resumed run: the steps before the checkpoint, from its trainer state, so metrics.json's curve is
+        whole. Their speed was measured by the process that was killed, so they carry no tokens_per_s."""
+        for logs in history:
+            if "loss" in logs and "step" in logs:
+                point = {"step": int(logs["step"]), "loss": float(logs["loss"]), "before_resume": True}
+                if "learning_rate" in logs:
+                    point["lr"] = float(logs["learning_rate"])
+                self.curve.append(point)
+            if "eval_loss" in logs and "step" in logs:
+                self.evals.append({"step": int(logs["step"]), "eval_loss": float(logs["eval_loss"])})
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._progress is not None:
