@@ -112,3 +112,37 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_build(corpus, qwen3_to
         owner = name[1:].split(".", 1)[0]
         assert (parent / name).exists() == (owner not in rerun), name
     assert not [p for p in parent.iterdir() if p.name.startswith(".") and p.name not in stale]
+
+
+def test_two_builds_racing_on_one_out(corpus, qwen3_tokenizer_dir, tmp_path):
+    """Both start before either has written: one wins whole, the other fails with one line, nothing is left over."""
+    out = tmp_path / "out"
+    procs = [start(corpus, qwen3_tokenizer_dir, out) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read().decode()) for p in procs]
+    codes = sorted(rc for rc, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for rc, err in results if rc == 2)
+    assert "error:" in loser and "Traceback" not in loser and len(loser.strip().splitlines()) == 1, loser
+    assert_complete(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_killed_quick_start_reruns(tmp_path):
+    out = tmp_path / "qs"
+    args = [sys.executable, "-m", "malmungchi", "quickstart", "--out", str(out), "--steps", "3"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while not (out / "build" / "manifest.json").is_file():  # killed in the middle: after the build
+            assert proc.poll() is None, "the quick start ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (out / "run" / "run_manifest.json").exists()
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    # three steps may be too few to show learning: then it says so (exit 2), having run every stage
+    assert rerun.returncode == 0 or "did not rise" in rerun.stderr, rerun.stderr[-2000:]
+    assert "Traceback" not in rerun.stderr
+    assert (out / "run" / "run_manifest.json").is_file() and (out / "eval" / "after-memorized.jsonl").is_file()

@@ -77,13 +77,19 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the build is shared like any other output
         manifest = _write_into(p, tmp)
-        if out.exists():
+        if force and out.exists():
             old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=out.parent))
             os.replace(out, old / "build")
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except OSError:
+                if not out.exists():
+                    raise
+                raise OutputExists(f"{out} was written by another build meanwhile; pass --force to replace it") \
+                    from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
