@@ -37,8 +37,9 @@ class EmptyBuild(Exception):
 
 
 def empty_build_problem(p: Plan) -> str | None:
-    """Why writing `p` would give a build nobody can train on (no training row), with the counts, or None."""
-    if p.rows["train"]:
+    """Why writing `p` would give a build nobody can use, with the counts, or None: no training row although the
+    split ratios ask for a train split (an evaluation-only build, train ratio 0, needs test rows instead)."""
+    if p.rows["train"] or (p.cfg.splits.train == 0 and any(p.rows[name] for name in SPLITS)):
         return None
     found = len(p.documents)
     kept = sum(d["status"] == "kept" for d in p.documents)
