@@ -98,7 +98,8 @@ def test_build_refuses_and_names_every_broken_file(bad, unreadable, qwen3_tokeni
     assert r.exit_code == 1, r.output
     for name, code in [("binary.txt", "F003"), ("legacy.txt", "F001"), ("wide.txt", "F002"),
                        ("secret.txt", "F007"), ("data.jsonl", "D001"), ("data.jsonl", "D002"),
-                       ("loop_a.txt", "F007"), ("broken.txt", "S001"), ("other.csv", "D003")]:
+                       ("loop_a.txt", "F007"), ("broken.txt", "S001"), ("other.csv", "D003"),
+                       ("sub/up", "F007")]:  # the folder loop: lint's error, so the build's too
         assert any(name in line and code in line for line in r.stderr.splitlines()), (name, code, r.stderr)
     assert "no column 'Q'" in r.stderr and "--allow-errors" in r.stderr
     assert not (bad / "refused").exists()

@@ -339,6 +339,7 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
                     early[2].take([item])
                 else:
                     early[2].add(r)
+    errors.extend(inputs.revisited)  # a folder reached twice: lint's F007 error, so the build's gate too
     if errors and not cfg.allow_errors:
         raise LintRefusal(errors)
     if tok_error is not None and tokenizer is None:

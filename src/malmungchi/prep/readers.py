@@ -57,9 +57,10 @@ class InputError(Exception):
 class Inputs(list):
     """(path, key) pairs, plus the lines saying which folders were skipped as our own outputs."""
 
-    def __init__(self, pairs, skipped: list[str]):
+    def __init__(self, pairs, skipped: list[str], revisited: list[Diagnostic] | None = None):
         super().__init__(pairs)
         self.skipped = skipped
+        self.revisited = revisited or []  # F007 for folders reached twice (symlink loops): lint's verdict too
 
 
 def find_inputs(paths: list[str], exclude: list[str] | None = None) -> Inputs:
@@ -69,10 +70,12 @@ def find_inputs(paths: list[str], exclude: list[str] | None = None) -> Inputs:
     missing: list[str] = []
     unreadable: list[str] = []
     skipped: list[str] = []
+    revisited: list[Diagnostic] = []
     for given in paths:
         found = discover([given], exclude)
         missing += found.missing
         skipped += found.skipped_lines()
+        revisited += [d for d in found.problems if not d.message.startswith("cannot read folder")]
         # a folder that cannot be listed hides an unknown number of documents: refuse rather than build without
         # them (a folder reached twice through a symlink is only skipped)
         unreadable += [f"{d.path}: {d.message}" for d in found.problems if d.message.startswith("cannot read folder")]
@@ -90,7 +93,7 @@ def find_inputs(paths: list[str], exclude: list[str] | None = None) -> Inputs:
         raise InputError([f"{m}: no such file or folder" for m in missing] + unreadable)
     if not out:
         raise InputError([f"no corpus files (.txt, .jsonl, .csv, .tsv) under {' '.join(paths)}"] + skipped)
-    return Inputs(sorted(((p, k) for k, p in out.items()), key=lambda pk: pk[1]), skipped)
+    return Inputs(sorted(((p, k) for k, p in out.items()), key=lambda pk: pk[1]), skipped, revisited)
 
 
 def read_source(path: str, key: str, registry: Registry, cfg: BuildConfig) -> SourceFile:
