@@ -96,20 +96,20 @@ def test_bad_tokenizer_path_is_one_line_exit_2(corpus_dir, tmp_path):
 
 def test_lint_errors_refuse_the_build_and_allow_errors_drops_documents(tmp_path, qwen3_tokenizer_dir):
     d = tmp_path / "c"
-    broken = "|START_OF_DIALOGUE|>\n철수: 닫히지 않은 대화\n|END_OF_BOOK|>\n"  # S001 unclosed block
+    broken = "|START_OF_DIALOGUE|>\n철수: 엉뚱한 끝\n|END_OF_TITLE|>\n|END_OF_BOOK|>\n"  # S002: closes no open block
     write(d, "a.txt", book(1) + broken + book(2))
     write(d, "legacy.txt", "")
     (d / "legacy.txt").write_bytes(book(3).encode("cp949"))  # F001: whole file refused
     r = run("build", d, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o")
     assert r.exit_code == 1
-    assert "S001" in r.output and "F001" in r.output and "--allow-errors" in r.output
+    assert "S002" in r.output and "F001" in r.output and "--allow-errors" in r.output
     assert not (tmp_path / "o").exists()
     r = run("build", d, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o", "--allow-errors",
             "--split-ratios", "1,0,0")
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     docs = {x["id"]: x for x in m["documents"]}
-    assert docs["c/a.txt#1"]["status"] == "dropped" and "S001" in docs["c/a.txt#1"]["reason"]
+    assert docs["c/a.txt#1"]["status"] == "dropped" and "S002" in docs["c/a.txt#1"]["reason"]
     assert docs["c/legacy.txt"]["status"] == "dropped" and "F001" in docs["c/legacy.txt"]["reason"]
     assert docs["c/a.txt#0"]["status"] == docs["c/a.txt#2"]["status"] == "kept"
 

@@ -33,7 +33,7 @@ def test_an_empty_input_is_not_a_build(tmp_path, qwen3_tokenizer_dir):
 
 
 def test_every_document_dropped_is_not_a_build(tmp_path, qwen3_tokenizer_dir):
-    write(tmp_path / "c", "broken.txt", "|START_OF_DIALOGUE|>\n철수: 닫히지 않은 대화\n|END_OF_BOOK|>\n")  # S001
+    write(tmp_path / "c", "broken.txt", "|START_OF_DIALOGUE|>\n철수: 엉뚱한 끝\n|END_OF_TITLE|>\n|END_OF_BOOK|>\n")  # S002
     r = run("corpus", "build", tmp_path / "c", "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "b",
             "--allow-errors")
     assert r.exit_code == 1

@@ -20,7 +20,7 @@ from build_helpers import BOOK, book, write
 from malmungchi.cli import main
 from malmungchi.corpus import source
 
-UNCLOSED = "|START_OF_DIALOGUE|>\n철수: 닫히지 않은 대화\n|END_OF_BOOK|>\n"  # S001: that book is dropped
+UNCLOSED = "|START_OF_DIALOGUE|>\n철수: 엉뚱한 끝\n|END_OF_TITLE|>\n|END_OF_BOOK|>\n"  # S002: that book is dropped
 
 
 def invoke(*args, cwd: Path):
@@ -78,7 +78,7 @@ def unreadable(monkeypatch):
 EXPECTED_LINT = {
     ("bad/binary.txt", "F003"), ("bad/legacy.txt", "F001"), ("bad/wide.txt", "F002"), ("bad/empty.txt", "F004"),
     ("bad/secret.txt", "F007"), ("bad/data.jsonl", "D001"), ("bad/data.jsonl", "D002"), ("bad/loop_a.txt", "F007"),
-    ("bad/loop_b.txt", "F007"), ("bad/broken.txt", "S001"), ("bad/sub/up", "F007"),
+    ("bad/loop_b.txt", "F007"), ("bad/broken.txt", "S002"), ("bad/sub/up", "F007"),
 }
 
 
@@ -98,7 +98,7 @@ def test_build_refuses_and_names_every_broken_file(bad, unreadable, qwen3_tokeni
     assert r.exit_code == 1, r.output
     for name, code in [("binary.txt", "F003"), ("legacy.txt", "F001"), ("wide.txt", "F002"),
                        ("secret.txt", "F007"), ("data.jsonl", "D001"), ("data.jsonl", "D002"),
-                       ("loop_a.txt", "F007"), ("broken.txt", "S001"), ("other.csv", "D003"),
+                       ("loop_a.txt", "F007"), ("broken.txt", "S002"), ("other.csv", "D003"),
                        ("sub/up", "F007")]:  # the folder loop: lint's error, so the build's too
         assert any(name in line and code in line for line in r.stderr.splitlines()), (name, code, r.stderr)
     assert "no column 'Q'" in r.stderr and "--allow-errors" in r.stderr
@@ -147,7 +147,7 @@ def test_build_with_allow_errors_accounts_for_every_document(bad, unreadable, qw
                     "bad/pairs.csv#1"}
     for doc_id, code in [("bad/binary.txt", "F003"), ("bad/legacy.txt", "F001"), ("bad/wide.txt", "F002"),
                          ("bad/secret.txt", "F007"), ("bad/loop_a.txt", "F007"), ("bad/loop_b.txt", "F007"),
-                         ("bad/other.csv", "D003"), ("bad/broken.txt#1", "S001"), ("bad/data.jsonl:2", "D001"),
+                         ("bad/other.csv", "D003"), ("bad/broken.txt#1", "S002"), ("bad/data.jsonl:2", "D001"),
                          ("bad/data.jsonl:3", "D002")]:
         assert code in dropped[doc_id], (doc_id, dropped[doc_id])
     assert "permission denied" in dropped["bad/secret.txt"] and "no column 'Q'" in dropped["bad/other.csv"]

@@ -71,7 +71,24 @@ def fix_text(text: str, path: str, registry: Registry, allowed) -> tuple[str, li
                 step(code, lambda t, c=code: _rewrite_markers(t, registry, c))
             if text == before:
                 break
+        step("S009", lambda t: _insert_end_markers(t, path, registry))
     return text, applied
+
+
+def _insert_end_markers(text: str, path: str, registry: Registry) -> str:
+    """S009: write out the END markers of start-only blocks where the parser closed them."""
+    from malmungchi.corpus.parse import parse_text
+
+    inserts = parse_text(text, path, registry, tree=False).insertions
+    if not inserts:
+        return text
+    out, pos = [], 0
+    for at, end in sorted(inserts, key=lambda x: x[0]):
+        out.append(text[pos:at])
+        out.append(end)
+        pos = at
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _rewrite_markers(text: str, registry: Registry, code: str) -> str:

@@ -46,6 +46,8 @@ class ParseResult:
     diagnostics: list[Diagnostic]  # offsets set; `locate` fills lines
     titles: list[tuple[str, int]]  # (title, offset) of every book title, for duplicate checks across files
     books: list[tuple[int, int]] = field(default_factory=list)  # (start, end) offsets of every book
+    # (offset, text) of the |END_OF_X|> markers that S009's fix inserts (where start-only blocks were closed)
+    insertions: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class _Frame:
     name: str
     open: MarkerToken
     flow: Flow = field(default_factory=list)
+    until: int | None = None  # a line-scoped block (text after its START on that line) ends here: the line's end
 
 
 class LineIndex:
@@ -81,6 +84,8 @@ class _Parser:
         self.documents: list[Document] = []
         self.books: list[tuple[int, int]] = []
         self.lines = LineIndex(text)
+        self.insertions: list[tuple[int, str]] = []
+        self.dialogues: list[tuple[int, int] | None] = []  # per dialogue: its speaker-less first line, or None
         self._new_book(0)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -106,18 +111,19 @@ class _Parser:
             self.report("M001", f"unknown marker {u.raw!r}: register it under [markers.{u.name}] or correct it",
                         u.start, u.end)
         pos, ended = 0, False
-        for tok in tokens:
+        for i, tok in enumerate(tokens):
             if tok.start > pos:
-                self._current_flow().append(("text", pos, tok.start))
+                self._text(pos, tok.start)
+            self._expire(tok.start)
             pos = tok.end
             if tok.code:
                 self._spelling(tok)
             if tok.role == "open":
-                self._open(tok)
+                self._open(tok, tokens, i)
             elif tok.role == "close":
                 self._close(tok)
             elif tok.spec.kind is MarkerKind.terminator:
-                self._close_all_at(tok.canonical)
+                self._close_all_at(tok.canonical, tok.start)
                 self._finish_book(tok.start, tok.end, terminated=True)
                 ended = True
             else:
@@ -126,8 +132,10 @@ class _Parser:
                     self.report("S003", f"{tok.canonical} is not allowed inside {_where(ctx)}", tok.start, tok.end)
                 self._current_flow().append(("token", tok))
         if pos < len(self.text):
-            self._current_flow().append(("text", pos, len(self.text)))
-        self._close_all_at("the end of the file")
+            self._text(pos, len(self.text))
+        self._expire(len(self.text))
+        self._close_all_at("the end of the file", len(self.text))
+        self._mixed_dialogue_styles()
         first = NON_SPACE.search(self.text, self.book_start)
         if first is not None:
             at = first.start()
@@ -136,7 +144,80 @@ class _Parser:
             else:
                 self.report("S007", "file has no |END_OF_BOOK|>: the whole file is read as one book", at, at + 1)
         self._finish_book(len(self.text), len(self.text), terminated=False)
-        return ParseResult(self.documents, self.diagnostics, self.titles, self.books)
+        return ParseResult(self.documents, self.diagnostics, self.titles, self.books, self.insertions)
+
+    # -- start-only spelling -------------------------------------------------------------------
+    def _text(self, start: int, end: int) -> None:
+        """Text between markers; a line-scoped block open on top takes it up to its line's end only."""
+        while self.stack and self.stack[-1].until is not None and self.stack[-1].until < end:
+            frame = self.stack[-1]
+            if frame.until > start:
+                frame.flow.append(("text", start, frame.until))
+                start = frame.until
+            self._pop(self._implicit_close(frame, frame.until))
+        if end > start:
+            self._current_flow().append(("text", start, end))
+
+    def _expire(self, at: int) -> None:
+        while self.stack and self.stack[-1].until is not None and self.stack[-1].until <= at:
+            self._pop(self._implicit_close(self.stack[-1], self.stack[-1].until))
+
+    def _line_end(self, at: int) -> int:
+        brk = LINE_BREAK.search(self.text, at)
+        return brk.start() if brk else len(self.text)
+
+    def _starts_line(self, at: int) -> bool:
+        line_start = max(self.text.rfind("\n", 0, at), self.text.rfind("\r", 0, at)) + 1
+        return NON_SPACE.search(self.text, line_start, at) is None
+
+    def _line_scoped_end(self, tok: MarkerToken, tokens: list[MarkerToken], i: int) -> int | None:
+        """Where a block opened by `tok` ends when it is line-scoped: text follows the START on its line and no
+        |END_OF_X|> closes it, neither on that line nor later (before the next START_OF_X or the book's end: a
+        dialogue whose first turn stands on the START line and whose END comes lines later is a closed block).
+        None for a multi-line block, or when END markers are required."""
+        if self.registry.require_end:
+            return None
+        end = self._line_end(tok.end)
+        if NON_SPACE.search(self.text, tok.end, end) is None:
+            return None
+        name = tok.spec.name
+        for later in tokens[i + 1:]:
+            if later.spec.name == name:
+                if later.role == "close":
+                    return None
+                if later.role == "open":
+                    break
+            elif later.spec.kind is MarkerKind.terminator:
+                break
+        return end
+
+    def _implicit_close(self, frame: _Frame, at: int) -> MarkerToken:
+        """A zero-width END token for `frame` at `at` (the tree then reads as if the END were written there)."""
+        o = frame.open
+        return MarkerToken(at, at, "", f"END_OF_{frame.name}", o.spec, "close")
+
+    def _close_start_only(self, frame: _Frame, at: int, where: str) -> None:
+        """S009: a multi-line block without its END, closed before `where` (at offset `at`); the fix inserts the END
+        marker there."""
+        o = frame.open
+        end = f"|END_OF_{frame.name}|>"
+        self.report("S009", f"{o.canonical} has no {end}: closed before {where}", o.start, o.end,
+                    fix=f"insert {end} before {where}")
+        if at >= len(self.text):
+            text = end + "\n" if not self.text or self.text[-1] in "\r\n" else "\n" + end + "\n"
+        else:
+            text = end + "\n" if self._starts_line(at) else end
+        self.insertions.append((at, text))
+        self._pop(self._implicit_close(frame, at))
+
+    def _mixed_dialogue_styles(self) -> None:
+        """S008 on the speaker-less dialogues of a file whose dialogues mostly have `이름: ` prefixes (the likely
+        typo); a file of speaker-less dialogues (quoted speech in narration, one voice) is fine."""
+        without = [d for d in self.dialogues if d is not None]
+        if without and len(self.dialogues) - len(without) > len(without):
+            for start, end in without:
+                self.report("S008", "this dialogue has no '이름: ' speaker prefix, most in this file have one",
+                            start, end)
 
     def _spelling(self, tok: MarkerToken) -> None:
         if tok.code == "M003":
@@ -146,11 +227,17 @@ class _Parser:
             self.report("M002", f"unknown marker {tok.raw!r}: did you mean {tok.canonical}?",
                         tok.start, tok.end, fix=f"rename to {tok.canonical}")
 
-    def _open(self, tok: MarkerToken) -> None:
+    def _open(self, tok: MarkerToken, tokens: list[MarkerToken], i: int) -> None:
         ctx = self._context()
+        # start-only spelling: a block START at the start of a line that cannot stand in the open multi-line block
+        # closes that block first (S009)
+        while (ctx not in tok.spec.inside and self.stack and self.stack[-1].until is None
+               and not self.registry.require_end and self._starts_line(tok.start)):
+            self._close_start_only(self.stack[-1], tok.start, tok.canonical)
+            ctx = self._context()
         if ctx not in tok.spec.inside:
             self.report("S003", f"{tok.canonical} is not allowed inside {_where(ctx)}", tok.start, tok.end)
-        self.stack.append(_Frame(tok.spec.name, tok))
+        self.stack.append(_Frame(tok.spec.name, tok, until=self._line_scoped_end(tok, tokens, i)))
 
     def _close(self, tok: MarkerToken) -> None:
         name = tok.spec.name
@@ -158,14 +245,24 @@ class _Parser:
             self.report("S002", f"{tok.canonical} closes a block that was never opened", tok.start, tok.end)
             return
         while self.stack[-1].name != name:
-            self._unclosed(self.stack[-1], tok.canonical)
-            self._pop(None)
+            frame = self.stack[-1]
+            if frame.until is not None:  # line-scoped, and its line ends here
+                self._pop(self._implicit_close(frame, tok.start))
+            else:
+                self._unclosed(frame, tok.canonical)
+                self._pop(None)
         self._pop(tok)
 
-    def _close_all_at(self, where: str) -> None:
+    def _close_all_at(self, where: str, at: int) -> None:
         while self.stack:
-            self._unclosed(self.stack[-1], where)
-            self._pop(None)
+            frame = self.stack[-1]
+            if frame.until is not None:  # a line-scoped block on the terminator's own line
+                self._pop(self._implicit_close(frame, at))
+            elif self.registry.require_end:
+                self._unclosed(frame, where)
+                self._pop(None)
+            else:
+                self._close_start_only(frame, at, where)
 
     def _unclosed(self, frame: _Frame, where: str) -> None:
         o = frame.open
@@ -186,41 +283,40 @@ class _Parser:
                 self.book_title = title
                 self.titles.append((title, frame.open.start))
         elif frame.name == "DIALOGUE" and close is not None:
-            self._check_first_speaker(frame.open.end, inner_end)
+            self.dialogues.append(self._speakerless_first_line(frame.open.end, inner_end))
         self._current_flow().append(("block", frame.name, frame.open, close, frame.flow))
 
     def _flow_text(self, flow: Flow) -> str:
         return "".join(self.text[i[1]:i[2]] for i in flow if i[0] == "text")
 
-    def _check_first_speaker(self, start: int, end: int) -> None:
-        """S008 when the dialogue's first line with text has no `이름: ` (cues before the name are fine)."""
+    def _speakerless_first_line(self, start: int, end: int) -> tuple[int, int] | None:
+        """(start, end) of the dialogue's first line with text when it has no `이름: ` (cues before the name are
+        fine), else None; `_mixed_dialogue_styles` decides whether that is worth a warning."""
         text, pos = self.text, start
         while True:
             first = SPEAKER_AFTER_SPACE.match(text, pos, end)
             if first.group("speaker") is not None:
-                return
+                return None
             at = first.end()
             if at == end:
-                return  # no text at all
+                return None  # no text at all
             if text[at] in "|<":
                 cues_end = LEADING_CUES.match(text, at, end).end()
                 if cues_end == at:
-                    return  # the dialogue opens with a marker that is not a plain cue; structure rules cover it
+                    return None  # the dialogue opens with a marker that is not a plain cue; structure rules cover it
                 line_break = LINE_BREAK.search(text, at, end)
                 line_end = line_break.start() if line_break else end
                 after = NON_SPACE.search(text, cues_end, line_end)
                 if after is None:  # a line of cues only: look at the next line
                     if line_break is None:
-                        return
+                        return None
                     pos = line_break.end()
                     continue
                 at = after.start()
                 if SPEAKER.match(text, at, end):  # a speaker prefix never runs past the end of its line
-                    return
+                    return None
             line_break = LINE_BREAK.search(text, at, end)
-            self.report("S008", "first line of the dialogue has no '이름: ' speaker prefix",
-                        at, line_break.start() if line_break else end)
-            return
+            return at, line_break.start() if line_break else end
 
     def _finish_book(self, content_end: int, end: int, terminated: bool) -> None:
         if NON_SPACE.search(self.text, self.book_start, content_end) is not None:

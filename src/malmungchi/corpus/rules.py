@@ -81,7 +81,9 @@ RULES: dict[str, Rule] = {
              "The canonical spelling is `|NAME|>` with an upper-case name. Recognised slips: `<|NAME|>`, spaces "
              "inside, lower case, a missing `|` or `>`.\n\nFix (safe): rewrite to the canonical spelling.", SAFE),
         Rule("S001", "unclosed-block", E, "block opened but never closed",
-             "`|START_OF_X|>` has no matching `|END_OF_X|>` before the book ends (or the file ends)."),
+             "`|START_OF_X|>` has no matching `|END_OF_X|>`: another block's END closed around it, or (with "
+             "`[lint] require_end_markers = true`) the book or the file ended first. Without that setting a block "
+             "left open at the next block marker or `|END_OF_BOOK|>` is the start-only spelling (S009)."),
         Rule("S002", "unopened-block", E, "block closed but never opened",
              "`|END_OF_X|>` appears without a matching `|START_OF_X|>` before it."),
         Rule("S003", "nesting-violation", E, "marker stands where it is not allowed",
@@ -97,9 +99,18 @@ RULES: dict[str, Rule] = {
              "add `|END_OF_BOOK|>` after it or remove it."),
         Rule("S007", "missing-end-of-book", W, "file has no |END_OF_BOOK|>",
              "The whole file is read as one unterminated book. Add `|END_OF_BOOK|>` at the end of each book."),
-        Rule("S008", "turn-without-speaker", W, "dialogue starts with a line that has no speaker",
-             "Inside a dialogue each turn starts with `이름: `. The first line of this dialogue has no speaker, so "
-             "chat rendering cannot give it a role."),
+        Rule("S008", "turn-without-speaker", W, "dialogue without a speaker in a file where most have one",
+             "Dialogues may be written with `이름: ` turns or without speakers (quoted speech in narration, "
+             "`|START_OF_DIALOGUE|>\"조심해서 걸어라.\" 할머니가 말했다.`); either is fine. A file whose dialogues "
+             "mostly start with `이름: ` and a few do not is the likely typo: those few are reported (chat rendering "
+             "cannot give their first turn a role)."),
+        Rule("S009", "start-only-block", W, "block without its END marker, closed at the next block or book end",
+             "The start-only spelling: `|START_OF_X|>` alone on its line opens a block that is closed where the next "
+             "block marker starts a line, or at `|END_OF_BOOK|>` (or the end of the file), as if `|END_OF_X|>` "
+             "were written there; the build reads the same tree either way. A START followed by text on its line "
+             "(`|START_OF_TITLE|>두 번째 이야기`) is a one-line block and needs nothing. Set `[lint] "
+             "require_end_markers = true` to make every missing END an S001 error instead.\n\nFix (safe): insert "
+             "`|END_OF_X|>` where the block was closed.", SAFE),
         Rule("D001", "invalid-jsonl-line", E, "JSONL line is not valid JSON",
              "Each line of a `.jsonl` file must be one JSON object."),
         Rule("D002", "jsonl-record-shape", E, "JSONL record has neither `text` nor `messages`",

@@ -20,11 +20,19 @@ class Discovery:
     files: list[str] = field(default_factory=list)
     problems: list[Diagnostic] = field(default_factory=list)  # F007 for unreadable folders and loops
     missing: list[str] = field(default_factory=list)  # paths given that do not exist
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (folder, why): our own outputs, never input
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why): not corpus text, never read
 
     def skipped_lines(self) -> list[str]:
-        return [f"skipped {folder}: a malmungchi {why} (outputs are never read as input)"
-                for folder, why in self.skipped]
+        return [f"skipped {path}: {why}" for path, why in self.skipped]
+
+
+# files that sit beside corpus data but are not text (lint and build both skip them, and say so)
+ANNOTATION_SUFFIXES = {".coref.jsonl": "a KoCoNovel coreference/speaker annotation file, not text"}
+
+
+def _annotation(name: str) -> str | None:
+    lower = name.lower()
+    return next((why for suffix, why in ANNOTATION_SUFFIXES.items() if lower.endswith(suffix)), None)
 
 
 def _excluded(path: str, exclude: list[str]) -> bool:
@@ -75,10 +83,14 @@ def _walk(root: str, add, found: Discovery, exclude: list[str]) -> None:
         visited[key] = folder
         kind = own_output_kind(folder)
         if kind:
-            found.skipped.append((folder, kind))
+            found.skipped.append((folder, f"a malmungchi {kind} (outputs are never read as input)"))
             dirs[:] = []
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _excluded(os.path.join(folder, d), exclude))
         for name in sorted(files):
             if name.lower().endswith(SUFFIXES) and not name.startswith("."):
-                add(os.path.join(folder, name))
+                why = _annotation(name)
+                if why:
+                    found.skipped.append((os.path.join(folder, name), why))
+                else:
+                    add(os.path.join(folder, name))

@@ -81,8 +81,6 @@ def find_inputs(paths: list[str], exclude: list[str] | None = None) -> Inputs:
         unreadable += [f"{d.path}: {d.message}" for d in found.problems if d.message.startswith("cannot read folder")]
         base = os.path.dirname(os.path.abspath(given.rstrip("/\\"))) if os.path.isdir(given) else None
         for f in found.files:
-            if f.lower().endswith(".coref.jsonl"):
-                continue  # KoCoNovel annotation files are not text
             key = os.path.relpath(os.path.abspath(f), base) if base else os.path.basename(f)
             key = key.replace(os.sep, "/")
             unique, n = key, 2

@@ -35,6 +35,8 @@ class LintConfig(_Strict):
     select: list[str] = Field(default_factory=lambda: ["ALL"])
     ignore: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list, description="glob patterns of paths to skip")
+    require_end_markers: bool = Field(False, description="every block needs its |END_OF_X|> (no start-only "
+                                                        "spelling): S001 instead of line-scoped blocks and S009")
 
 
 # --- stage 3: training ---------------------------------------------------------------------------------------------
@@ -207,7 +209,8 @@ class Config(_Strict):
     source: Path | None = Field(default=None, exclude=True)
 
     def registry(self) -> Registry:
-        return default_registry().with_extras({k: v.model_dump() for k, v in self.markers.items()})
+        return default_registry().strict(self.lint.require_end_markers).with_extras(
+            {k: v.model_dump() for k, v in self.markers.items()})
 
 
 def _model_fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

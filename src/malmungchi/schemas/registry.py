@@ -49,12 +49,18 @@ class Registry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     markers: tuple[MarkerSpec, ...] = DEFAULT_MARKERS
+    # False: start-only spelling allowed (a block closes at the end of its START line when text follows on it, or
+    # before the next block marker or |END_OF_BOOK|> with a warning); True: every block needs its |END_OF_X|>
+    require_end: bool = False
 
     def with_extras(self, extras: dict[str, dict]) -> Registry:
         specs = {m.name: m for m in self.markers}
         for name, fields in extras.items():
             specs[name] = MarkerSpec(name=name, **fields)
-        return Registry(markers=tuple(specs.values()))
+        return Registry(markers=tuple(specs.values()), require_end=self.require_end)
+
+    def strict(self, require_end: bool = True) -> Registry:
+        return Registry(markers=self.markers, require_end=require_end)
 
     @cached_property
     def tokens(self) -> dict[str, tuple[MarkerSpec, str]]:
