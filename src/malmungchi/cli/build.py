@@ -58,6 +58,9 @@ def _options(f):
         click.option("--text-column", help="Transcript .csv/.tsv: the text column."),
         click.option("--header/--no-header", default=None, help="Whether tables have a header row (default: yes, "
                      "unless the columns are given as numbers)."),
+        click.option("--group-by", metavar="FIELD", help="Rows that belong together share a split: the .jsonl "
+                     "field or table column naming each row's book (default: a .jsonl file of text rows is one "
+                     "group, e.g. the scenes of one KoCoNovel novel)."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Reader processes."),
         click.option("--encoder", type=click.Choice(["auto", "tiktoken", "tokenizers"]), default="auto",
                      show_default=True, help="Text mode: encode with tiktoken's BPE where it gives the tokenizer's "
@@ -72,7 +75,7 @@ def _options(f):
 
 FLAG_KEYS = ("tokenizer", "mode", "max_length", "default_policy", "speakers", "system_prompt", "narration_context",
              "seed", "split_unit", "long_documents", "pack", "dedup", "eval_context", "allow_errors",
-             "prompt_column", "answer_column", "speaker_column", "text_column", "header")
+             "prompt_column", "answer_column", "speaker_column", "text_column", "header", "group_by")
 
 
 def resolve(config, kw: dict) -> BuildConfig:

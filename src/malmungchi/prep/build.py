@@ -316,8 +316,10 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
         rendered.append(r)
         return True
 
+    groups: dict[str, str] = {}
     for s, results in stream:
         sources.append(s)
+        groups.update(s.groups)
         errors.extend(s.errors)
         if s.file_broken:
             documents.append(_doc_entry(f"{s.key}", s.key, None, "dropped", "file has errors: " + "; ".join(
@@ -423,7 +425,7 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
     for rs in by_doc.values():
         for r in rs:
             doc_content.setdefault(r.doc_id, r.dedup_key())
-    assignment = assign(enc.seqs, cfg.splits, cfg.seed, cfg.split_unit, doc_content)
+    assignment = assign(enc.seqs, cfg.splits, cfg.seed, cfg.split_unit, doc_content, groups)
     splits: dict[str, list[Seq]] = {s: [] for s in SPLITS}
     for q in enc.seqs:
         splits[assignment.by_seq[q.id]].append(q)
@@ -444,6 +446,8 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
         if d["status"] != "kept":
             continue
         d["tokens"] = tokens_by_doc.get(d["id"], 0)
+        if d["id"] in groups:
+            d["group"] = groups[d["id"]]
         names = doc_split.get(d["id"])
         if not names:
             d["status"] = "dropped"

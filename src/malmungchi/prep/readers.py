@@ -44,6 +44,7 @@ class SourceFile:
     dropped: list[Dropped] = field(default_factory=list)
     errors: list[Diagnostic] = field(default_factory=list)  # error diagnostics (the file is refused without them)
     file_broken: bool = False  # an error outside any document: the whole file is unusable
+    groups: dict[str, str] = field(default_factory=dict)  # document id → group (rows of one book share a split)
 
 
 class InputError(Exception):
@@ -108,7 +109,7 @@ def read_source(path: str, key: str, registry: Registry, cfg: BuildConfig) -> So
     text = decoded.text
     lower = path.lower()
     if lower.endswith(".jsonl"):
-        _read_jsonl(src, text, registry)
+        _read_jsonl(src, text, registry, cfg.group_by)
     elif lower.endswith((".csv", ".tsv")):
         _read_table(src, text, cfg)
     else:
@@ -137,7 +138,15 @@ def _read_marker(src: SourceFile, text: str, registry: Registry) -> None:
             src.documents.append(doc)
 
 
-def _read_jsonl(src: SourceFile, text: str, registry: Registry) -> None:
+def _group(record: dict, field: str | None, default: str | None) -> str | None:
+    """The group of a row: its `field` value when one is named (rows without it stand alone), else `default`."""
+    if field is None:
+        return default
+    value = record.get(field)
+    return None if value is None or isinstance(value, (dict, list)) else f"{field}={value}"
+
+
+def _read_jsonl(src: SourceFile, text: str, registry: Registry, group_by: str | None = None) -> None:
     index = 0
     offset = 0
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
@@ -153,9 +162,12 @@ def _read_jsonl(src: SourceFile, text: str, registry: Registry) -> None:
         if isinstance(record, dict) and isinstance(record.get("text"), str):
             parsed = parse_text(record["text"], f"{src.key}:{number}", registry, tree=True)
             errs = [d for d in parsed.diagnostics if d.severity is Severity.error]
+            group = _group(record, group_by, src.key)  # scene rows of one file: one book by default
             for doc in parsed.documents:
                 doc = _renumber(doc, src.key, index)
                 index += 1
+                if group is not None:
+                    src.groups[doc.id] = group
                 if errs:
                     src.dropped.append(Dropped(doc.id, doc.title, f"{here}: " + "; ".join(
                         f"{d.code}: {d.message}" for d in errs[:3])))
@@ -173,6 +185,9 @@ def _read_jsonl(src: SourceFile, text: str, registry: Registry) -> None:
             span = _span(src.key, start, number)
             doc = Document(src.key, index, record.get("title"), (Dialogue(turns, span),), span)
             index += 1
+            group = _group(record, group_by, None)  # conversations stand alone unless a field groups them
+            if group is not None:
+                src.groups[doc.id] = group
             src.documents.append(doc)
         else:
             _bad(src, "D002", f"{here}: record needs a string 'text' or a 'messages' list of {{'role', 'content'}}",
@@ -271,6 +286,25 @@ def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
         df = _table_without_bad_rows(src, text, sep, header, exc)
         if df is None:
             return None
+    groups = None
+    per_row = bool(cfg.prompt_column) or not (cfg.speaker_column or cfg.text_column)  # a transcript is one document
+    if cfg.group_by and per_row:
+        try:
+            col = _column(df, cfg.group_by, header, "group")
+        except _NoColumn:
+            return _table_error(src, f"no column {cfg.group_by!r} for --group-by (columns: {', '.join(df.columns)})")
+        groups = [None if v is None else f"{cfg.group_by}={v}" for v in df[col].to_list()]
+    try:
+        _table_documents(src, df, cfg, header)
+    finally:
+        if groups is not None:
+            for doc in src.documents:
+                if doc.index < len(groups) and groups[doc.index] is not None:
+                    src.groups[doc.id] = groups[doc.index]
+
+
+def _table_documents(src: SourceFile, df, cfg: BuildConfig, header: bool) -> None:
+    """The documents of a read table: paired rows, text rows or one transcript (see `_read_table`)."""
     if cfg.prompt_column or cfg.answer_column:
         if not (cfg.prompt_column and cfg.answer_column):
             raise InputError([f"{src.path}: give both --prompt-column and --answer-column"])

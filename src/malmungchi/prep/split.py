@@ -48,15 +48,33 @@ class Assignment:
     notes: list[str] = field(default_factory=list)
 
 
-def assign(seqs: list[Seq], ratios: SplitRatios, seed: int, unit: str, doc_content: dict[str, str]) -> Assignment:
-    """`unit`: document | chunk | auto (document, else chunk when a requested split would be empty)."""
+def assign(seqs: list[Seq], ratios: SplitRatios, seed: int, unit: str, doc_content: dict[str, str],
+           groups: dict[str, str] | None = None) -> Assignment:
+    """`unit`: document | chunk | auto (document, else chunk when a requested split would be empty). `groups` maps
+    a document id to its group (the book its rows belong to): in document mode a group is one unit, its content
+    the members' contents in id order."""
     spans = intervals(ratios)
     wanted = [s for s in SPLITS if getattr(ratios, s) > 0]
     if unit in ("document", "auto"):
-        a = _by(seqs, spans, seed, lambda q: q.doc_id, lambda q: doc_content[q.doc_id], "document")
+        groups = groups or {}
+        members: dict[str, list[str]] = {}
+        for doc_id in sorted(doc_content):
+            if doc_id in groups:
+                members.setdefault(groups[doc_id], []).append(doc_id)
+        group_content = {g: "\0".join(doc_content[d] for d in ids) for g, ids in members.items()}
+
+        def key(q):
+            g = groups.get(q.doc_id)
+            return q.doc_id if g is None else "group:" + g
+
+        def content(q):
+            g = groups.get(q.doc_id)
+            return doc_content[q.doc_id] if g is None else group_content[g]
+
+        a = _by(seqs, spans, seed, key, content, "document")
         empty = [s for s in wanted if s not in set(a.by_seq.values())]
         if unit == "document" or not empty:
-            return _rescue(a, seqs, spans, seed, wanted, lambda q: q.doc_id, lambda q: doc_content[q.doc_id])
+            return _rescue(a, seqs, spans, seed, wanted, key, content)
         note = (f"split unit: chunk (whole documents left {', '.join(empty)} empty; chunks of one book may land "
                 "in different splits)")
     else:

@@ -184,6 +184,8 @@ class BuildConfig(_Strict):
     speaker_column: str | None = None
     text_column: str | None = None
     header: bool | None = None
+    group_by: str | None = Field(None, description="a .jsonl field or table column naming the group (book) of each "
+                                                   "row; rows of one group share a split")
 
     @field_validator("default_policy")
     @classmethod
