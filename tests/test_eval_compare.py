@@ -98,3 +98,17 @@ def test_bad_results_file(tmp_path):
     r = _cli(a, bad)
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
     assert 'b.jsonl:1: no numeric "em_strict"' in r.stderr
+
+
+@pytest.mark.parametrize("b, c", [(5, 3), (100, 60), (1490, 1510), (1600, 1300)])
+def test_mcnemar_matches_the_exact_binomial_tail(b, c):
+    from fractions import Fraction
+
+    n, m = b + c, min(b, c)
+    exact = min(1.0, float(Fraction(2 * sum(comb(n, k) for k in range(m + 1)), 2 ** n)))
+    assert mcnemar_exact(b, c) == pytest.approx(exact, rel=1e-9)
+
+
+def test_mcnemar_at_twenty_thousand_disagreements_is_a_number_in_range():
+    p = mcnemar_exact(10_000, 10_000)
+    assert p == 1.0 and 0 < mcnemar_exact(9_800, 10_200) < 0.01

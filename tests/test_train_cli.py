@@ -83,3 +83,13 @@ def test_dry_run_prints_the_plan(tmp_path, tiny_build, tiny_model):
                    "<|sound|>=151669", "소리", "trainable_token_indices", "GPU memory (estimate)", "steps", "7"):
         assert needle in text, needle
     assert not out.exists()
+
+
+def test_push_to_hub_in_train_args_is_refused(tmp_path, tiny_build, tiny_model):
+    cfg = tmp_path / "train.toml"
+    cfg.write_text("[train.args]\npush_to_hub = true\nhub_model_id = \"me/run\"\n", encoding="utf-8")
+    result = _run(tiny_build, "--model", tiny_model, "--out", tmp_path / "run", "--config", cfg)
+    assert result.exit_code == 2
+    lines = _error_lines(result)
+    assert len(lines) == 2 and all("nothing is uploaded during training" in x for x in lines)
+    assert not (tmp_path / "run").exists()

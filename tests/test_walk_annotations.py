@@ -25,6 +25,7 @@ def test_annotation_files_are_skipped_and_listed_by_lint_and_build(tmp_path, qwe
                                   str(tmp_path / "b"), "--max-length", "2048"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))
-    assert [i["path"] for i in m["inputs"]] == ["koconovel/1_Ms._B_and_Love_Letters.text.jsonl"]
+    assert [i["path"] for i in m["inputs"]] == ["koconovel/18_The_Unknown_Woman.text.jsonl",
+                                                "koconovel/1_Ms._B_and_Love_Letters.text.jsonl"]
     assert any(n.startswith("skipped ") and "coref.jsonl" in n for n in m["figures"]["notes"])
-    assert len([d for d in m["documents"] if d["status"] == "kept"]) == 7
+    assert len([d for d in m["documents"] if d["status"] == "kept"]) == 14

@@ -58,6 +58,11 @@ def _options(f):
         click.option("--text-column", help="Transcript .csv/.tsv: the text column."),
         click.option("--header/--no-header", default=None, help="Whether tables have a header row (default: yes, "
                      "unless the columns are given as numbers)."),
+        click.option("--transcript-style", type=click.Choice(["none", "kspon"]), help="Tables: speech-transcript "
+                     "conventions (kspon: overlap /os…/oe, backchannels [네.(BC/…)], (written)/(spoken), n/ b/ l/ o/ "
+                     "u/, fillers 어/; default none: text as written)."),
+        click.option("--dual-transcription", type=click.Choice(["written", "spoken"]), help="kspon: keep the "
+                     "written (default) or the spoken form of (written)/(spoken)."),
         click.option("--group-by", metavar="FIELD", help="Rows that belong together share a split: the .jsonl "
                      "field or table column naming each row's book (default: a .jsonl file of text rows is one "
                      "group, e.g. the scenes of one KoCoNovel novel)."),
@@ -75,7 +80,8 @@ def _options(f):
 
 FLAG_KEYS = ("tokenizer", "mode", "max_length", "default_policy", "speakers", "system_prompt", "narration_context",
              "seed", "split_unit", "long_documents", "pack", "dedup", "eval_context", "allow_errors",
-             "prompt_column", "answer_column", "speaker_column", "text_column", "header", "group_by")
+             "prompt_column", "answer_column", "speaker_column", "text_column", "header", "group_by",
+             "transcript_style", "dual_transcription")
 
 
 def resolve(config, kw: dict) -> BuildConfig:
@@ -118,6 +124,7 @@ def _plan(kw: dict):
     cfg = resolve(config, kw)
     if not cfg.tokenizer:
         fail("no tokenizer: give --tokenizer DIR (or set build.tokenizer in the config file)")
+    registry = config.registry().with_transcripts(cfg.transcript_style, cfg.transcript_patterns)
     err = console(stderr=True)
     try:
         if err.is_terminal:
@@ -131,9 +138,9 @@ def _plan(kw: dict):
                         tasks[stage] = progress.add_task(stage, total=total)
                     progress.advance(tasks[stage], n)
 
-                return cfg, plan(list(kw["inputs"]), cfg, config.registry(), exclude=config.lint.exclude,
+                return cfg, plan(list(kw["inputs"]), cfg, registry, exclude=config.lint.exclude,
                                  jobs=kw["jobs"], progress=tick, encoder=kw["encoder"])
-        return cfg, plan(list(kw["inputs"]), cfg, config.registry(), exclude=config.lint.exclude, jobs=kw["jobs"],
+        return cfg, plan(list(kw["inputs"]), cfg, registry, exclude=config.lint.exclude, jobs=kw["jobs"],
                          encoder=kw["encoder"])
     except TokenizerError as exc:
         fail(str(exc))

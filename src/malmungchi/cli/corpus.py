@@ -52,16 +52,21 @@ def _check_patterns(patterns: list[str], flag: str) -> None:
 @click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff, also apply unsafe fixes.")
 @click.option("--diff", is_flag=True, help="Print the fixes as a unified diff instead of writing them.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
+@click.option("--transcript-style", type=click.Choice(["none", "kspon"]), default=None,
+              help="Tables: check speech-transcript tags (kspon: T001–T003); default from [build] transcript_style.")
 @click.option("--config", "config_path", type=click.Path(), help="Config file (default: nearest malmungchi.toml "
               "or pyproject.toml [tool.malmungchi] up from the first path).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
-def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, diff, exit_zero, config_path, jobs):
+def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, diff, exit_zero, transcript_style,
+         config_path, jobs):
     """Find every defect in marker text (and check .jsonl/.csv/.tsv inputs decode and parse).
 
     Exit status: 0 clean, 1 problems found, 2 usage or I/O error.
     """
     config = load_config_or_fail(list(paths), config_path)
     registry = config.registry()
+    if transcript_style:
+        registry = registry.with_transcripts(transcript_style, config.build.transcript_patterns)
     select_codes = _codes(select) or config.lint.select
     ignore_codes = _codes(ignore) or config.lint.ignore
     _check_patterns(select_codes, "--select")

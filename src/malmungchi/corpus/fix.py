@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass
 
 from malmungchi.atomic import write_bytes
-from malmungchi.corpus import hygiene
+from malmungchi.corpus import hygiene, kspon
 from malmungchi.corpus.markers import scan_markers
 from malmungchi.corpus.rules import RULES, FixSafety, matches
 from malmungchi.corpus.source import decode, read_bytes
@@ -72,6 +72,9 @@ def fix_text(text: str, path: str, registry: Registry, allowed) -> tuple[str, li
             if text == before:
                 break
         step("S009", lambda t: _insert_end_markers(t, path, registry))
+    elif path.lower().endswith((".csv", ".tsv")) and registry.style_for(path) == "kspon":
+        step("T002", lambda t: kspon.fix(t, {"T002"}))
+        step("T001", lambda t: kspon.fix(t, {"T001"}))
     return text, applied
 
 

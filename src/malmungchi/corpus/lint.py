@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from malmungchi.corpus import datafiles, hygiene
+from malmungchi.corpus import datafiles, hygiene, kspon
 from malmungchi.corpus.diagnostics import Diagnostic, line_starts, locate
 from malmungchi.corpus.parse import ParseResult, parse_text
 from malmungchi.corpus.rules import matches
@@ -44,7 +44,8 @@ def lint_text(text: str, path: str, registry: Registry, *, tree: bool = False) -
     if lower.endswith(".jsonl"):
         return diagnostics + datafiles.check_jsonl(text, path), None
     if lower.endswith((".csv", ".tsv")):
-        return diagnostics + datafiles.check_table(text, path), None
+        more = kspon.check(text, path) if registry.style_for(path) == "kspon" else []
+        return diagnostics + datafiles.check_table(text, path) + more, None
     parsed = parse_text(text, path, registry, tree=tree)
     return diagnostics + long_lines(text, path) + parsed.diagnostics, parsed
 

@@ -111,6 +111,20 @@ RULES: dict[str, Rule] = {
              "(`|START_OF_TITLE|>두 번째 이야기`) is a one-line block and needs nothing. Set `[lint] "
              "require_end_markers = true` to make every missing END an S001 error instead.\n\nFix (safe): insert "
              "`|END_OF_X|>` where the block was closed.", SAFE),
+        Rule("T001", "unbalanced-overlap", W, "overlap tag /os… without its /oe on the line (or /oe without /os…)",
+             "With `--transcript-style kspon`, `/os1 … /oe` marks speech overlapping another speaker's turn. The "
+             "tags are removed in the build (the rows' order keeps the overlap), so an unbalanced one loses "
+             "nothing, but it usually means a tag was cut or mistyped.\n\nFix (safe): append `/oe` to a line whose "
+             "`/os…` never closes (the build removes both).", SAFE),
+        Rule("T002", "half-dual-transcription", W, "dual transcription (written)/(spoken) with a part missing",
+             "With `--transcript-style kspon`, `(360000명)/(삼십 육만 명)` gives the written and the spoken form; "
+             "the build keeps one (`--dual-transcription written|spoken`). `(20)(이 십)` lacks the slash and "
+             "`(5월)/` the spoken form: neither is read as a pair, so both forms, or the parentheses, end up in the "
+             "training text.\n\nFix (safe): insert `/` between the two forms when only the slash is missing.", SAFE),
+        Rule("T003", "unknown-transcript-tag", W, "transcript tag letter that is not n/, b/, l/, o/ or u/",
+             "With `--transcript-style kspon`, a lone letter and a slash marks a sound: `n/` noise, `b/` breath, "
+             "`l/` laughter, `o/` another voice, `u/` unintelligible speech (each becomes a SOUND cue). Another "
+             "letter is left in the text as written: probably a typo for one of these."),
         Rule("D001", "invalid-jsonl-line", E, "JSONL line is not valid JSON",
              "Each line of a `.jsonl` file must be one JSON object."),
         Rule("D002", "jsonl-record-shape", E, "JSONL record has neither `text` nor `messages`",

@@ -9,7 +9,7 @@ items by id; items present in only one file are reported and left out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import comb
+from math import exp, lgamma, log
 from pathlib import Path
 
 from malmungchi.eval.records import EvalInputError, id_key, read_jsonl
@@ -78,12 +78,25 @@ def read_results(path: str | Path) -> ResultsSide:
 
 
 def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: a binomial test of b successes in b + c trials at p = 1/2."""
+    """Two-sided exact McNemar p-value: a binomial test of b successes in b + c trials at p = 1/2.
+
+    The lower tail P(X <= m), m = min(b, c), is summed from its largest term down, in floating point: the term
+    at k = m comes from log-gamma, each one before it is the last times k / (n - k + 1), and the sum stops once
+    the terms no longer change it. That is O(sqrt(n)) steps at most, where summing exact binomial coefficients
+    as big integers cost seconds at 10,000 disagreeing items (and 17 s at 20,000)."""
     n = b + c
     if n == 0:
         return 1.0
-    tail = sum(comb(n, k) for k in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2 ** n)
+    m = min(b, c)
+    log_top = lgamma(n + 1) - lgamma(m + 1) - lgamma(n - m + 1) - n * log(2)
+    total, term, k = 1.0, 1.0, m
+    while k > 0:
+        term *= k / (n - k + 1)
+        if term < 1e-17 * total:
+            break
+        total += term
+        k -= 1
+    return min(1.0, 2 * exp(log_top) * total)
 
 
 def paired_bootstrap(a: list[float], b: list[float], *, resamples: int, seed: int,

@@ -59,7 +59,8 @@ class ChatRenderer:
                 messages.pop()
             r = self.render(messages, f"{doc.id}/d{k}", doc.id, source, doc.title)
             r.speakers = [speakers] if speakers else []
-            r.markers = self.text._r.markers if not out else r.markers
+            if not out:
+                r.markers, r.cues = self.text._r.markers, self.text._r.cues
             out.append(r)
         return out, problems
 

@@ -111,7 +111,7 @@ def read_source(path: str, key: str, registry: Registry, cfg: BuildConfig) -> So
     if lower.endswith(".jsonl"):
         _read_jsonl(src, text, registry, cfg.group_by)
     elif lower.endswith((".csv", ".tsv")):
-        _read_table(src, text, cfg)
+        _read_table(src, text, cfg, registry.style_for(path))
     else:
         _read_marker(src, text, registry)
     return src
@@ -273,7 +273,7 @@ def _table_without_bad_rows(src: SourceFile, text: str, sep: str, header: bool, 
                         schema={n: pl.String for n in names})
 
 
-def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
+def _read_table(src: SourceFile, text: str, cfg: BuildConfig, style: str = "none") -> None:
     import polars as pl
 
     sep = table_delimiter(src.path, text)
@@ -295,7 +295,7 @@ def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
             return _table_error(src, f"no column {cfg.group_by!r} for --group-by (columns: {', '.join(df.columns)})")
         groups = [None if v is None else f"{cfg.group_by}={v}" for v in df[col].to_list()]
     try:
-        _table_documents(src, df, cfg, header)
+        _table_documents(src, df, cfg, header, _cell_reader(style, cfg.dual_transcription))
     finally:
         if groups is not None:
             for doc in src.documents:
@@ -303,8 +303,18 @@ def _read_table(src: SourceFile, text: str, cfg: BuildConfig) -> None:
                     src.groups[doc.id] = groups[doc.index]
 
 
-def _table_documents(src: SourceFile, df, cfg: BuildConfig, header: bool) -> None:
-    """The documents of a read table: paired rows, text rows or one transcript (see `_read_table`)."""
+def _cell_reader(style: str, dual: str):
+    """A table cell → its inline parts: text as written, or read with the transcript conventions (corpus.kspon)."""
+    if style == "kspon":
+        from malmungchi.corpus import kspon
+
+        return lambda text, span: kspon.inline(text.strip(), span, dual)
+    return lambda text, span: (Text(text.strip(), span),)
+
+
+def _table_documents(src: SourceFile, df, cfg: BuildConfig, header: bool, cell) -> None:
+    """The documents of a read table: paired rows, text rows or one transcript (see `_read_table`); `cell` reads
+    a cell's text into inline parts."""
     if cfg.prompt_column or cfg.answer_column:
         if not (cfg.prompt_column and cfg.answer_column):
             raise InputError([f"{src.path}: give both --prompt-column and --answer-column"])
@@ -320,7 +330,11 @@ def _table_documents(src: SourceFile, df, cfg: BuildConfig, header: bool) -> Non
             if not (qt or "").strip() or not (at or "").strip():
                 src.dropped.append(Dropped(f"{src.key}#{i}", None, f"row at line {line}: empty prompt or answer"))
                 continue
-            turns = (Turn(qname, (Text(qt.strip(), span),), span), Turn(aname, (Text(at.strip(), span),), span))
+            q_parts, a_parts = cell(qt, span), cell(at, span)
+            if not q_parts or not a_parts:
+                src.dropped.append(Dropped(f"{src.key}#{i}", None, f"row at line {line}: empty prompt or answer"))
+                continue
+            turns = (Turn(qname, q_parts, span), Turn(aname, a_parts, span))
             src.documents.append(Document(src.key, i, None, (Dialogue(turns, span),), span))
         return
     if not (cfg.speaker_column or cfg.text_column):
@@ -335,7 +349,9 @@ def _table_documents(src: SourceFile, df, cfg: BuildConfig, header: bool) -> Non
         for i, t in enumerate(df[col].to_list()):
             if t and t.strip():
                 span = _span(src.key, 0, i + 1 + header)
-                src.documents.append(Document(src.key, i, None, (Narration((Text(t.strip(), span),), span),), span))
+                parts = cell(t, span)
+                if parts:
+                    src.documents.append(Document(src.key, i, None, (Narration(parts, span),), span))
         return
     try:
         s = _column(df, cfg.speaker_column, header, "speaker")
@@ -349,7 +365,9 @@ def _table_documents(src: SourceFile, df, cfg: BuildConfig, header: bool) -> Non
     for i, (who, said) in enumerate(zip(speakers, df[t].to_list())):
         if said and said.strip():
             span = _span(src.key, 0, i + 1 + header)
-            turns.append(Turn(who.strip() if who else None, (Text(said.strip(), span),), span))
+            parts = cell(said, span)
+            if parts:
+                turns.append(Turn(who.strip() if who else None, parts, span))
     if turns:
         span = _span(src.key, 0, 1)
         src.documents.append(Document(src.key, 0, None, (Dialogue(tuple(turns), span),), span))

@@ -38,6 +38,7 @@ class Rendered:
     messages: list[dict] | None = None  # chat mode
     speakers: list[dict[str, str]] = field(default_factory=list)  # per dialogue: speaker token → name
     markers: Counter = field(default_factory=Counter)  # marker occurrences by literal name
+    cues: Counter = field(default_factory=Counter)  # (inline marker, cue text) occurrences: what each SOUND was
     hangul: int = 0
     eojeol: int = 0
     nfd: int = 0  # conjoining jamo code points (decomposed Hangul)
@@ -232,6 +233,7 @@ class TextRenderer:
             elif isinstance(part, (Sound, Cue)):
                 name = part.name
                 self._r.markers[name] += 1
+                self._r.cues[(name, part.cue)] += 1
                 s = self.render_inline(name, part.cue)
                 out.add(s)
                 strip_next = not s

@@ -89,6 +89,7 @@ def _report(p: Plan) -> dict:
         "packing": {"packed": cfg.pack, "rows": rows_all,
                     "efficiency": round(total / (rows_all * cfg.max_length), 4) if rows_all else None},
         "markers": markers,
+        "cues": _cues(p),
         "korean": {
             "hangul_syllables": hangul, "eojeol": eojeol,
             "tokens_per_syllable": round(total / hangul, 3) if hangul else None,
@@ -148,6 +149,18 @@ def _markers(p: Plan, total: int) -> dict:
     return out
 
 
+def _cues(p: Plan, top: int = 12) -> dict[str, dict[str, int]]:
+    """Per inline marker, its most frequent cue texts (`(…)` after it; "" for none) with their counts."""
+    counts: Counter = Counter()
+    for r in p.rendered:
+        counts.update(r.cues)
+    by_name: dict[str, Counter] = {}
+    for (name, cue), n in counts.items():
+        by_name.setdefault(name, Counter())[cue or ""] += n
+    return {name: dict(sorted(c.most_common(top), key=lambda kv: (-kv[1], kv[0]))) for name, c in
+            sorted(by_name.items())}
+
+
 def _histogram(lengths: np.ndarray, max_length: int, bins: int = 10) -> list[dict]:
     edges = np.linspace(0, max_length, bins + 1).astype(int)
     counts, _ = np.histogram(lengths, bins=edges) if len(lengths) else (np.zeros(bins, int), None)
@@ -182,6 +195,9 @@ def render(rep: dict, console: Console) -> None:
             m.add_row(name, v["policy"], f"{v['count']:,}", str(v["tokens_as_text"]), "1",
                       f"{v['share_as_text']:.2%}", f"{v['share_as_special']:.2%}")
     console.print(m)
+    for name, cues in rep.get("cues", {}).items():
+        shown = ", ".join(f"{cue or '(no cue)'} {n:,}" for cue, n in cues.items())
+        console.print(f"cues of {name}: {shown}")
     k = rep["korean"]
     def na(x):
         return "n/a" if x is None else x

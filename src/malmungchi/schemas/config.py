@@ -53,6 +53,9 @@ TRAIN_ARGS_MANAGED = {
     "max_length": "rows were cut to length by the build",
     "eval_packing": "the build directory is already packed",
     "resume_from_checkpoint": "use --resume",
+    # the trainer would upload every checkpoint with the user's token in the middle of the run
+    **{k: "nothing is uploaded during training; upload the finished run directory yourself (e.g. `hf upload`)"
+       for k in ("push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo")},
 }
 
 # named fields → the SFTConfig field each one sets (an [train.args] entry for the same field conflicts)
@@ -184,6 +187,11 @@ class BuildConfig(_Strict):
     speaker_column: str | None = None
     text_column: str | None = None
     header: bool | None = None
+    transcript_style: Literal["none", "kspon"] = Field("none", description="speech-transcript conventions of "
+                                                        "tables (kspon: overlap, backchannel, dual, noise tags)")
+    transcript_patterns: dict[str, Literal["none", "kspon"]] = Field(default_factory=dict, description="glob → "
+                                                                     "transcript style, per file")
+    dual_transcription: Literal["written", "spoken"] = "written"
     group_by: str | None = Field(None, description="a .jsonl field or table column naming the group (book) of each "
                                                    "row; rows of one group share a split")
 
@@ -212,7 +220,8 @@ class Config(_Strict):
 
     def registry(self) -> Registry:
         return default_registry().strict(self.lint.require_end_markers).with_extras(
-            {k: v.model_dump() for k, v in self.markers.items()})
+            {k: v.model_dump() for k, v in self.markers.items()}).with_transcripts(
+            self.build.transcript_style, self.build.transcript_patterns)
 
 
 def _model_fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

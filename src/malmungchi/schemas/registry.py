@@ -52,15 +52,46 @@ class Registry(BaseModel):
     # False: start-only spelling allowed (a block closes at the end of its START line when text follows on it, or
     # before the next block marker or |END_OF_BOOK|> with a warning); True: every block needs its |END_OF_X|>
     require_end: bool = False
+    # speech-transcript conventions of tables (`corpus.kspon`): the style of every table, and (glob, style) pairs
+    # that override it per file, first match wins
+    transcript_style: str = "none"
+    transcript_patterns: tuple[tuple[str, str], ...] = ()
+
+    def _copy(self, **changes) -> Registry:
+        fields = {"markers": self.markers, "require_end": self.require_end,
+                  "transcript_style": self.transcript_style, "transcript_patterns": self.transcript_patterns}
+        return Registry(**(fields | changes))
 
     def with_extras(self, extras: dict[str, dict]) -> Registry:
         specs = {m.name: m for m in self.markers}
         for name, fields in extras.items():
             specs[name] = MarkerSpec(name=name, **fields)
-        return Registry(markers=tuple(specs.values()), require_end=self.require_end)
+        return self._copy(markers=tuple(specs.values()))
 
     def strict(self, require_end: bool = True) -> Registry:
-        return Registry(markers=self.markers, require_end=require_end)
+        return self._copy(require_end=require_end)
+
+    def with_transcripts(self, style: str, patterns: dict[str, str] | None = None) -> Registry:
+        """Tables read with the `style` conventions (and `patterns` per file); a kspon style anywhere registers the
+        BACKCHANNEL cue its backchannels become."""
+        pairs = tuple((patterns or {}).items())
+        markers = self.markers
+        if "kspon" in (style, *(s for _, s in pairs)) and not any(m.name == "BACKCHANNEL" for m in markers):
+            markers = markers + (MarkerSpec(name="BACKCHANNEL", kind=MarkerKind.inline, description="맞장구",
+                                            inside=(BOOK, "DIALOGUE")),)
+        return self._copy(markers=markers, transcript_style=style, transcript_patterns=pairs)
+
+    def style_for(self, path: str) -> str:
+        """The transcript style of the table at `path`."""
+        import fnmatch
+        import os
+
+        norm = path.replace(os.sep, "/")
+        for pattern, style in self.transcript_patterns:
+            if fnmatch.fnmatch(norm, pattern) or fnmatch.fnmatch(norm, f"*/{pattern}") or \
+                    fnmatch.fnmatch(os.path.basename(norm), pattern):
+                return style
+        return self.transcript_style
 
     @cached_property
     def tokens(self) -> dict[str, tuple[MarkerSpec, str]]:
