@@ -58,3 +58,21 @@ def test_the_undamaged_run_still_loads(run_dir):
     model, tok, manifest = load_for_inference(run_dir)
     assert manifest["quantization"] == "none"
     assert json.loads((run_dir / "adapter" / "adapter_config.json").read_text())["r"] == 4
+
+
+def test_device_is_honoured_for_run_folders(run_dir, tmp_path):
+    """`--device` used to be ignored for run folders: `--device cuda` "worked" on a machine without CUDA."""
+    import torch
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "a", "prompt": "옛날 옛적에", "answer": "호랑이가"}, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    args = ["eval", "run", str(run_dir), "--data", str(gold), "--max-new-tokens", "2"]
+    if not torch.cuda.is_available():
+        r = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "cuda.jsonl"), "--device", "cuda"])
+        assert r.exit_code == 2 and "--device cuda: no CUDA device is available" in r.stderr
+        assert not (tmp_path / "cuda.jsonl").exists()
+    from malmungchi.eval.load import load
+
+    loaded = load(run_dir, device="cpu")
+    assert {p.device.type for p in loaded.model.parameters()} == {"cpu"}

@@ -36,6 +36,8 @@ def pick_device(device: str) -> str:
     if device != "auto":
         if device == "cuda" and not torch.cuda.is_available():
             raise EvalInputError("--device cuda: no CUDA device is available; use --device cpu")
+        if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise EvalInputError("--device mps: no Apple GPU (MPS) is available; use --device cpu")
         return device
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -65,7 +67,7 @@ def load(path: str | Path, *, device: str = "auto", dtype: str = "auto") -> Load
     if not p.is_dir():
         raise EvalInputError(f"{p}: not a folder; pass a run folder or a model folder (with config.json)")
     if is_run_dir(p):
-        return _load_run(p, dtype)
+        return _load_run(p, pick_device(device), dtype)
     if (p / "config.json").is_file():
         return _load_model_dir(p, device, dtype)
     if (p / "adapter_config.json").is_file():
@@ -93,7 +95,7 @@ def _load_model_dir(path: Path, device: str, dtype: str) -> LoadedModel:
     return LoadedModel(model, tokenizer, path, "model", None, [path], str(torch_dtype).removeprefix("torch."))
 
 
-def _load_run(path: Path, dtype: str) -> LoadedModel:
+def _load_run(path: Path, device: str, dtype: str) -> LoadedModel:
     try:
         manifest = json.loads((path / RUN_MANIFEST).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -110,7 +112,8 @@ def _load_run(path: Path, dtype: str) -> LoadedModel:
     mismatch = getattr(loader, "RunMismatchError", None)
     try:
         options = {} if dtype == "auto" else {"dtype": dtype}
-        model, tokenizer, run_manifest = loader.load_for_inference(path, **options)
+        # the base is placed where --device says at load time (a 4-bit base cannot be moved afterwards)
+        model, tokenizer, run_manifest = loader.load_for_inference(path, device_map={"": device}, **options)
     except Exception as err:  # noqa: BLE001 - only the loader's own error is turned into a message
         if mismatch is not None and isinstance(err, mismatch):
             raise EvalInputError(*getattr(err, "lines", None) or [f"{path}: {err}"]) from None
