@@ -16,7 +16,11 @@ from typing import Any
 from malmungchi.train.build_dir import NewToken
 from malmungchi.train.errors import TrainError
 
-RESIZE_MULTIPLE = 64  # when the vocabulary must grow, round the rows up (tensor-core friendly)
+# When the vocabulary must grow it grows to exactly the tokenizer's size. Rounding the rows up to a multiple of 64
+# (tensor-core friendly) made every run unloadable by plain peft: AutoPeftModelForCausalLM resizes the base to
+# len(tokenizer), so trained rows for a padded matrix no longer fit. Runs made with padding load as before (the
+# loader reads rows_after from the run manifest).
+RESIZE_MULTIPLE = 1
 
 
 # --- devices, dtypes, quantization ----------------------------------------------------------------------------------

@@ -488,6 +488,8 @@ def write_run_dir(plan: Plan, prep: Prepared, trainer, manifest, callback, resul
     out.mkdir(parents=True, exist_ok=True)
     model = trainer.accelerator.unwrap_model(trainer.model)
     model.save_pretrained(out / "adapter")
+    # beside the adapter too: peft's AutoPeftModelForCausalLM (and lm-eval's peft=) resize the base to it
+    prep.tokenizer.save_pretrained(str(out / "adapter"))
     if (out / "tokenizer").exists():
         shutil.rmtree(out / "tokenizer")
     shutil.copytree(plan.build.tokenizer_dir, out / "tokenizer")
