@@ -48,6 +48,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import print_machine  # bench/machine.py: what this ran on
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,6 +249,7 @@ def main() -> None:
     if a.worker:
         print(json.dumps(worker(a.worker, a.corpus, a.texts, a.tokenizer, a.max_length, a.out)))
         return
+    print_machine()
     print(f"cores: {os.cpu_count()}, tokenizer: {a.tokenizer}, max_length: {a.max_length}")
     for mb in [float(x) for x in a.sizes.split(",")]:
         tmp = Path(tempfile.mkdtemp(prefix="mmc-bench-"))

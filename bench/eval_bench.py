@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import print_machine  # bench/machine.py: what this ran on
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizers" / "qwen3"
 
@@ -54,6 +56,7 @@ def main() -> int:
     from malmungchi.quiet import quiet_third_party_logs
 
     quiet_third_party_logs()
+    print_machine()
 
     import torch
     import transformers

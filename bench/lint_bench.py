@@ -24,6 +24,8 @@ import unicodedata
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from machine import print_machine  # bench/machine.py: what this ran on
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SAMPLE = ROOT / "src" / "malmungchi" / "data" / "sample"
@@ -139,6 +141,7 @@ def main() -> None:
     if args.big_child:
         big_file_child(args.big_child)
         return
+    print_machine()
 
     from malmungchi.corpus.lint import lint_paths
     from malmungchi.schemas.registry import default_registry

@@ -25,6 +25,8 @@ import time
 import warnings
 from pathlib import Path
 
+from machine import print_machine  # bench/machine.py: what this ran on
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"  # the shared data beside the checkout (../shared/data)
 
@@ -169,6 +171,7 @@ def main():
     from malmungchi.quiet import quiet_third_party_logs
 
     quiet_third_party_logs()
+    print_machine()
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
