@@ -12,15 +12,33 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def _unpack_tokenizer(tmp_path_factory, name: str) -> Path:
+    src = FIXTURES / "tokenizers" / name
+    out = tmp_path_factory.mktemp(f"{name}-tokenizer")
+    with gzip.open(src / "tokenizer.json.gz", "rb") as fin, open(out / "tokenizer.json", "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    for f in src.iterdir():
+        if f.name not in ("tokenizer.json.gz", "LICENSE"):
+            shutil.copy(f, out / f.name)
+    return out
+
+
 @pytest.fixture(scope="session")
 def qwen3_tokenizer_dir(tmp_path_factory) -> Path:
     """A folder holding the real Qwen3 tokenizer (tokenizer.json + tokenizer_config.json)."""
-    src = FIXTURES / "tokenizers" / "qwen3"
-    out = tmp_path_factory.mktemp("qwen3-tokenizer")
-    with gzip.open(src / "tokenizer.json.gz", "rb") as fin, open(out / "tokenizer.json", "wb") as fout:
-        shutil.copyfileobj(fin, fout)
-    shutil.copy(src / "tokenizer_config.json", out / "tokenizer_config.json")
-    return out
+    return _unpack_tokenizer(tmp_path_factory, "qwen3")
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer_dir(tmp_path_factory) -> Path:
+    """The real Llama 3 tokenizer (adds a BOS, no pad token)."""
+    return _unpack_tokenizer(tmp_path_factory, "llama3")
+
+
+@pytest.fixture(scope="session")
+def kogpt2_tokenizer_dir(tmp_path_factory) -> Path:
+    """The real KoGPT2 v1 tokenizer folder, config.json included (Metaspace-style BPE, NFKC)."""
+    return _unpack_tokenizer(tmp_path_factory, "kogpt2")
 
 
 @pytest.fixture(scope="session")

@@ -106,7 +106,11 @@ class Registration:
 
 
 def register_tokens(tok, tokens: list[str]) -> Registration:
-    """Register `tokens` as special tokens (one id each, never normalized or stripped) and check them."""
+    """Register `tokens` as added tokens (one id each, never normalized or stripped) and check them.
+
+    They are added as *non-special* tokens (`AddedToken(special=False, normalized=False)`): still one id each,
+    matched before any normalizer, but kept by `decode(skip_special_tokens=True)`, the default of lm-eval, vLLM and
+    most tutorials; registered as special tokens, the markers vanished from every model output decoded that way."""
     from tokenizers import AddedToken
 
     reg = Registration(vocab_before=len(tok))
@@ -119,11 +123,11 @@ def register_tokens(tok, tokens: list[str]) -> Registration:
             reg.reused[t] = known
             if t not in existing_special:
                 reg.collisions.append(f"{t} is already an ordinary vocabulary entry (id {known}); it is "
-                                      "reused and made special, so text that spelled it out now maps to one id")
+                                      "reused as the marker's token, so text that spelled it out now maps to one id")
         else:
-            new.append(AddedToken(t, special=True, normalized=False, lstrip=False, rstrip=False, single_word=False))
+            new.append(AddedToken(t, special=False, normalized=False, lstrip=False, rstrip=False, single_word=False))
     if new:
-        tok.add_tokens(new, special_tokens=True)
+        tok.add_tokens(new, special_tokens=False)
     for t in tokens:
         ids = tok.encode(t, add_special_tokens=False)
         if len(ids) != 1:
