@@ -101,6 +101,7 @@ def test_marker_soup_never_crashes_and_fix_is_idempotent(folder, data, suffix):
 @SETTINGS
 @given(text=soup)
 @example(text="|SOUND|SOUND|>")
+@example(text="\r|START OF TITLE|")  # S009's inserted END must use the file's line ending (CR here)
 def test_unsafe_fix_also_reaches_a_fixed_point(folder, text):
     path = folder / "unsafe.txt"
     path.write_bytes(text.encode("utf-8"))

@@ -203,10 +203,12 @@ class _Parser:
         end = f"|END_OF_{frame.name}|>"
         self.report("S009", f"{o.canonical} has no {end}: closed before {where}", o.start, o.end,
                     fix=f"insert {end} before {where}")
+        brk = LINE_BREAK.search(self.text)
+        nl = brk.group() if brk else "\n"  # the file's own line ending: a fix must not mix them (U005)
         if at >= len(self.text):
-            text = end + "\n" if not self.text or self.text[-1] in "\r\n" else "\n" + end + "\n"
+            text = end + nl if not self.text or self.text[-1] in "\r\n" else nl + end + nl
         else:
-            text = end + "\n" if self._starts_line(at) else end
+            text = end + nl if self._starts_line(at) else end
         self.insertions.append((at, text))
         self._pop(self._implicit_close(frame, at))
 
