@@ -7,6 +7,7 @@ import click
 from malmungchi import __version__
 from malmungchi.cli.build import build_command, stats_command
 from malmungchi.cli.corpus import corpus
+from malmungchi.cli.env import env_command
 from malmungchi.cli.quickstart import quickstart
 from malmungchi.cli.eval import eval_group
 from malmungchi.cli.train import train
@@ -40,3 +41,4 @@ main.add_command(corpus)
 main.add_command(train)
 main.add_command(eval_group)
 main.add_command(quickstart)
+main.add_command(env_command)
