@@ -161,8 +161,6 @@ def _plan(kw: dict):
 @click.option("--force", is_flag=True, help="Replace an existing build directory.")
 def build_command(out, force, **kw):
     """Tokenize, split, pack and write a build directory (docs/DESIGN.md) from marker text, .jsonl and tables."""
-    from pathlib import Path
-
     from malmungchi.outdir import build_out_problem
     from malmungchi.prep.stats import render, report
     from malmungchi.prep.write import EmptyBuild, OutputExists, restore_interrupted_swap, write_build

@@ -83,29 +83,25 @@ def _insert_end_markers(text: str, path: str, registry: Registry) -> str:
     from malmungchi.corpus.parse import parse_text
 
     inserts = parse_text(text, path, registry, tree=False).insertions
-    if not inserts:
+    return _splice(text, [(at, at, end) for at, end in sorted(inserts, key=lambda x: x[0])])
+
+
+def _splice(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """`text` with each (start, end, replacement) applied; the edits are in order and do not overlap."""
+    if not edits:
         return text
     out, pos = [], 0
-    for at, end in sorted(inserts, key=lambda x: x[0]):
-        out.append(text[pos:at])
-        out.append(end)
-        pos = at
+    for start, end, new in edits:
+        out.append(text[pos:start])
+        out.append(new)
+        pos = end
     out.append(text[pos:])
     return "".join(out)
 
 
 def _rewrite_markers(text: str, registry: Registry, code: str) -> str:
     tokens, _ = scan_markers(text, registry)
-    edits = [t for t in tokens if t.code == code]
-    if not edits:
-        return text
-    out, pos = [], 0
-    for t in edits:
-        out.append(text[pos:t.start])
-        out.append(t.canonical)
-        pos = t.end
-    out.append(text[pos:])
-    return "".join(out)
+    return _splice(text, [(t.start, t.end, t.canonical) for t in tokens if t.code == code])
 
 
 def fix_file(path: str, registry: Registry, *, select: list[str], ignore: list[str], unsafe: bool) -> FixResult | None:

@@ -56,7 +56,8 @@ class InputError(Exception):
 
 
 class Inputs(list):
-    """(path, key) pairs, plus the lines saying which folders were skipped as our own outputs."""
+    """(path, key) pairs, plus the lines naming what was skipped (our own outputs, annotation files) and the
+    folders reached twice."""
 
     def __init__(self, pairs, skipped: list[str], revisited: list[Diagnostic] | None = None):
         super().__init__(pairs)
@@ -261,10 +262,7 @@ def _table_without_bad_rows(src: SourceFile, text: str, sep: str, header: bool, 
     except csv.Error as err:
         _table_error(src, f"cannot read table at line {reader.line_num}: {err}")
         return None
-    if not rows:
-        _table_error(src, "cannot read table: " + " ".join(str(exc).split())[:300])
-        return None
-    if not any(d.code == "D003" for d in src.errors):  # polars failed on something the rows do not show
+    if not rows or not any(d.code == "D003" for d in src.errors):  # polars failed on what the rows do not show
         _table_error(src, "cannot read table: " + " ".join(str(exc).split())[:300])
         return None
     names = rows[0] if header else [f"column_{i + 1}" for i in range(len(rows[0]))]

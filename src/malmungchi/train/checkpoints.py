@@ -45,24 +45,25 @@ def check_adapter(adapter: Path) -> None:
         from safetensors import safe_open
 
         try:
-            with safe_open(str(weights), framework="pt") as fh:
-                names = list(fh.keys())
-                for name in names:
-                    fh.get_slice(name)  # reads each tensor's header entry against the file's length
+            with safe_open(str(weights), framework="pt"):
+                pass  # opening checks the header and that the tensors' offsets cover the file exactly
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for every defect
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunMismatchError(f"{weights}: not a readable safetensors file ({first}); truncated or damaged "
                                    "(train the run again)") from None
 
 
+def checkpoint_step(ckpt: Path) -> int:
+    """N of a `checkpoint-N` folder (-1 for any other name)."""
+    tail = ckpt.name.split("-")[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
 def complete_checkpoints(folder: Path) -> list[Path]:
     """The whole checkpoints under `folder` (`checkpoint-N`), newest first."""
-    found = []
-    for d in folder.glob("checkpoint-*") if folder.is_dir() else []:
-        step = d.name.split("-")[-1]
-        if step.isdigit() and _whole(d):
-            found.append((int(step), d))
-    return [d for _, d in sorted(found, reverse=True)]
+    found = [d for d in folder.glob("checkpoint-*") if checkpoint_step(d) >= 0 and _whole(d)] \
+        if folder.is_dir() else []
+    return sorted(found, key=checkpoint_step, reverse=True)
 
 
 def _whole(ckpt: Path) -> bool:

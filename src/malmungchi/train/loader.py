@@ -118,4 +118,3 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
         raise RunMismatchError(f"{adapter}: does not fit the rebuilt base model: {str(exc).splitlines()[0]}") from None
     model.eval()
     return model, tokenizer, manifest
-

@@ -15,11 +15,9 @@ from malmungchi.atomic import write_json
 from malmungchi.schemas.config import TrainConfig
 from malmungchi.train import modeling
 from malmungchi.train.build_dir import BuildDir, read_build_dir
-from malmungchi.outdir import overlap_problem
-from malmungchi.train.checkpoints import complete_checkpoints, only_run_files
+from malmungchi.outdir import RUN_MANIFEST, overlap_problem
+from malmungchi.train.checkpoints import checkpoint_step, complete_checkpoints, only_run_files
 from malmungchi.train.errors import TrainError
-
-RUN_MANIFEST = "run_manifest.json"
 SCHEMA_VERSION = 1
 
 DEFAULTS = {"epochs": 1.0, "lr": 2e-4, "batch_size": 4, "grad_accum": 1, "seed": 42, "report_to": "none"}
@@ -346,7 +344,8 @@ def check_out_dir(plan: Plan, resume: bool) -> tuple[str | bool, str | None]:
     done = complete_checkpoints(ckpt)
     finished = (out / RUN_MANIFEST).is_file()
     if resume and done:
-        torn = sorted(d.name for d in ckpt.glob("checkpoint-*") if d not in done and _step(d) > _step(done[0]))
+        newest = checkpoint_step(done[0])
+        torn = sorted(d.name for d in ckpt.glob("checkpoint-*") if d not in done and checkpoint_step(d) > newest)
         notice = f"{', '.join(torn)} incomplete (killed while saving?): resuming from {done[0].name}" if torn \
             else None
         return str(done[0]), notice
@@ -355,7 +354,7 @@ def check_out_dir(plan: Plan, resume: bool) -> tuple[str | bool, str | None]:
             raise TrainError(f"--resume: no checkpoint in {ckpt}")
         return False, None
     if not done and not finished and only_run_files(out):
-        if int(os.environ.get("RANK", "0") or 0) == 0:
+        if is_main_process():
             for entry in out.iterdir():
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
@@ -366,11 +365,6 @@ def check_out_dir(plan: Plan, resume: bool) -> tuple[str | bool, str | None]:
         raise TrainError(f"--resume: no whole checkpoint in {ckpt}" + (" (the run finished)" if finished else ""))
     what = "a finished run" if finished else "not empty"
     raise TrainError(f"--out {out}: {what} (use --resume to continue its last checkpoint, or another --out)")
-
-
-def _step(ckpt: Path) -> int:
-    tail = ckpt.name.split("-")[-1]
-    return int(tail) if tail.isdigit() else -1
 
 
 def is_main_process() -> bool:
@@ -397,7 +391,7 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
     quiet_libraries()
     no_hub_telemetry()
     resume_from, out_notice = check_out_dir(plan, resume)
-    if console is not None and out_notice and int(os.environ.get("RANK", "0") or 0) == 0:
+    if console is not None and out_notice and is_main_process():
         console.print(out_notice)
     args = sft_config(plan, resume=resume)
     set_seed(plan.seed)
