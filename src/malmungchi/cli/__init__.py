@@ -22,8 +22,17 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
+            import os
+            import signal
+            import sys
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not turn this into a traceback
             click.echo("interrupted (Ctrl-C); nothing half-written was left behind", err=True)
-            ctx.exit(130)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # every writer has already removed its temporaries on the way up; exiting here keeps interpreter
+            # shutdown (process pools, threads) from being interrupted again and ending by the signal (-2)
+            os._exit(130)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
