@@ -6,6 +6,8 @@ tools that stringify ids; anything other than a string or an integer is rejected
 
 from __future__ import annotations
 
+from malmungchi.errors import UserError
+
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,12 +17,8 @@ from typing import Any
 from malmungchi.corpus.datafiles import valid_messages
 
 
-class EvalInputError(Exception):
+class EvalInputError(UserError):
     """An input problem; `lines` holds one message per problem, each naming the file (and line)."""
-
-    def __init__(self, *lines: str):
-        super().__init__("\n".join(lines))
-        self.lines = list(lines)
 
 
 @dataclass(frozen=True)

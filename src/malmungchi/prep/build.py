@@ -13,6 +13,8 @@ documents (not tokens) plus numpy over tokens. The result is the same as reading
 
 from __future__ import annotations
 
+from malmungchi.errors import UserError
+
 import os
 from array import array
 from collections import deque
@@ -56,12 +58,8 @@ class LintRefusal(Exception):
         self.diagnostics = diagnostics
 
 
-class BuildError(Exception):
+class BuildError(UserError):
     """A problem with the build's options or inputs (one line each)."""
-
-    def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 @dataclass

@@ -8,6 +8,8 @@ the model must learn to stop with). Text after the last assistant turn is cut so
 
 from __future__ import annotations
 
+from malmungchi.errors import UserError
+
 from malmungchi.corpus.tree import Block, Dialogue, Document, Narration
 from malmungchi.prep.policies import speaker_token
 from malmungchi.prep.render import Rendered, TextRenderer, measure
@@ -15,8 +17,8 @@ from malmungchi.prep.render import Rendered, TextRenderer, measure
 ROLES = {"system", "user", "assistant"}
 
 
-class ChatError(Exception):
-    pass
+class ChatError(UserError):
+    """A user-facing problem of this stage (see `malmungchi.errors.UserError`)."""
 
 
 def end_of_turn(tok) -> str:

@@ -8,6 +8,8 @@ on where the corpus sits on disk, so ids (and therefore splits) survive moving t
 
 from __future__ import annotations
 
+from malmungchi.errors import UserError
+
 import hashlib
 import io
 import json
@@ -47,12 +49,8 @@ class SourceFile:
     groups: dict[str, str] = field(default_factory=dict)  # document id → group (rows of one book share a split)
 
 
-class InputError(Exception):
+class InputError(UserError):
     """Inputs that do not exist or cannot be read as asked (one line each)."""
-
-    def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 class Inputs(list):

@@ -6,6 +6,8 @@ local cache only (`local_files_only`, `HF_HUB_OFFLINE=1`), so a missing tokenize
 
 from __future__ import annotations
 
+from malmungchi.errors import UserError
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ import regex
 HUB_ID = regex.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
-class TokenizerError(Exception):
+class TokenizerError(UserError):
     """The tokenizer could not be loaded or used; the message is one line naming the path or id."""
 
 

@@ -7,6 +7,8 @@ can also take the memorisation pairs from the train split); the summary reads wh
 
 from __future__ import annotations
 
+from malmungchi.errors import UserError
+
 import json
 import shutil
 import time
@@ -23,8 +25,8 @@ MARKER_FILE = ".malmungchi-quickstart"
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
-class QuickstartError(Exception):
-    pass
+class QuickstartError(UserError):
+    """A user-facing problem of this stage (see `malmungchi.errors.UserError`)."""
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from malmungchi.errors import UserError
+
 import difflib
 import tomllib
 from pathlib import Path
@@ -13,12 +15,8 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, 
 from malmungchi.schemas.registry import MarkerKind, Registry, default_registry
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A configuration problem; `lines` holds one clear line per error, all reported at once."""
-
-    def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 class _Strict(BaseModel):

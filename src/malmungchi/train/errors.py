@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from malmungchi.errors import UserError
 
-class TrainError(Exception):
+
+class TrainError(UserError):
     """A problem the user can fix (bad build directory, missing model, bad option): one line per problem."""
-
-    def __init__(self, *lines: str):
-        super().__init__("\n".join(lines))
-        self.lines = list(lines)
 
 
 class RunMismatchError(TrainError):
