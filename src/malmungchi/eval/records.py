@@ -6,8 +6,6 @@ tools that stringify ids; anything other than a string or an integer is rejected
 
 from __future__ import annotations
 
-from malmungchi.errors import UserError
-
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from malmungchi.corpus.datafiles import valid_messages
+from malmungchi.errors import UserError
 
 
 class EvalInputError(UserError):

@@ -13,8 +13,6 @@ documents (not tokens) plus numpy over tokens. The result is the same as reading
 
 from __future__ import annotations
 
-from malmungchi.errors import UserError
-
 import os
 from array import array
 from collections import deque
@@ -26,6 +24,7 @@ import pyarrow as pa
 
 from malmungchi.corpus.diagnostics import Diagnostic
 from malmungchi.corpus.parse import collector_paused
+from malmungchi.errors import UserError
 from malmungchi.prep import chat as chatmod
 from malmungchi.prep.encode import BATCH_CHARS, Encoded, Encoder, EncoderMismatch, Lost, Piece, Seq, TextEncoder, \
     batches

@@ -8,9 +8,8 @@ the model must learn to stop with). Text after the last assistant turn is cut so
 
 from __future__ import annotations
 
-from malmungchi.errors import UserError
-
 from malmungchi.corpus.tree import Block, Dialogue, Document, Narration
+from malmungchi.errors import UserError
 from malmungchi.prep.policies import speaker_token
 from malmungchi.prep.render import Rendered, TextRenderer, measure
 

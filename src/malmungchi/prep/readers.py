@@ -8,8 +8,6 @@ on where the corpus sits on disk, so ids (and therefore splits) survive moving t
 
 from __future__ import annotations
 
-from malmungchi.errors import UserError
-
 import hashlib
 import io
 import json
@@ -25,6 +23,7 @@ from malmungchi.corpus.rules import Severity
 from malmungchi.corpus.source import decode, read_bytes
 from malmungchi.corpus.tree import Dialogue, Document, Span, Text, Turn
 from malmungchi.corpus.walk import discover
+from malmungchi.errors import UserError
 from malmungchi.schemas.config import BuildConfig
 from malmungchi.schemas.registry import Registry
 

@@ -6,14 +6,14 @@ local cache only (`local_files_only`, `HF_HUB_OFFLINE=1`), so a missing tokenize
 
 from __future__ import annotations
 
-from malmungchi.errors import UserError
-
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import regex
+
+from malmungchi.errors import UserError
 
 HUB_ID = regex.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 

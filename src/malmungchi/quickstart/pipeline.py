@@ -7,8 +7,6 @@ can also take the memorisation pairs from the train split); the summary reads wh
 
 from __future__ import annotations
 
-from malmungchi.errors import UserError
-
 import json
 import shutil
 import time
@@ -20,6 +18,8 @@ import click
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+
+from malmungchi.errors import UserError
 
 MARKER_FILE = ".malmungchi-quickstart"
 SPARKS = "▁▂▃▄▅▆▇█"

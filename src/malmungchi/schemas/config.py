@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from malmungchi.errors import UserError
-
 import difflib
 import tomllib
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator,
                       model_validator)
 
+from malmungchi.errors import UserError
 from malmungchi.schemas.registry import MarkerKind, Registry, default_registry
 
 
