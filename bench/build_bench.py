@@ -103,7 +103,7 @@ def make_corpus(root: Path, megabytes: float) -> int:
 
 def dump_rendered(corpus: Path, tok_dir: str, out: Path, max_length: int) -> int:
     """Our renderer's texts (what every method tokenizes), one JSON string per line, deduplicated as ours does."""
-    from malmungchi.prep.build import _stream
+    from malmungchi.prep.stream import stream
     from malmungchi.prep.readers import find_inputs
     from malmungchi.schemas.config import BuildConfig
     from malmungchi.schemas.registry import default_registry
@@ -111,7 +111,7 @@ def dump_rendered(corpus: Path, tok_dir: str, out: Path, max_length: int) -> int
     cfg = BuildConfig(max_length=max_length)
     seen, n = set(), 0
     with out.open("w", encoding="utf-8") as fh:
-        for s, rendered in _stream(find_inputs([str(corpus)]), default_registry(), cfg, None, True):
+        for s, rendered in stream(find_inputs([str(corpus)]), default_registry(), cfg, None, True):
             for _, r in rendered or ():
                 if r is None or r.dedup_key() in seen:
                     continue

@@ -34,12 +34,13 @@ def _summary(p):
 
 def test_reader_processes_give_the_same_build(tmp_path, qwen3_tokenizer_dir, monkeypatch):
     import malmungchi.prep.build as build
+    import malmungchi.prep.stream as stream
     import malmungchi.prep.encode as encode
 
     _corpus(tmp_path / "c")
     cfg = dict(max_length=48, eval_context=32, allow_errors=True)
     serial = make_plan([tmp_path / "c"], qwen3_tokenizer_dir, **cfg)
-    monkeypatch.setattr(build, "PARALLEL_BYTES", 0)  # a pool even for a small corpus
+    monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)  # a pool even for a small corpus
     pooled = build.plan([str(tmp_path / "c")], serial.cfg, build_registry(), tokenizer_source=str(qwen3_tokenizer_dir),
                         jobs=2)
     monkeypatch.setattr(encode, "token_byte_lengths", lambda backend: None)  # offsets everywhere
@@ -62,13 +63,14 @@ def test_tiktoken_gives_the_same_build_in_readers_and_in_one_process(tmp_path, q
     """The readers inherit tiktoken's encoder from the main process; the main process encodes with it too (the
     NFD book is left to the tokenizer); every sequence, row and eval item is the same as with the tokenizer."""
     import malmungchi.prep.build as build
+    import malmungchi.prep.stream as stream
 
     _corpus(tmp_path / "c")
     cfg = dict(max_length=48, eval_context=32, allow_errors=True)
     want = _summary(make_plan([tmp_path / "c"], qwen3_tokenizer_dir, **cfg))
     serial = build.plan([str(tmp_path / "c")], build.BuildConfig(**cfg), build_registry(),
                         tokenizer_source=str(qwen3_tokenizer_dir), encoder="tiktoken")
-    monkeypatch.setattr(build, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)
     pooled = build.plan([str(tmp_path / "c")], build.BuildConfig(**cfg), build_registry(),
                         tokenizer_source=str(qwen3_tokenizer_dir), encoder="tiktoken", jobs=2)
     assert _summary(serial) == want
@@ -80,6 +82,7 @@ def test_a_tokenizer_that_adds_a_bos_gives_the_same_build_every_way(tmp_path, qw
     counted as no bytes, and ids from tiktoken with the BOS put first, give the build the tokenizer's offsets
     give."""
     import malmungchi.prep.build as build
+    import malmungchi.prep.stream as stream
     import malmungchi.prep.encode as encode
     from malmungchi.prep.tokenizer import load_tokenizer
     from tokenizers import processors
@@ -99,7 +102,7 @@ def test_a_tokenizer_that_adds_a_bos_gives_the_same_build_every_way(tmp_path, qw
 
     by_bytes = run(encoder="tokenizers")
     fast = run(encoder="tiktoken")
-    monkeypatch.setattr(build, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)
     fast_pooled = run(encoder="tiktoken", jobs=2)
     monkeypatch.setattr(encode, "token_byte_lengths", lambda backend: None)  # offsets everywhere
     want = run(encoder="tokenizers")

@@ -6,6 +6,7 @@ import numpy as np
 
 from build_helpers import book, make_plan, write
 from malmungchi.prep.encode import Seq
+from malmungchi.prep.ledger import DropKind
 from malmungchi.prep.render import Rendered
 from malmungchi.prep.split import assign, intervals, split_of, unit_number
 from malmungchi.schemas.config import SplitRatios
@@ -65,12 +66,13 @@ def test_dedup_and_split_stability_end_to_end(qwen3_tokenizer_dir, tmp_path):
     p = make_plan([d], qwen3_tokenizer_dir, split_unit="document", splits={"train": 0.6, "validation": 0.2,
                                                                              "test": 0.2})
     assert p.duplicates == 2
-    dropped = [x for x in p.documents if x["status"] == "dropped"]
-    assert sorted(x["reason"] for x in dropped) == ["duplicate of c/a.txt#3", "duplicate of c/a.txt#5"]
-    before = {x["id"]: x["split"] for x in p.documents if x["status"] == "kept"}
+    dropped = [x for x in p.documents if not x.kept]
+    assert sorted(x.reason for x in dropped) == ["duplicate of c/a.txt#3", "duplicate of c/a.txt#5"]
+    assert {x.kind for x in dropped} == {DropKind.DUPLICATE}
+    before = {x.id: x.split for x in p.documents if x.kept}
     write(d, "c.txt", "".join(book(100 + i) for i in range(5)))
     p2 = make_plan([d], qwen3_tokenizer_dir, split_unit="document", splits={"train": 0.6, "validation": 0.2,
                                                                               "test": 0.2})
-    after = {x["id"]: x["split"] for x in p2.documents if x["status"] == "kept"}
+    after = {x.id: x.split for x in p2.documents if x.kept}
     assert all(after[k] == v for k, v in before.items())
     assert len(after) == len(before) + 5

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from build_helpers import BOOK, book, write
 from malmungchi.cli import main
 from malmungchi.corpus import source
+from malmungchi.prep.ledger import DropKind
 
 UNCLOSED = "|START_OF_DIALOGUE|>\n철수: 엉뚱한 끝\n|END_OF_TITLE|>\n|END_OF_BOOK|>\n"  # S002: that book is dropped
 
@@ -260,10 +261,10 @@ def test_dropping_a_hopeless_segment_keeps_the_rest_of_the_document(qwen3_tokeni
         finally:
             encode.hopeless_chars = old
         (doc,) = dropped.documents
-        assert doc["status"] == "dropped" and "(--long-documents drop)" in doc["reason"]
+        assert doc.kind is DropKind.TOO_LONG and "(--long-documents drop)" in doc.reason
         (fast,) = make_plan([p], qwen3_tokenizer_dir, max_length=64, long_documents="drop").documents
-        assert fast["status"] == "dropped" and "(--long-documents drop)" in fast["reason"]
-        assert fast["tokens"] == pytest.approx(doc["tokens"], rel=0.01)
+        assert fast.kind is DropKind.TOO_LONG and "(--long-documents drop)" in fast.reason
+        assert fast.tokens == pytest.approx(doc.tokens, rel=0.01)
     assert [q.ids.tolist() for q in whole.splits["test"]] == [q.ids.tolist() for q in full.splits["test"]]
     assert whole.eval_items == full.eval_items
     assert [x.tokens for x in whole.lost] == pytest.approx([x.tokens for x in full.lost], rel=0.01)

@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from malmungchi.prep.fastbpe import FastBPE, NotFast
+from malmungchi.prep.ledger import LostKind
 from malmungchi.prep.positions import byte_index, is_nfc_normalizer, token_byte_lengths, token_index, \
     token_starts, tokens_added_before
 from malmungchi.prep.render import Rendered, measure
@@ -72,6 +73,7 @@ class Lost:
     tokens: int
     reason: str
     doc_id: str = ""
+    kind: LostKind = LostKind.SEGMENT
 
 
 @dataclass
@@ -185,7 +187,7 @@ class TextEncoder:
                 if lost and self.long_documents == "drop":
                     n = sum(x.tokens for x in lost) + len(self.backend.encode(r.text, add_special_tokens=False).ids)
                     lost = [Lost(r.id, n, f"document of about {n} tokens is longer than max_length "
-                                          f"{self.max_length} (--long-documents drop)", r.doc_id)]
+                                          f"{self.max_length} (--long-documents drop)", r.doc_id, LostKind.DOCUMENT)]
                     r = replace(r, text="", cuts=[], turns=[], gaps=[])
             todo.append((r, lost))
         sizes = self.byte_lengths
@@ -405,7 +407,7 @@ def _one(p: Piece, out: Encoded, *, mode: str, max_length: int, stop_id: int, lo
             return
         if long_documents == "drop":
             out.lost.append(Lost(r.id, len(ids), f"document of {len(ids)} tokens is longer than max_length "
-                                                 f"{max_length} (--long-documents drop)", r.doc_id))
+                                                 f"{max_length} (--long-documents drop)", r.doc_id, LostKind.DOCUMENT))
             return
         _chunk(r, ids, p.at, out, max_length, stop_id)
         return

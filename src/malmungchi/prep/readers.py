@@ -24,6 +24,7 @@ from malmungchi.corpus.source import decode, read_bytes
 from malmungchi.corpus.tree import Dialogue, Document, Span, Text, Turn
 from malmungchi.corpus.walk import discover
 from malmungchi.errors import UserError
+from malmungchi.prep.ledger import DropKind
 from malmungchi.schemas.config import BuildConfig
 from malmungchi.schemas.registry import Registry
 
@@ -33,6 +34,7 @@ class Dropped:
     id: str
     title: str | None
     reason: str
+    kind: DropKind = DropKind.LINT_ERROR
 
 
 @dataclass
@@ -311,43 +313,57 @@ def _table_documents(src: SourceFile, df, cfg: BuildConfig, header: bool, cell) 
     """The documents of a read table: paired rows, text rows or one transcript (see `_read_table`); `cell` reads
     a cell's text into inline parts."""
     if cfg.prompt_column or cfg.answer_column:
-        if not (cfg.prompt_column and cfg.answer_column):
-            raise InputError([f"{src.path}: give both --prompt-column and --answer-column"])
-        try:
-            q = _column(df, cfg.prompt_column, header, "prompt")
-            a = _column(df, cfg.answer_column, header, "answer")
-        except _NoColumn as exc:
-            return _table_error(src, str(exc))
-        qname, aname = "user", "assistant"  # paired rows are roles already (chat mode keeps them as such)
-        for i, (qt, at) in enumerate(zip(df[q].to_list(), df[a].to_list())):
-            line = i + 1 + header
-            span = _span(src.key, 0, line)
-            if not (qt or "").strip() or not (at or "").strip():
-                src.dropped.append(Dropped(f"{src.key}#{i}", None, f"row at line {line}: empty prompt or answer"))
-                continue
-            q_parts, a_parts = cell(qt, span), cell(at, span)
-            if not q_parts or not a_parts:
-                src.dropped.append(Dropped(f"{src.key}#{i}", None, f"row at line {line}: empty prompt or answer"))
-                continue
-            turns = (Turn(qname, q_parts, span), Turn(aname, a_parts, span))
-            src.documents.append(Document(src.key, i, None, (Dialogue(turns, span),), span))
-        return
+        return _paired_rows(src, df, cfg, header, cell)
     if not (cfg.speaker_column or cfg.text_column):
-        # no column options: a `text` column (or the only column) holds marker-free text, one document per row
-        col = "text" if "text" in df.columns else (df.columns[0] if len(df.columns) == 1 else None)
-        if col is None:
-            raise InputError([f"{src.path}: say which columns to read: --prompt-column/--answer-column for paired "
-                              f"dialogue or --speaker-column/--text-column for a transcript "
-                              f"(columns: {', '.join(df.columns)})"])
-        from malmungchi.corpus.tree import Narration
+        return _text_rows(src, df, header, cell)
+    return _transcript(src, df, cfg, header, cell)
 
-        for i, t in enumerate(df[col].to_list()):
-            if t and t.strip():
-                span = _span(src.key, 0, i + 1 + header)
-                parts = cell(t, span)
-                if parts:
-                    src.documents.append(Document(src.key, i, None, (Narration(parts, span),), span))
-        return
+
+def _paired_rows(src: SourceFile, df, cfg: BuildConfig, header: bool, cell) -> None:
+    """--prompt-column/--answer-column: one user/assistant exchange per row."""
+    if not (cfg.prompt_column and cfg.answer_column):
+        raise InputError([f"{src.path}: give both --prompt-column and --answer-column"])
+    try:
+        q = _column(df, cfg.prompt_column, header, "prompt")
+        a = _column(df, cfg.answer_column, header, "answer")
+    except _NoColumn as exc:
+        return _table_error(src, str(exc))
+    qname, aname = "user", "assistant"  # paired rows are roles already (chat mode keeps them as such)
+    for i, (qt, at) in enumerate(zip(df[q].to_list(), df[a].to_list())):
+        line = i + 1 + header
+        span = _span(src.key, 0, line)
+        if not (qt or "").strip() or not (at or "").strip():
+            src.dropped.append(Dropped(f"{src.key}#{i}", None, f"row at line {line}: empty prompt or answer",
+                                       DropKind.EMPTY))
+            continue
+        q_parts, a_parts = cell(qt, span), cell(at, span)
+        if not q_parts or not a_parts:
+            src.dropped.append(Dropped(f"{src.key}#{i}", None, f"row at line {line}: empty prompt or answer",
+                                       DropKind.EMPTY))
+            continue
+        turns = (Turn(qname, q_parts, span), Turn(aname, a_parts, span))
+        src.documents.append(Document(src.key, i, None, (Dialogue(turns, span),), span))
+
+
+def _text_rows(src: SourceFile, df, header: bool, cell) -> None:
+    """No column options: a `text` column (or the only column) holds marker-free text, one document per row."""
+    col = "text" if "text" in df.columns else (df.columns[0] if len(df.columns) == 1 else None)
+    if col is None:
+        raise InputError([f"{src.path}: say which columns to read: --prompt-column/--answer-column for paired "
+                          f"dialogue or --speaker-column/--text-column for a transcript "
+                          f"(columns: {', '.join(df.columns)})"])
+    from malmungchi.corpus.tree import Narration
+
+    for i, t in enumerate(df[col].to_list()):
+        if t and t.strip():
+            span = _span(src.key, 0, i + 1 + header)
+            parts = cell(t, span)
+            if parts:
+                src.documents.append(Document(src.key, i, None, (Narration(parts, span),), span))
+
+
+def _transcript(src: SourceFile, df, cfg: BuildConfig, header: bool, cell) -> None:
+    """--speaker-column/--text-column: the whole table is one dialogue, a turn per row."""
     try:
         s = _column(df, cfg.speaker_column, header, "speaker")
         t = _column(df, cfg.text_column, header, "text")

@@ -11,6 +11,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from malmungchi.prep import ledger
 from malmungchi.prep.build import Plan
 from malmungchi.prep.split import SPLITS
 from malmungchi.prep.tokenizer import identity, partial_char_ids
@@ -29,33 +30,12 @@ def _report(p: Plan) -> dict:
     seqs = [q for name in SPLITS for q in p.splits[name]]
     lengths = np.array([q.n for q in seqs], dtype=np.int64)
     total = int(lengths.sum())
-    splits = {}
-    for name in SPLITS:
-        n_tok = sum(q.n for q in p.splits[name])
-        rows = len(p.rows[name])
-        splits[name] = {
-            "documents": len({q.doc_id for q in p.splits[name]}),
-            "sequences": len(p.splits[name]),
-            "rows": rows,
-            "tokens": n_tok,
-            "loss_tokens": int(sum(int(q.mask.sum()) if q.has_mask else q.n for q in p.splits[name])),
-            "packing_efficiency": round(n_tok / (rows * cfg.max_length), 4) if rows else None,
-        }
+    splits = {name: _split_figures(p, name) for name in SPLITS}
     rows_all = sum(s["rows"] for s in splits.values())
-    # token-level figures: one bincount over every id
-    counts = _token_counts(seqs, len(tok)) if seqs else np.zeros(len(tok))
-    partial = partial_char_ids(tok, np.nonzero(counts)[0])
-    partial_tokens = int(counts[: len(partial)][partial[: len(counts)]].sum()) if seqs else 0
-    unk_id = tok.unk_token_id
-    unk = int(counts[unk_id]) if unk_id is not None and unk_id < len(counts) else 0
     used = p.rendered
-    tokenized = list({id(q.src): q.src for q in seqs}.values())  # the texts the sequences were encoded from
-    hangul = sum(r.hangul for r in tokenized)  # (without segments too long to tokenize), for tokens per syllable
-    eojeol = sum(r.eojeol for r in tokenized)
     markers = _markers(p, total)
     doc_tokens = sorted(((n, rid) for rid, n in p.doc_tokens.items()), reverse=True)[:5]
     titles = {r.id: r.title for r in p.rendered}
-    reasons = Counter(_reason_kind(d["reason"]) for d in p.documents if d["status"] == "dropped")
     hist = _histogram(lengths, cfg.max_length)
     over = sum(1 for n in p.doc_tokens.values() if n > cfg.max_length)
     return {
@@ -69,9 +49,7 @@ def _report(p: Plan) -> dict:
                       "reused_tokens": p.registration.reused, "collisions": p.registration.collisions,
                       "round_trip_problems": p.registration.whitespace,
                       "stop_token": p.stop[0], "stop_id": p.stop[1]},
-        "documents": {"found": len(p.documents), "kept": sum(d["status"] == "kept" for d in p.documents),
-                      "dropped": sum(d["status"] == "dropped" for d in p.documents),
-                      "dropped_by_reason": dict(sorted(reasons.items())), "duplicates": p.duplicates},
+        "documents": {**ledger.counts(p.documents), "duplicates": p.duplicates},
         "splits": splits,
         "tokens": total,
         "lengths": {
@@ -83,25 +61,53 @@ def _report(p: Plan) -> dict:
             "histogram": hist,
         },
         "truncation": {"lost_tokens": sum(x.tokens for x in p.lost), "lost_pieces": len(p.lost),
-                       "documents_mostly_lost": sum(bool(d.get("mostly_lost")) for d in p.documents),
-                       "by_reason": dict(Counter(_reason_kind(x.reason) for x in p.lost)),
+                       "documents_mostly_lost": sum(d.mostly_lost for d in p.documents),
+                       "by_reason": dict(sorted(Counter(str(x.kind) for x in p.lost).items())),
                        "examples": [{"id": x.id, "tokens": x.tokens, "reason": x.reason} for x in p.lost[:10]]},
         "packing": {"packed": cfg.pack, "rows": rows_all,
                     "efficiency": round(total / (rows_all * cfg.max_length), 4) if rows_all else None},
         "markers": markers,
         "cues": _cues(p),
-        "korean": {
-            "hangul_syllables": hangul, "eojeol": eojeol,
-            "tokens_per_syllable": round(total / hangul, 3) if hangul else None,
-            "tokens_per_eojeol": round(total / eojeol, 3) if eojeol else None,
-            "byte_fallback_tokens": partial_tokens,
-            "byte_fallback_rate": round(partial_tokens / total, 5) if total else 0,
-            "unknown_tokens": unk, "unknown_rate": round(unk / total, 6) if total else 0,
-        },
+        "korean": _korean(p, seqs, total),
         "unicode": {"nfd_jamo": sum(r.nfd for r in used), "not_nfc_texts": sum(r.not_nfc for r in used),
                     "fullwidth": sum(r.fullwidth for r in used)},
         "longest": [{"id": rid, "title": titles.get(rid), "tokens": int(n)} for n, rid in doc_tokens],
         "eval_items": len(p.eval_items),
+    }
+
+
+def _split_figures(p: Plan, name: str) -> dict:
+    seqs = p.splits[name]
+    n_tok = sum(q.n for q in seqs)
+    rows = len(p.rows[name])
+    return {
+        "documents": len({q.doc_id for q in seqs}),
+        "sequences": len(seqs),
+        "rows": rows,
+        "tokens": n_tok,
+        "loss_tokens": int(sum(int(q.mask.sum()) if q.has_mask else q.n for q in seqs)),
+        "packing_efficiency": round(n_tok / (rows * p.cfg.max_length), 4) if rows else None,
+    }
+
+
+def _korean(p: Plan, seqs: list, total: int) -> dict:
+    """Tokens per Hangul syllable and eojeol, byte-fallback and unknown tokens (one bincount over every id)."""
+    tok = p.tokenizer
+    counts = _token_counts(seqs, len(tok)) if seqs else np.zeros(len(tok))
+    partial = partial_char_ids(tok, np.nonzero(counts)[0])
+    partial_tokens = int(counts[: len(partial)][partial[: len(counts)]].sum()) if seqs else 0
+    unk_id = tok.unk_token_id
+    unk = int(counts[unk_id]) if unk_id is not None and unk_id < len(counts) else 0
+    tokenized = list({id(q.src): q.src for q in seqs}.values())  # the texts the sequences were encoded from
+    hangul = sum(r.hangul for r in tokenized)  # (without segments too long to tokenize), for tokens per syllable
+    eojeol = sum(r.eojeol for r in tokenized)
+    return {
+        "hangul_syllables": hangul, "eojeol": eojeol,
+        "tokens_per_syllable": round(total / hangul, 3) if hangul else None,
+        "tokens_per_eojeol": round(total / eojeol, 3) if eojeol else None,
+        "byte_fallback_tokens": partial_tokens,
+        "byte_fallback_rate": round(partial_tokens / total, 5) if total else 0,
+        "unknown_tokens": unk, "unknown_rate": round(unk / total, 6) if total else 0,
     }
 
 
@@ -122,17 +128,6 @@ def _token_counts(seqs: list, vocab: int, block: int = 1 << 22) -> np.ndarray:
         c = np.bincount(np.concatenate(group), minlength=vocab)
         counts = counts + c if len(c) == len(counts) else np.pad(counts, (0, len(c) - len(counts))) + c
     return counts
-
-
-def _reason_kind(reason: str | None) -> str:
-    if not reason:
-        return "unknown"
-    for key in ("duplicate", "longer than max_length", "file has errors", "no assistant", "no dialogue",
-                "renders to no text", "D00", "S00", "M00", "U00", "F00", "empty prompt"):
-        if key in reason:
-            return {"D00": "data file error", "S00": "structure error", "M00": "marker error",
-                    "U00": "unicode error", "F00": "file error"}.get(key, key)
-    return reason.split(":")[0][:60]
 
 
 def _markers(p: Plan, total: int) -> dict:
@@ -168,6 +163,17 @@ def _histogram(lengths: np.ndarray, max_length: int, bins: int = 10) -> list[dic
 
 
 def render(rep: dict, console: Console) -> None:
+    """The report for people: splits and lengths, markers, Korean and Unicode figures, documents, longest."""
+    _render_splits(rep, console)
+    _render_markers(rep, console)
+    _render_documents(rep, console)
+    for n in rep["notes"]:
+        console.print(f"[blue]note:[/] {n}")
+    for w in rep["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def _render_splits(rep: dict, console: Console) -> None:
     console.print(Text(f"mode {rep['mode']}, max_length {rep['max_length']}, split unit {rep['split_unit']}, "
                        f"tokenizer {rep['tokenizer']['class']} (vocab {rep['tokenizer']['vocab_before']} → "
                        f"{rep['tokenizer']['vocab_after']}), stop {rep['tokenizer']['stop_token']}", style="bold"))
@@ -187,6 +193,9 @@ def render(rep: dict, console: Console) -> None:
     lines = [Text(f"{h['lo']:>6}–{h['hi']:<6} ") + Text("█" * max(0, round(40 * h["count"] / top)), style="cyan")
              + Text(f" {h['count']:,}") for h in lg["histogram"]]
     console.print(Group(*lines))
+
+
+def _render_markers(rep: dict, console: Console) -> None:
     m = Table(title="markers", show_edge=False)
     for c in ("marker", "policy", "count", "tokens as text", "as special", "share as text", "share as special"):
         m.add_column(c, justify="left" if c in ("marker", "policy") else "right")
@@ -198,7 +207,11 @@ def render(rep: dict, console: Console) -> None:
     for name, cues in rep.get("cues", {}).items():
         shown = ", ".join(f"{cue or '(no cue)'} {n:,}" for cue, n in cues.items())
         console.print(f"cues of {name}: {shown}")
+
+
+def _render_documents(rep: dict, console: Console) -> None:
     k = rep["korean"]
+
     def na(x):
         return "n/a" if x is None else x
 
@@ -224,7 +237,3 @@ def render(rep: dict, console: Console) -> None:
     for x in rep["longest"]:
         lt.add_row(x["id"], x["title"] or "", f"{x['tokens']:,}")
     console.print(lt)
-    for n in rep["notes"]:
-        console.print(f"[blue]note:[/] {n}")
-    for w in rep["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")

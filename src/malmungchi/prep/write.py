@@ -42,7 +42,7 @@ def empty_build_problem(p: Plan) -> str | None:
     if p.rows["train"] or (p.cfg.splits.train == 0 and any(p.rows[name] for name in SPLITS)):
         return None
     found = len(p.documents)
-    kept = sum(d["status"] == "kept" for d in p.documents)
+    kept = sum(d.kept for d in p.documents)
     rows = ", ".join(f"{name} {len(p.rows[name])}" for name in SPLITS)
     return (f"nothing to train on: 0 training rows ({rows} rows; {found} document(s) found, {kept} kept, "
             f"{found - kept} dropped, in {len(p.sources)} file(s)); check the inputs and `malmungchi corpus lint`")
@@ -183,7 +183,7 @@ def _write_into(p: Plan, root: Path) -> dict:
         "mode": p.cfg.mode,
         "config": config,
         "inputs": [{"path": s.key, "sha256": s.sha256, "bytes": s.size} for s in p.sources],
-        "documents": p.documents,
+        "documents": [d.manifest() for d in p.documents],
         "tokenizer": {**identity(tok, p.tokenizer_source), "vocab_before": p.registration.vocab_before,
                       "vocab_after": p.registration.vocab_after, "stop_token": p.stop[0], "stop_id": p.stop[1],
                       "added_tokens": p.registration.added, "reused_tokens": p.registration.reused},

@@ -1,0 +1,137 @@
+"""Reading, parsing and (text mode) rendering the inputs, in a process pool when the input is large.
+
+`stream()` yields (SourceFile, rendered | None) per input, in input order. With a pool, at most AHEAD_BYTES of
+input (or two files per worker) are in flight, so memory does not grow with the corpus, and the pool is started
+before the first item is asked for (the caller can load the tokenizer meanwhile). In text mode, when the build's
+tokens are known before reading, the workers also encode what they render, each single-threaded (one per core),
+without offsets where the tokenizer allows it (`prep.positions`); they send back rendered texts with their token
+ids, never document trees or Rust encodings. The result is the same as reading serially.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+
+from malmungchi.corpus.parse import collector_paused
+from malmungchi.prep.encode import BATCH_CHARS, TextEncoder, batches
+from malmungchi.prep.policies import Policies
+from malmungchi.prep.readers import SourceFile, read_source
+from malmungchi.prep.render import TextRenderer
+from malmungchi.schemas.config import BuildConfig
+from malmungchi.schemas.registry import Registry
+
+PARALLEL_BYTES = 2 << 20  # below this a process pool costs more than it saves
+AHEAD_BYTES = 24 << 20  # input the readers may work ahead: two encode batches of Korean text, so they keep
+# the cores busy while the main process encodes (a constant, whatever the corpus size)
+
+_worker: tuple | None = None  # (registry, cfg, renderer | None, encoder | None) in a pool worker
+
+
+def _init(registry: Registry, cfg: BuildConfig, render: bool = False, encoder: TextEncoder | None = None) -> None:
+    global _worker
+    if encoder is not None:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one worker per core already
+    _worker = (registry, cfg, TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None, encoder)
+
+
+def prepare(src: SourceFile, renderer: TextRenderer | None,
+            encoder: TextEncoder | None = None) -> tuple[SourceFile, list | None]:
+    """With a renderer (text mode): every document rendered, with its dedup key and figures, and the tree let go,
+    so only strings (and, with an encoder, token ids) cross from a worker. `rendered` is
+    [(document, Rendered | Piece | None for "renders to no text")]."""
+    if renderer is None or src.file_broken:
+        return src, None
+    out = []
+    for doc in src.documents:
+        r = renderer.render(doc, src.key)
+        r.cuts = array("q", r.cuts)  # a compact pickle: a book has thousands of cut offsets
+        if r.text.strip():
+            r.dedup_key()
+            out.append(((doc.id, doc.title), r))
+        else:
+            out.append(((doc.id, doc.title), None))
+    src.documents = []
+    if encoder is not None:
+        kept = [i for i, (_, r) in enumerate(out) if r is not None]
+        pieces = (p for batch in batches((out[i][1] for i in kept), BATCH_CHARS, size=lambda r: len(r.text))
+                  for p in encoder.encode(batch))
+        for i, piece in zip(kept, pieces):
+            out[i] = (out[i][0], piece)
+    return src, out
+
+
+def _prepare_one(args: tuple[str, str]) -> tuple[SourceFile, list | None]:
+    assert _worker is not None
+    registry, cfg, renderer, encoder = _worker
+    with collector_paused():  # the tree is rendered and let go before the collector could look at it
+        return prepare(read_source(args[0], args[1], registry, cfg), renderer, encoder)
+
+
+def stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, jobs: int | None, render: bool,
+           progress: Callable | None = None, encoder: TextEncoder | None = None) -> Iterator:
+    """(SourceFile, rendered | None) per input, in input order (see the module docstring). Without a pool nothing
+    is encoded."""
+    sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p, _ in inputs]
+    jobs = jobs or os.cpu_count() or 1
+    if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES:
+        return _Pooled(inputs, sizes, registry, cfg, jobs, render, progress, encoder).results()
+    return _serial(inputs, sizes, registry, cfg, render, progress)
+
+
+def _serial(inputs, sizes, registry: Registry, cfg: BuildConfig, render: bool, progress) -> Iterator:
+    renderer = TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None
+    for (p, k), size in zip(inputs, sizes):
+        with collector_paused():  # as in _prepare_one
+            res = prepare(read_source(p, k, registry, cfg), renderer)
+        if progress:
+            progress(size)
+        yield res
+
+
+class _Pooled:
+    """The pool and its bounded queue of submitted inputs; started (and topped up) on construction."""
+
+    def __init__(self, inputs, sizes, registry: Registry, cfg: BuildConfig, jobs: int, render: bool, progress,
+                 encoder: TextEncoder | None):
+        self.jobs, self.progress = jobs, progress
+        self.pending: deque = deque()
+        self.todo = iter(zip(inputs, sizes))
+        self.in_flight = 0  # input bytes submitted and not yet handed to the caller
+        # workers encode single-threaded; saying so in the environment they are forked with also keeps the Rust
+        # tokenizer from warning about a fork after its thread pool was used (restored once they are started)
+        quiet = encoder is not None and "TOKENIZERS_PARALLELISM" not in os.environ
+        if quiet:
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        self.pool = ProcessPoolExecutor(jobs, initializer=_init, initargs=(registry, cfg, render, encoder))
+        try:
+            self.top_up()
+        finally:
+            if quiet:
+                del os.environ["TOKENIZERS_PARALLELISM"]
+
+    def top_up(self) -> None:
+        while len(self.pending) < 2 * self.jobs or self.in_flight < AHEAD_BYTES:
+            nxt = next(self.todo, None)
+            if nxt is None:
+                return
+            self.pending.append((self.pool.submit(_prepare_one, nxt[0]), nxt[1]))
+            self.in_flight += nxt[1]
+
+    def results(self) -> Iterator:
+        try:
+            while self.pending:
+                fut, size = self.pending.popleft()
+                res = fut.result()
+                self.in_flight -= size
+                self.top_up()
+                if self.progress:
+                    self.progress(size)
+                yield res
+        finally:
+            for fut, _ in self.pending:
+                fut.cancel()
+            self.pool.shutdown(wait=True, cancel_futures=True)
