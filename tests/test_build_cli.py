@@ -62,7 +62,7 @@ def test_build_directory_contract(built):
     tok = AutoTokenizer.from_pretrained(str(built / "tokenizer"))
     assert tok.convert_tokens_to_ids("<|sound|>") == m["markers"]["SOUND"]["id"]
     items = [json.loads(x) for x in (built / "eval" / "test.jsonl").read_text().splitlines()]
-    assert all(set(i) == {"id", "prompt", "answer"} for i in items)
+    assert all(set(i) == {"id", "prompt", "answer", "answer_canonical"} for i in items)
 
 
 def test_rebuild_is_byte_identical_and_force_is_required(built, corpus_dir, qwen3_tokenizer_dir, tmp_path):

@@ -22,6 +22,7 @@ from malmungchi.prep import chat as chatmod
 from malmungchi.prep.chatcut import split_long_conversations
 from malmungchi.prep.encode import Encoded, Encoder, EncoderMismatch, Lost, Piece, Seq, TextEncoder
 from malmungchi.prep.evalset import chat_items, text_items
+from malmungchi.prep.identity import Canonical, text_key
 from malmungchi.prep.ledger import DocEntry, DropKind, dropped
 from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.readers import Dropped, Inputs, SourceFile, find_inputs
@@ -179,6 +180,7 @@ class _Work:
     errors: list[Diagnostic] = field(default_factory=list)
     groups: dict[str, str] = field(default_factory=dict)
     by_doc: dict[str, list[Rendered]] = field(default_factory=dict)
+    identity: dict[str, str] = field(default_factory=dict)  # document id → its identity (`prep.identity`)
     dedup: _Dedup | None = None
     warnings: list[str] = field(default_factory=list)
     eot: str | None = None  # chat mode: the template's end-of-turn
@@ -261,6 +263,7 @@ def _take_rendered(w: _Work, source: str, results: list) -> None:
             continue
         r = item.r if isinstance(item, Piece) else item
         w.by_doc[doc_id] = [r]
+        w.identity[doc_id] = r.dedup_key()
         w.render_ledger.append(DocEntry(doc_id, source, title))
         if w.dedup.keep(r) and w.early is not None and not refused:
             if isinstance(item, Piece):
@@ -290,10 +293,12 @@ def _chat_conversations(w: _Work) -> None:
     except chatmod.ChatError as exc:
         raise BuildError([str(exc)]) from None
     w.chat_r = chatmod.ChatRenderer(TextRenderer(w.policies, w.cfg.speakers), w.tokenizer, w.cfg, w.eot)
+    canonical = Canonical(w.registry)
     for s in w.sources:
         if s.file_broken:
             continue
         for doc in s.documents:
+            w.identity[doc.id] = text_key(canonical.renderer.render(doc, s.key).text)
             try:
                 rs, problems = w.chat_r.conversations(doc, s.key)
             except chatmod.ChatError as exc:
@@ -366,12 +371,11 @@ def _check_round_trip(w: _Work) -> None:
 
 
 def _split(w: _Work, enc: Encoded) -> tuple[dict[str, list[Seq]], Assignment]:
-    """Every sequence's split (`prep.split.assign`), sequences listed per split in encoding order."""
-    doc_content: dict[str, str] = {}
-    for rs in w.by_doc.values():
-        for r in rs:
-            doc_content.setdefault(r.doc_id, r.dedup_key())
-    assignment = assign(enc.seqs, w.cfg.splits, w.cfg.seed, w.cfg.split_unit, doc_content, w.groups)
+    """Every sequence's split (`prep.split.assign`, by the documents' identities), sequences listed per split in
+    encoding order."""
+    kept = {r.doc_id for r in w.dedup.kept}
+    identity = {doc_id: key for doc_id, key in w.identity.items() if doc_id in kept}
+    assignment = assign(enc.seqs, w.cfg.splits, w.cfg.seed, w.cfg.split_unit, identity, w.groups)
     splits: dict[str, list[Seq]] = {s: [] for s in SPLITS}
     for q in enc.seqs:
         splits[assignment.by_seq[q.id]].append(q)

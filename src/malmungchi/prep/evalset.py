@@ -1,5 +1,9 @@
 """`eval/test.jsonl`: exact-match items from the test split.
 
+Every item has an `id` from the source (document id, turn or message index), the same under every marker policy
+and tokenizer. Text mode items also store `answer_canonical`: the answer with markers in canonical spelling
+(`prep.identity`); a turn without content (only markers and cue text) is no item under any policy.
+
 Text mode: the text before a dialogue turn's content (cut at a segment boundary so that at most `eval_context`
 tokens of context remain, the speaker prefix included) → the turn's content. Chat mode: the conversation up to an
 assistant message (as the chat template renders it with the generation prompt) → that message; the oldest
@@ -14,6 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from malmungchi.prep.encode import BATCH_CHARS, Seq
+from malmungchi.prep.identity import content_text
 from malmungchi.prep.positions import byte_offsets, token_starts, tokens_added_before
 
 
@@ -102,10 +107,12 @@ def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context
     spans = sorted((q.tok_start - shift, q.tok_end - shift) for q in chunks)
     span_starts = [a for a, _ in spans]
     items = []
+    canon = r.canon_answers
     for n, ((turn_start, content_start, content_end), at) in enumerate(zip(turns.tolist(), at_all)):
         answer = text[content_start:content_end]
-        if not answer.strip():
-            continue
+        canonical = canon[n] if n < len(canon) else None
+        if not (content_text(canonical) if canonical is not None else answer.strip()):
+            continue  # no content: the same turns are items under every policy
         k = bisect_right(span_starts, at) - 1
         if k < 0 or at >= spans[k][1]:
             continue  # this turn's chunk is in another split (chunk split unit)
@@ -114,7 +121,10 @@ def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context
         lo, hi = bisect_left(cuts, floor), bisect_right(cuts, turn_start)
         first = lo + int(np.searchsorted(cut_tok[lo:hi], at - eval_context, "left"))
         begin = cuts[first] if first < hi else turn_start
-        items.append({"id": f"{r.id}:t{n}", "prompt": text[begin:content_start], "answer": answer})
+        item = {"id": f"{r.id}:t{n}", "prompt": text[begin:content_start], "answer": answer}
+        if canonical is not None:
+            item["answer_canonical"] = canonical
+        items.append(item)
     return items
 
 

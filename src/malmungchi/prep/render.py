@@ -45,7 +45,9 @@ class Rendered:
     fullwidth: int = 0
     not_nfc: bool = False
     max_speakers: int = 0
-    key: str | None = field(default=None, repr=False, compare=False)  # dedup_key() once computed
+    key: str | None = field(default=None, repr=False, compare=False)  # dedup_key(): the document's identity
+    # (`prep.identity`, set by the build) or, when not set, the rendered text's
+    canon_answers: list[str] = field(default_factory=list, repr=False)  # each turn's content, canonical form
     gaps: list[int] = field(default_factory=list)  # where a segment too long for any row was taken out: no
     # sequence and no eval prompt spans a gap (prep.encode)
     stored: tuple | None = field(default=None, repr=False, compare=False)  # (TextStore, offset, bytes) once spilled
@@ -65,7 +67,8 @@ class Rendered:
         return self.text if self.stored is None else self.stored[0].get(*self.stored[1:])
 
     def dedup_key(self) -> str:
-        """sha256 of the text with whitespace runs collapsed and NFC-normalised (computed once)."""
+        """The identity set by `prep.identity`, else sha256 of the text with whitespace runs collapsed and
+        NFC-normalised (computed once)."""
         if self.key is None:
             norm = unicodedata.normalize("NFC", " ".join(self.text.split()))
             self.key = hashlib.sha256(norm.encode()).hexdigest()

@@ -1,9 +1,14 @@
 """Deterministic, stable train/validation/test assignment.
 
 Each unit (a book, or a chunk when the corpus is too small for whole books to fill every split) gets a number in
-[0, 1) from sha256(seed, unit id, unit content) and falls into the split whose ratio interval holds it. A unit's
-split depends on nothing but itself, so adding a file never moves an old unit, and a book's chunks all follow
-the book in document mode. Only when a requested split is still empty is the unit whose number lies closest to
+[0, 1) and falls into the split whose ratio interval holds it. A book's number is sha256(seed, its identity): the
+source text as parsed, markers in canonical spelling (`prep.identity`), never the rendered text, the tokenizer or
+the path, so builds with any marker policy or tokenizer split alike and renaming a folder moves nothing. (A
+group's identity is its members' in id order.) A chunk's is sha256(seed, its document's identity, its place in
+the document, its token ids): also free of the path, but it depends on the tokenizer and policy, since chunks are
+cut by tokens; use whole documents (`split_unit = "document"`) to compare policies or tokenizers. A unit's split
+depends on nothing but itself, so adding a file never moves an old unit, and a book's chunks all follow the book
+in document mode. Only when a requested split is still empty is the unit whose number lies closest to
 that split's interval moved there (reported), so a ten-book corpus still has something to validate and test on.
 """
 
@@ -50,9 +55,9 @@ class Assignment:
 
 def assign(seqs: list[Seq], ratios: SplitRatios, seed: int, unit: str, doc_content: dict[str, str],
            groups: dict[str, str] | None = None) -> Assignment:
-    """`unit`: document | chunk | auto (document, else chunk when a requested split would be empty). `groups` maps
-    a document id to its group (the book its rows belong to): in document mode a group is one unit, its content
-    the members' contents in id order."""
+    """`unit`: document | chunk | auto (document, else chunk when a requested split would be empty).
+    `doc_content`: each document's identity. `groups` maps a document id to its group (the book its rows belong
+    to): in document mode a group is one unit, its identity the members' in id order."""
     spans = intervals(ratios)
     wanted = [s for s in SPLITS if getattr(ratios, s) > 0]
     if unit in ("document", "auto"):
@@ -71,36 +76,40 @@ def assign(seqs: list[Seq], ratios: SplitRatios, seed: int, unit: str, doc_conte
             g = groups.get(q.doc_id)
             return doc_content[q.doc_id] if g is None else group_content[g]
 
-        a = _by(seqs, spans, seed, key, content, "document")
+        a = _by(seqs, spans, seed, key, content, "document", named=False)
         empty = [s for s in wanted if s not in set(a.by_seq.values())]
         if unit == "document" or not empty:
-            return _rescue(a, seqs, spans, seed, wanted, key, content)
+            return _rescue(a, seqs, spans, seed, wanted, key, content, named=False)
         note = (f"split unit: chunk (whole documents left {', '.join(empty)} empty; chunks of one book may land "
                 "in different splits)")
     else:
         note = "split unit: chunk (as asked)"
-    a = _by(seqs, spans, seed, lambda q: q.id, lambda q: hashlib.sha256(q.ids.tobytes()).hexdigest(), "chunk")
+    def chunk(q) -> str:  # the document's identity, where the chunk lies in it, its tokens: no path
+        return f"{doc_content.get(q.doc_id, '')}\0{q.id[len(q.doc_id):]}\0{hashlib.sha256(q.ids.tobytes()).hexdigest()}"
+
+    a = _by(seqs, spans, seed, lambda q: q.id, chunk, "chunk", named=False)
     a.notes.append(note)
-    return _rescue(a, seqs, spans, seed, wanted, lambda q: q.id, lambda q: hashlib.sha256(q.ids.tobytes()).hexdigest())
+    return _rescue(a, seqs, spans, seed, wanted, lambda q: q.id, chunk, named=False)
 
 
-def _by(seqs, spans, seed, key, content, unit) -> Assignment:
+def _by(seqs, spans, seed, key, content, unit, named: bool = True) -> Assignment:
+    """Each sequence's split from its unit's number; `named`: the unit's id is hashed too (chunks)."""
     a = Assignment(unit)
     cache: dict[str, str] = {}
     for q in seqs:
         k = key(q)
         if k not in cache:
-            cache[k] = split_of(unit_number(seed, k, content(q)), spans)
+            cache[k] = split_of(unit_number(seed, k if named else "", content(q)), spans)
         a.by_seq[q.id] = cache[k]
     return a
 
 
-def _rescue(a: Assignment, seqs, spans, seed, wanted, key, content) -> Assignment:
+def _rescue(a: Assignment, seqs, spans, seed, wanted, key, content, named: bool = True) -> Assignment:
     units: dict[str, float] = {}
     for q in seqs:
         k = key(q)
         if k not in units:
-            units[k] = unit_number(seed, k, content(q))
+            units[k] = unit_number(seed, k if named else "", content(q))
     if len(units) < len(wanted):
         a.notes.append(f"only {len(units)} {a.unit}s for {len(wanted)} splits: some splits stay empty")
         return a

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from malmungchi.corpus.parse import collector_paused
 from malmungchi.prep.encode import BATCH_CHARS, TextEncoder, batches
+from malmungchi.prep.identity import Canonical
 from malmungchi.prep.policies import Policies
 from malmungchi.prep.readers import SourceFile, read_source
 from malmungchi.prep.render import TextRenderer
@@ -31,26 +32,31 @@ AHEAD_BYTES = 24 << 20  # input the readers may work ahead: two encode batches o
 _worker: tuple | None = None  # (registry, cfg, renderer | None, encoder | None) in a pool worker
 
 
+def _renderer(registry: Registry, cfg: BuildConfig) -> tuple[TextRenderer, Canonical]:
+    return TextRenderer(Policies(registry, cfg), cfg.speakers), Canonical(registry, cfg)
+
+
 def _init(registry: Registry, cfg: BuildConfig, render: bool = False, encoder: TextEncoder | None = None) -> None:
     global _worker
     if encoder is not None:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one worker per core already
-    _worker = (registry, cfg, TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None, encoder)
+    _worker = (registry, cfg, _renderer(registry, cfg) if render else None, encoder)
 
 
-def prepare(src: SourceFile, renderer: TextRenderer | None,
+def prepare(src: SourceFile, renderer: tuple[TextRenderer, Canonical] | None,
             encoder: TextEncoder | None = None) -> tuple[SourceFile, list | None]:
-    """With a renderer (text mode): every document rendered, with its dedup key and figures, and the tree let go,
-    so only strings (and, with an encoder, token ids) cross from a worker. `rendered` is
+    """With a renderer (text mode): every document rendered, with its identity (`prep.identity`) and figures,
+    and the tree let go, so only strings (and, with an encoder, token ids) cross from a worker. `rendered` is
     [(document, Rendered | Piece | None for "renders to no text")]."""
     if renderer is None or src.file_broken:
         return src, None
     out = []
+    text_r, canonical = renderer
     for doc in src.documents:
-        r = renderer.render(doc, src.key)
+        r = text_r.render(doc, src.key)
         r.cuts = array("q", r.cuts)  # a compact pickle: a book has thousands of cut offsets
         if r.text.strip():
-            r.dedup_key()
+            canonical.stamp(r, doc, src.key)
             out.append(((doc.id, doc.title), r))
         else:
             out.append(((doc.id, doc.title), None))
@@ -83,7 +89,7 @@ def stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, 
 
 
 def _serial(inputs, sizes, registry: Registry, cfg: BuildConfig, render: bool, progress) -> Iterator:
-    renderer = TextRenderer(Policies(registry, cfg), cfg.speakers) if render else None
+    renderer = _renderer(registry, cfg) if render else None
     for (p, k), size in zip(inputs, sizes):
         with collector_paused():  # as in _prepare_one
             res = prepare(read_source(p, k, registry, cfg), renderer)

@@ -19,12 +19,13 @@ from malmungchi import __version__
 from malmungchi.atomic import process_alive
 from malmungchi.outdir import build_out_problem, is_build_dir
 from malmungchi.prep.build import Plan
+from malmungchi.prep.content import content_table
 from malmungchi.prep.rows import SCHEMA, row_groups
 from malmungchi.prep.split import SPLITS
 from malmungchi.prep.stats import report
 from malmungchi.prep.tokenizer import identity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: splits by source identity (prep.identity), canonical answers, eval/content.parquet
 ROW_GROUP = 4096  # rows per Parquet row group, written one group at a time
 
 
@@ -152,6 +153,16 @@ def _write_splits(p: Plan, folder: Path) -> None:
                 writer.write_table(group, row_group_size=ROW_GROUP)
 
 
+def _write_content(p: Plan, folder: Path) -> dict:
+    """`eval/content.parquet` (text mode): the test sequences with their content characters per token."""
+    if p.cfg.mode != "text":
+        return {}
+    table, skipped = content_table(p.splits["test"], p.tokenizer, p.policies, p.cfg.speakers == "token")
+    pq.write_table(table, folder / "content.parquet", compression="zstd", use_dictionary=False,
+                   write_statistics=False)
+    return {"content": "eval/content.parquet", "content_sequences": table.num_rows, "content_skipped": skipped}
+
+
 def _write_into(p: Plan, root: Path) -> dict:
     (root / "data").mkdir()
     (root / "eval").mkdir()
@@ -164,6 +175,7 @@ def _write_into(p: Plan, root: Path) -> dict:
             p.tokenizer.save_pretrained(str(root / "tokenizer"))
             with (root / "eval" / "test.jsonl").open("wb") as fh:
                 p.eval_items.write_to(fh)  # already one JSON object per line, keys sorted
+            content = _write_content(p, root / "eval")
             (root / "report.json").write_text(_dump(rep), encoding="utf-8")
         finally:
             parquet.result()  # its error first, if both failed: it is the one about the data
@@ -192,7 +204,7 @@ def _write_into(p: Plan, root: Path) -> dict:
         "split_unit": p.split_unit,
         "splits": {name: {k: rep["splits"][name][k] for k in ("rows", "sequences", "tokens", "documents")}
                    for name in SPLITS},
-        "eval": {"path": "eval/test.jsonl", "items": len(p.eval_items)},
+        "eval": {"path": "eval/test.jsonl", "items": len(p.eval_items), **content},
         "figures": {k: rep[k] for k in ("tokens", "lengths", "packing", "truncation", "korean", "unicode")}
         | {"duplicates": rep["documents"]["duplicates"], "notes": rep["notes"], "warnings": rep["warnings"]},
     }

@@ -1,0 +1,1 @@
+"""`malmungchi experiment`: choices trained and scored side by side on one split."""

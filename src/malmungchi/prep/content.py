@@ -1,0 +1,114 @@
+"""`eval/content.parquet`: which characters of each test token are content, for content bits per character.
+
+Content is the document's text without its markers: every character of the rendered text except those a marker
+rendered to (`<|sound|>`, `|SOUND|>`, a `replace:` string, a speaker token). Cue text (`(웃음)`), speaker names
+and separators are content. For every test sequence (text mode) the file holds its token ids and, per token,
+how many of the characters it covers are content (`content_chars`) and their UTF-8 bytes (`content_bytes`); a
+token that covers only marker text has 0, one that mixes both counts its share. The stop token and a BOS cover
+no text. `malmungchi.eval.bpc` sums the model's loss in bits over tokens weighted by their share and divides by
+the content's characters: a figure comparable across marker policies and tokenizers (lm-evaluation-harness's
+`bits_per_byte` is the anchor).
+
+Cost: the test documents are encoded again with offsets (one batch), then numpy cumulative sums per document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import regex
+
+from malmungchi.prep.encode import Seq
+from malmungchi.prep.policies import Policies, speaker_token
+from malmungchi.prep.positions import tokens_added_before
+
+SCHEMA = pa.schema([("id", pa.string()), ("doc_id", pa.string()), ("input_ids", pa.list_(pa.int32())),
+                    ("content_chars", pa.list_(pa.int16())), ("content_bytes", pa.list_(pa.int16()))])
+MAX_SPEAKERS = 64  # speaker tokens looked for (`<|speaker_N|>`)
+
+
+def marker_pattern(policies: Policies, speaker_tokens: bool) -> regex.Pattern | None:
+    """What markers render to in this build, longest first; None when nothing is rendered for any."""
+    strings = {i.rendered for i in policies.info.values() if i.rendered}
+    if speaker_tokens:
+        strings |= {speaker_token(n) for n in range(1, MAX_SPEAKERS + 1)}
+    if not strings:
+        return None
+    return regex.compile("|".join(regex.escape(s) for s in sorted(strings, key=len, reverse=True)))
+
+
+def content_mask(text: str, pattern: regex.Pattern | None) -> np.ndarray:
+    """1 for each character of `text` that is content, 0 for marker characters."""
+    mask = np.ones(len(text), dtype=np.int8)
+    if pattern is not None:
+        for m in pattern.finditer(text):
+            mask[m.start():m.end()] = 0
+    return mask
+
+
+def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: bool = False) -> tuple[pa.Table, int]:
+    """The test sequences' rows (see the module docstring) and how many sequences were left out because their
+    ids could not be lined up with the text encoded again (a segment taken out as too long)."""
+    pattern = marker_pattern(policies, speaker_tokens)
+    backend = tok.backend_tokenizer
+    shift = tokens_added_before(backend)
+    by_doc: dict[str, list[Seq]] = {}
+    for q in seqs:
+        by_doc.setdefault(q.src.id, []).append(q)
+    rows: dict[str, list] = {name: [] for name in SCHEMA.names}
+    skipped = 0
+    for chunks in by_doc.values():
+        r = chunks[0].src
+        text = r.full_text()
+        enc = backend.encode(text, add_special_tokens=False)
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        chars, nbytes = _per_token(text, enc.offsets, pattern)
+        for q in sorted(chunks, key=lambda q: q.tok_start):
+            got = _line_up(q, ids, chars, nbytes, shift)
+            if got is None:
+                skipped += 1
+                continue
+            rows["id"].append(q.id)
+            rows["doc_id"].append(q.doc_id)
+            rows["input_ids"].append(q.ids.astype(np.int32))
+            rows["content_chars"].append(got[0])
+            rows["content_bytes"].append(got[1])
+    return pa.table(rows, schema=SCHEMA), skipped
+
+
+def _per_token(text: str, offsets, pattern) -> tuple[np.ndarray, np.ndarray]:
+    """Content characters and content bytes of every token, from where the tokens start."""
+    mask = content_mask(text, pattern)
+    utf8 = np.fromiter((len(c.encode("utf-8")) for c in text), dtype=np.int64, count=len(text))
+    cum_c = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+    cum_b = np.concatenate([[0], np.cumsum(utf8 * mask, dtype=np.int64)])
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if not len(spans):
+        return np.zeros(0, np.int16), np.zeros(0, np.int16)
+    # a token covers the text from its start to the next token's, so every character counts once: the spaces a
+    # SentencePiece tokenizer leaves out of its offsets, and a character split into byte-level pieces (which
+    # share a start: the first piece gets it)
+    starts = np.maximum.accumulate(spans[:, 0])
+    starts[0] = 0
+    ends = np.append(starts[1:], len(text))
+    return (cum_c[ends] - cum_c[starts]).astype(np.int16), (cum_b[ends] - cum_b[starts]).astype(np.int16)
+
+
+def _line_up(q: Seq, ids: np.ndarray, chars: np.ndarray, nbytes: np.ndarray, shift: int):
+    """(content_chars, content_bytes) for the tokens of `q`, or None when its ids are not the text's."""
+    # the document's tokens this sequence holds: a chunk's span leaves out the stop token added to it, a whole
+    # document's counts it
+    n_body = min(q.tok_end - q.tok_start, q.n - 1)
+    lo = q.tok_start - shift
+    hi = lo + n_body
+    body = q.ids[:n_body]
+    lead = max(0, -lo)  # a BOS at the document's start covers no text
+    if hi > len(ids) or not np.array_equal(body[lead:], ids[max(lo, 0):hi]):
+        return None
+    c = np.zeros(q.n, dtype=np.int16)
+    b = np.zeros(q.n, dtype=np.int16)
+    c[lead:n_body] = chars[max(lo, 0):hi]
+    b[lead:n_body] = nbytes[max(lo, 0):hi]
+    return c, b

@@ -1,0 +1,87 @@
+"""One corpus, one split, one set of test items, whatever the marker policy, tokenizer or folder name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from malmungchi.experiment.arms import ARMS, policy_settings
+from malmungchi.prep.build import plan
+from malmungchi.prep.identity import content_text
+from malmungchi.prep.write import write_build
+from malmungchi.quickstart.pipeline import sample_dir
+from malmungchi.schemas.config import BuildConfig
+from malmungchi.schemas.registry import default_registry
+
+POLICIES = ARMS
+
+
+def _build(corpus, tok_dir, out, **cfg):
+    p = plan([str(corpus)], BuildConfig(**cfg), default_registry(), tokenizer_source=str(tok_dir))
+    write_build(p, out)
+    items = [json.loads(line) for line in (out / "eval" / "test.jsonl").read_text(encoding="utf-8").splitlines()]
+    m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    splits = {d["id"]: d["split"] for d in m["documents"] if d["status"] == "kept"}
+    return splits, items
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("c") / "kc"
+    shutil.copytree(sample_dir(), d, ignore=shutil.ignore_patterns("README.md"))
+    return d
+
+
+def test_every_policy_and_tokenizer_gives_the_same_split_and_items(corpus, qwen3_tokenizer_dir,
+                                                                  kogpt2_tokenizer_dir, tmp_path):
+    seen = {}
+    for tok_name, tok_dir in (("qwen3", qwen3_tokenizer_dir), ("kogpt2", kogpt2_tokenizer_dir)):
+        for policy in POLICIES:
+            seen[tok_name, policy] = _build(corpus, tok_dir, tmp_path / f"{tok_name}-{policy}", split_unit="document",
+                                            **policy_settings(policy, default_registry()))
+    splits, items = seen["qwen3", "special"]
+    assert "test" in splits.values() and len(items) >= 10
+    for key, (other_splits, other_items) in seen.items():
+        assert other_splits == splits, key
+        assert [i["id"] for i in other_items] == [i["id"] for i in items], key
+        assert [i["answer_canonical"] for i in other_items] == [i["answer_canonical"] for i in items], key
+    # the policy's own rendering differs where a marker stands; the canonical one spells it |NAME|>
+    special = {i["id"]: i for i in seen["qwen3", "special"][1]}
+    marked = [i for i in seen["qwen3", "text"][1] if "|SOUND|>" in i["answer_canonical"]]
+    assert marked, "the sample has sound cues in dialogue turns"
+    for i in marked:
+        assert "<|sound|>" in special[i["id"]]["answer"] and i["answer"] == i["answer_canonical"]
+    for i in seen["qwen3", "drop"][1]:
+        assert "|SOUND|>" not in i["answer"] and content_text(i["answer_canonical"])
+
+
+def test_renaming_the_folder_moves_no_document(corpus, qwen3_tokenizer_dir, tmp_path):
+    renamed = tmp_path / "kc2"
+    shutil.copytree(corpus, renamed)
+    a, _ = _build(corpus, qwen3_tokenizer_dir, tmp_path / "a")
+    b, _ = _build(renamed, qwen3_tokenizer_dir, tmp_path / "b")
+    assert {k.split("/", 1)[1]: v for k, v in a.items()} == {k.split("/", 1)[1]: v for k, v in b.items()}
+
+
+def test_content_characters_do_not_depend_on_policy_or_tokenizer(corpus, qwen3_tokenizer_dir, kogpt2_tokenizer_dir,
+                                                                 tmp_path):
+    """eval/content.parquet: per test token, the characters that are text rather than marker. Special and text
+    spell markers differently and the two tokenizers cut differently; the content is the same."""
+    import pyarrow.parquet as pq
+
+    totals = {}
+    for tok_name, tok_dir in (("qwen3", qwen3_tokenizer_dir), ("kogpt2", kogpt2_tokenizer_dir)):
+        for policy in ("special", "text"):
+            out = tmp_path / f"{tok_name}-{policy}"
+            _build(corpus, tok_dir, out, split_unit="document", **policy_settings(policy, default_registry()))
+            t = pq.read_table(out / "eval" / "content.parquet").to_pylist()
+            m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+            assert m["eval"]["content_skipped"] == 0 and len(t) == m["splits"]["test"]["sequences"]
+            assert all(len(r["content_chars"]) == len(r["input_ids"]) for r in t)
+            totals[tok_name, policy] = (sum(map(sum, (r["content_chars"] for r in t))),
+                                        sum(map(sum, (r["content_bytes"] for r in t))))
+    assert len(set(totals.values())) == 1, totals
+    chars, nbytes = totals["qwen3", "special"]
+    assert 0 < chars < nbytes  # Korean: 3 bytes a syllable
