@@ -10,6 +10,7 @@ from malmungchi.cli.corpus import corpus
 from malmungchi.cli.env import env_command
 from malmungchi.cli.quickstart import quickstart
 from malmungchi.cli.eval import eval_group
+from malmungchi.cli.experiment import experiment
 from malmungchi.cli.train import train
 from malmungchi.quiet import quiet_third_party_logs
 
@@ -51,3 +52,4 @@ main.add_command(train)
 main.add_command(eval_group)
 main.add_command(quickstart)
 main.add_command(env_command)
+main.add_command(experiment)

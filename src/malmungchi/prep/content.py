@@ -25,7 +25,8 @@ from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.positions import tokens_added_before
 
 SCHEMA = pa.schema([("id", pa.string()), ("doc_id", pa.string()), ("input_ids", pa.list_(pa.int32())),
-                    ("content_chars", pa.list_(pa.int16())), ("content_bytes", pa.list_(pa.int16()))])
+                    ("chars", pa.list_(pa.int16())), ("content_chars", pa.list_(pa.int16())),
+                    ("content_bytes", pa.list_(pa.int16()))])
 MAX_SPEAKERS = 64  # speaker tokens looked for (`<|speaker_N|>`)
 
 
@@ -64,40 +65,42 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
         text = r.full_text()
         enc = backend.encode(text, add_special_tokens=False)
         ids = np.asarray(enc.ids, dtype=np.int64)
-        chars, nbytes = _per_token(text, enc.offsets, pattern)
+        per_token = _per_token(text, enc.offsets, pattern)
         for q in sorted(chunks, key=lambda q: q.tok_start):
-            got = _line_up(q, ids, chars, nbytes, shift)
+            got = _line_up(q, ids, per_token, shift)
             if got is None:
                 skipped += 1
                 continue
             rows["id"].append(q.id)
             rows["doc_id"].append(q.doc_id)
             rows["input_ids"].append(q.ids.astype(np.int32))
-            rows["content_chars"].append(got[0])
-            rows["content_bytes"].append(got[1])
+            rows["chars"].append(got[0])
+            rows["content_chars"].append(got[1])
+            rows["content_bytes"].append(got[2])
     return pa.table(rows, schema=SCHEMA), skipped
 
 
-def _per_token(text: str, offsets, pattern) -> tuple[np.ndarray, np.ndarray]:
-    """Content characters and content bytes of every token, from where the tokens start."""
+def _per_token(text: str, offsets, pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Characters, content characters and content bytes of every token, from where the tokens start."""
     mask = content_mask(text, pattern)
     utf8 = np.fromiter((len(c.encode("utf-8")) for c in text), dtype=np.int64, count=len(text))
     cum_c = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
     cum_b = np.concatenate([[0], np.cumsum(utf8 * mask, dtype=np.int64)])
     spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
     if not len(spans):
-        return np.zeros(0, np.int16), np.zeros(0, np.int16)
+        return np.zeros(0, np.int16), np.zeros(0, np.int16), np.zeros(0, np.int16)
     # a token covers the text from its start to the next token's, so every character counts once: the spaces a
     # SentencePiece tokenizer leaves out of its offsets, and a character split into byte-level pieces (which
     # share a start: the first piece gets it)
     starts = np.maximum.accumulate(spans[:, 0])
     starts[0] = 0
     ends = np.append(starts[1:], len(text))
-    return (cum_c[ends] - cum_c[starts]).astype(np.int16), (cum_b[ends] - cum_b[starts]).astype(np.int16)
+    return ((ends - starts).astype(np.int16), (cum_c[ends] - cum_c[starts]).astype(np.int16),
+            (cum_b[ends] - cum_b[starts]).astype(np.int16))
 
 
-def _line_up(q: Seq, ids: np.ndarray, chars: np.ndarray, nbytes: np.ndarray, shift: int):
-    """(content_chars, content_bytes) for the tokens of `q`, or None when its ids are not the text's."""
+def _line_up(q: Seq, ids: np.ndarray, per_token: tuple[np.ndarray, ...], shift: int):
+    """(chars, content_chars, content_bytes) for the tokens of `q`, or None when its ids are not the text's."""
     # the document's tokens this sequence holds: a chunk's span leaves out the stop token added to it, a whole
     # document's counts it
     n_body = min(q.tok_end - q.tok_start, q.n - 1)
@@ -107,8 +110,9 @@ def _line_up(q: Seq, ids: np.ndarray, chars: np.ndarray, nbytes: np.ndarray, shi
     lead = max(0, -lo)  # a BOS at the document's start covers no text
     if hi > len(ids) or not np.array_equal(body[lead:], ids[max(lo, 0):hi]):
         return None
-    c = np.zeros(q.n, dtype=np.int16)
-    b = np.zeros(q.n, dtype=np.int16)
-    c[lead:n_body] = chars[max(lo, 0):hi]
-    b[lead:n_body] = nbytes[max(lo, 0):hi]
-    return c, b
+    out = []
+    for column in per_token:
+        x = np.zeros(q.n, dtype=np.int16)
+        x[lead:n_body] = column[max(lo, 0):hi]
+        out.append(x)
+    return tuple(out)

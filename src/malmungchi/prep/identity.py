@@ -22,12 +22,16 @@ from malmungchi.schemas.config import BuildConfig
 from malmungchi.schemas.registry import Registry
 
 CANONICAL = BuildConfig(default_policy="text", speakers="name")
-MARKER = regex.compile(r"\|[A-Z][A-Z0-9_]*\|>(?:\([^()\n]*\))?")  # a canonical marker and its cue text
+MARKER = regex.compile(r"\|[A-Z][A-Z0-9_]*\|>|<\|[a-z][a-z0-9_]*\|>")  # canonical and special spellings
+PARENTHESIZED = regex.compile(r"\([^()\n]*\)")  # a cue text `(웃음)`, or the text's own aside
 
 
-def content_text(canonical: str) -> str:
-    """A canonical text's content: markers and their cue text removed, whitespace runs collapsed."""
-    return " ".join(MARKER.sub(" ", canonical).split())
+def content_text(text: str) -> str:
+    """The content of a canonical text, the same whatever policy wrote it: markers removed, and parenthesized
+    spans too (a cue text stays under `strip`, goes under `drop`: removing every aside on both sides keeps the
+    comparison fair), NFC, whitespace runs collapsed."""
+    out = PARENTHESIZED.sub(" ", MARKER.sub(" ", text))
+    return unicodedata.normalize("NFC", " ".join(out.split()))
 
 
 def text_key(text: str) -> str:

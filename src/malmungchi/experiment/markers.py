@@ -1,0 +1,339 @@
+"""`experiment markers`: every marker policy built from one corpus with one split, trained from one base with the
+same settings and budget, evaluated on the same items, compared pair by pair.
+
+Layout of EXP_DIR (each stage its own folder, finished when its `stage.json` holds its fingerprint; a rerun
+skips a stage whose fingerprint matches and redoes one that is missing, different or was interrupted):
+
+    experiment.json          the settings
+    tokenizer/, base/        a tokenizer trained on the inputs (--tokenizer train), a tiny model (--model tiny)
+    builds/POLICY/           `corpus build` of the inputs under POLICY (whole documents split by identity)
+    runs/POLICY-sSEED/       `train run` of that build
+    results/POLICY-sSEED/    generations (eval run's resumable results file) and scores.json
+    report.json, report.md, loss.png, bpc.png
+
+Library code: returns values and raises `UserError`; the CLI prints (`progress` is called per stage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from malmungchi.errors import UserError
+from malmungchi.experiment.arms import ARMS, policy_settings
+
+STAGE_FILE = "stage.json"
+
+
+class ExperimentError(UserError):
+    """A problem with the experiment's options or its folder."""
+
+
+@dataclass
+class Settings:
+    """Everything that decides an experiment's results (recorded in experiment.json)."""
+
+    inputs: list[str]
+    out: str
+    tokenizer: str = "train"  # a tokenizer folder, or "train": a byte-level BPE trained on the inputs
+    model: str = "tiny"  # a base model folder, or "tiny": a from-scratch Llama-style model (random weights)
+    policies: tuple[str, ...] = ARMS
+    chat: bool = False
+    seeds: tuple[int, ...] = (0,)
+    max_steps: int | None = 200
+    epochs: float | None = None
+    max_length: int = 256
+    lr: float = 3e-3
+    batch_size: int = 8
+    lora_r: int = 64
+    lora_alpha: int = 64
+    train_embeddings: str = "full"
+    quant: str = "none"
+    vocab_size: int = 2000  # --tokenizer train
+    hidden_size: int = 128  # --model tiny (a multiple of 64: 4-bit layers need it)
+    layers: int = 2
+    splits: tuple[float, float, float] = (0.8, 0.05, 0.15)
+    max_new_tokens: int = 48
+    eval_limit: int | None = None
+    eval_context: int = 128
+    resamples: int = 2000
+    extra_build: dict = field(default_factory=dict)  # other [build] settings (config file)
+
+    def fingerprint(self, *keys: str) -> str:
+        data = asdict(self)
+        return _sha({k: data[k] for k in keys})
+
+
+def _sha(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _done(folder: Path, fingerprint: str) -> bool:
+    try:
+        return json.loads((folder / STAGE_FILE).read_text(encoding="utf-8")).get("fingerprint") == fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+def _finish(folder: Path, fingerprint: str, **extra) -> None:
+    """Written last: its presence with the fingerprint means the stage finished."""
+    tmp = folder / (STAGE_FILE + ".tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, **extra}, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(folder / STAGE_FILE)
+
+
+def _fresh(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class Stage:
+    name: str  # "build special", "train text s0", …
+    skipped: bool
+    seconds: float
+
+
+def check(s: Settings) -> None:
+    lines = []
+    unknown = [p for p in s.policies if p not in ARMS]
+    if unknown:
+        lines.append(f"--policies: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    if len(set(s.policies)) < 2:
+        lines.append("--policies: give at least two policies to compare")
+    if not s.seeds:
+        lines.append("--seeds: give at least one seed")
+    if s.max_steps is None and s.epochs is None:
+        lines.append("give --max-steps or --epochs: every policy trains with the same budget")
+    for p in s.inputs:
+        if not Path(p).exists():
+            lines.append(f"{p}: no such file or folder")
+    out = Path(s.out).resolve()
+    for p in s.inputs:
+        src = Path(p).resolve()
+        if out == src or src in out.parents or out in src.parents:
+            lines.append(f"--out {s.out}: overlaps the input {p}; choose a folder outside your inputs")
+    if out.exists() and any(out.iterdir()) and not (out / "experiment.json").is_file():
+        lines.append(f"--out {s.out}: exists and is not an experiment folder (no experiment.json); choose a new one")
+    if lines:
+        raise ExperimentError(lines)
+
+
+def run(s: Settings, progress: Callable[[str, bool], None] | None = None) -> dict:
+    """Run (or resume) the experiment; returns report.json's content."""
+    from malmungchi.experiment import report as report_mod
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the experiment shows its own progress
+    check(s)
+    out = Path(s.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "experiment.json").write_text(json.dumps(asdict(s), indent=2, ensure_ascii=False) + "\n",
+                                         encoding="utf-8")
+    stages: list[Stage] = []
+
+    def step(name: str, fn: Callable[[], bool]) -> None:
+        t = time.perf_counter()
+        if progress:
+            progress(name, False)
+        skipped = fn()
+        stages.append(Stage(name, skipped, round(time.perf_counter() - t, 3)))
+        if progress:
+            progress(name, True)
+
+    tok_dir, base_dir = _base_paths(s)
+    step("tokenizer", lambda: _tokenizer(s, tok_dir))
+    step("base model", lambda: _base_model(s, tok_dir, base_dir))
+    for arm in s.policies:
+        step(f"build {arm}", lambda arm=arm: _build(s, arm, tok_dir))
+    for arm in s.policies:
+        for seed in s.seeds:
+            step(f"train {arm} seed {seed}", lambda arm=arm, seed=seed: _train(s, arm, seed, base_dir))
+            step(f"evaluate {arm} seed {seed}", lambda arm=arm, seed=seed: _evaluate(s, arm, seed))
+    rep = report_mod.compare(s, out)
+    rep["stages"] = [asdict(x) for x in stages]
+    report_mod.write(rep, out)
+    return rep
+
+
+# -- stages ------------------------------------------------------------------------------------------------------
+
+
+def _base_paths(s: Settings) -> tuple[Path, Path]:
+    out = Path(s.out)
+    tok = out / "tokenizer" if s.tokenizer == "train" else Path(s.tokenizer)
+    base = out / "base" if s.model == "tiny" else Path(s.model)
+    return tok, base
+
+
+def _tokenizer(s: Settings, tok_dir: Path) -> bool:
+    if s.tokenizer != "train":
+        if not tok_dir.is_dir():
+            raise ExperimentError(f"--tokenizer {s.tokenizer}: no such folder (or give --tokenizer train)")
+        return True
+    fp = _sha({"inputs": _input_hashes(s), "vocab_size": s.vocab_size})
+    if _done(tok_dir, fp):
+        return True
+    from malmungchi.quickstart.tokenizer import train_tokenizer
+
+    _fresh(tok_dir)
+    train_tokenizer(_canonical_texts(s), tok_dir, vocab_size=s.vocab_size)
+    _finish(tok_dir, fp)
+    return False
+
+
+def _base_model(s: Settings, tok_dir: Path, base_dir: Path) -> bool:
+    if s.model != "tiny":
+        if not base_dir.is_dir():
+            raise ExperimentError(f"--model {s.model}: no such folder (or give --model tiny)")
+        return True
+    fp = _sha({"tokenizer": _tree_hash(tok_dir), **{k: getattr(s, k) for k in ("hidden_size", "layers")},
+               "max_length": s.max_length})
+    if _done(base_dir, fp):
+        return True
+    from transformers import AutoTokenizer
+
+    from malmungchi.train.tiny import make_tiny_model
+
+    _fresh(base_dir)
+    tok = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    make_tiny_model(base_dir, tok, seed=0, hidden_size=s.hidden_size, layers=s.layers, heads=4, kv_heads=2,
+                    intermediate_size=s.hidden_size * 2, max_position_embeddings=max(512, s.max_length))
+    _finish(base_dir, fp)
+    return False
+
+
+def build_config(s: Settings, arm: str, tok_dir: Path):
+    from malmungchi.schemas.config import BuildConfig
+    from malmungchi.schemas.registry import default_registry
+
+    return BuildConfig(**{**s.extra_build, "tokenizer": str(tok_dir), "mode": "chat" if s.chat else "text",
+                          "max_length": s.max_length, "eval_context": s.eval_context, "seed": 0,
+                          "split_unit": "document",  # whole documents: the same test documents for every policy
+                          "splits": dict(zip(("train", "validation", "test"), s.splits)),
+                          **policy_settings(arm, default_registry())})
+
+
+def _build(s: Settings, arm: str, tok_dir: Path) -> bool:
+    from malmungchi.prep.build import plan
+    from malmungchi.prep.write import write_build
+    from malmungchi.schemas.registry import default_registry
+
+    folder = Path(s.out) / "builds" / arm
+    cfg = build_config(s, arm, tok_dir)
+    fp = _sha({"inputs": _input_hashes(s), "tokenizer": _tree_hash(tok_dir), "config": cfg.model_dump(mode="json")})
+    if _done(folder, fp):
+        return True
+    _fresh(folder)
+    p = plan(list(s.inputs), cfg, default_registry())
+    manifest = write_build(p, folder)
+    _finish(folder, fp, content_hash=manifest["content_hash"])
+    return False
+
+
+def _train(s: Settings, arm: str, seed: int, base_dir: Path) -> bool:
+    from malmungchi.schemas.config import TrainConfig
+    from malmungchi.train.runner import resolve, train
+
+    build = Path(s.out) / "builds" / arm
+    folder = Path(s.out) / "runs" / f"{arm}-s{seed}"
+    build_fp = json.loads((build / STAGE_FILE).read_text(encoding="utf-8"))["content_hash"]
+    fp = _sha({"build": build_fp, "base": _tree_hash(base_dir), "seed": seed,
+               **{k: getattr(s, k) for k in ("max_steps", "epochs", "lr", "batch_size", "lora_r", "lora_alpha",
+                                             "train_embeddings", "quant")}})
+    if _done(folder, fp):
+        return True
+    _fresh(folder)
+    steps = s.max_steps or 0
+    cfg = TrainConfig(model=str(base_dir), out=str(folder), quant=s.quant, max_steps=s.max_steps, epochs=s.epochs,
+                      lr=s.lr, batch_size=s.batch_size, lora_r=s.lora_r, lora_alpha=s.lora_alpha, seed=seed,
+                      train_embeddings=s.train_embeddings,
+                      args={"logging_steps": max(1, steps // 40) if steps else 10, "save_steps": steps or 500,
+                            "eval_steps": steps or 500})
+    started = time.perf_counter()
+    peak = _reset_peak_memory()
+    train(resolve(build, cfg), console=None)
+    _finish(folder, fp, wall_s=round(time.perf_counter() - started, 3), peak_memory_mb=_peak_memory(peak))
+    return False
+
+
+def _evaluate(s: Settings, arm: str, seed: int) -> bool:
+    from malmungchi.experiment.scoring import evaluate
+
+    run_dir = Path(s.out) / "runs" / f"{arm}-s{seed}"
+    folder = Path(s.out) / "results" / f"{arm}-s{seed}"
+    fp = _sha({"run": json.loads((run_dir / STAGE_FILE).read_text(encoding="utf-8"))["fingerprint"],
+               "max_new_tokens": s.max_new_tokens, "limit": s.eval_limit})
+    if _done(folder, fp):
+        return True
+    folder.mkdir(parents=True, exist_ok=True)  # the generations file inside resumes an interrupted eval
+    (folder / STAGE_FILE).unlink(missing_ok=True)
+    scores = evaluate(run_dir, Path(s.out) / "builds" / arm, folder, max_new_tokens=s.max_new_tokens,
+                      limit=s.eval_limit)
+    (folder / "scores.json").write_text(json.dumps(scores, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    _finish(folder, fp)
+    return False
+
+
+# -- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _input_hashes(s: Settings) -> list:
+    from malmungchi.prep.readers import find_inputs
+
+    out = []
+    for path, key in find_inputs(list(s.inputs)):
+        h = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        out.append([key, h])
+    return out
+
+
+def _tree_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAGE_FILE):
+        h.update(str(f.relative_to(folder)).encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _canonical_texts(s: Settings) -> list[str]:
+    """Every input document's text without its markers: what a tokenizer for the experiment is trained on, so
+    that, as with a pretrained tokenizer, `|SOUND|>` spelled as text costs several tokens and `special` adds
+    one token per marker."""
+    from malmungchi.prep.identity import MARKER, Canonical
+    from malmungchi.prep.readers import find_inputs, read_source
+    from malmungchi.schemas.config import BuildConfig
+    from malmungchi.schemas.registry import default_registry
+
+    registry = default_registry()
+    cfg = BuildConfig(**s.extra_build)
+    canonical = Canonical(registry)
+    texts = []
+    for path, key in find_inputs(list(s.inputs)):
+        src = read_source(path, key, registry, cfg)
+        texts.extend(MARKER.sub("", canonical.renderer.render(doc, key).text) for doc in src.documents)
+    return texts
+
+
+def _reset_peak_memory():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return "cuda"
+    return None
+
+
+def _peak_memory(kind) -> float | None:
+    """Peak GPU memory of the training (MB); None on the CPU, where the process's peak is not the run's."""
+    if kind == "cuda":
+        import torch
+
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return None
