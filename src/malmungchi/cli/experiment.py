@@ -72,16 +72,13 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
     from malmungchi.experiment import report as report_mod
     from malmungchi.experiment.markers import ExperimentError, run
 
-    cfg = load_config_or_fail(list(inputs), config_path)
-    extra = {k: v for k, v in cfg.build.model_dump(exclude_unset=True).items()
-             if k not in ("tokenizer", "mode", "max_length", "eval_context", "seed", "split_unit", "splits",
-                          "default_policy", "policies")}
+    load_config_or_fail(list(inputs), config_path)  # a bad config file: its lines, before anything runs
     s = Settings(inputs=list(inputs), out=out, tokenizer=tokenizer, model=model,
                  policies=tuple(p.strip() for p in policies.split(",") if p.strip()), chat=chat,
                  seeds=seeds, max_steps=None if epochs else max_steps, epochs=epochs, max_length=max_length, lr=lr,
                  batch_size=batch_size, lora_r=lora_r, lora_alpha=lora_alpha, train_embeddings=train_embeddings,
                  quant=quant, hidden_size=hidden_size, layers=layers, vocab_size=vocab_size,
-                 max_new_tokens=max_new_tokens, eval_limit=limit, extra_build=extra)
+                 max_new_tokens=max_new_tokens, eval_limit=limit, config=config_path)
     if hidden_size % 64:
         fail(f"--hidden-size {hidden_size}: give a multiple of 64 (4-bit layers need their inputs in blocks of 64)")
     err = console(stderr=True)

@@ -21,7 +21,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from malmungchi.errors import UserError
@@ -62,7 +62,7 @@ class Settings:
     eval_limit: int | None = None
     eval_context: int = 128
     resamples: int = 2000
-    extra_build: dict = field(default_factory=dict)  # other [build] settings (config file)
+    config: str | None = None  # a malmungchi.toml; else the nearest one up from the first input (as every command)
 
     def fingerprint(self, *keys: str) -> str:
         data = asdict(self)
@@ -158,8 +158,8 @@ def run(s: Settings, progress: Callable[[str, bool], None] | None = None) -> dic
             step(f"train {arm} seed {seed}", lambda arm=arm, seed=seed: _train(s, arm, seed, base_dir))
             step(f"evaluate {arm} seed {seed}", lambda arm=arm, seed=seed: _evaluate(s, arm, seed))
     rep = report_mod.compare(s, out)
-    rep["stages"] = [asdict(x) for x in stages]
     report_mod.write(rep, out)
+    rep["stages"] = [asdict(x) for x in stages]  # this invocation's work (not in report.json: same inputs, same bytes)
     return rep
 
 
@@ -210,29 +210,43 @@ def _base_model(s: Settings, tok_dir: Path, base_dir: Path) -> bool:
     return False
 
 
-def build_config(s: Settings, arm: str, tok_dir: Path):
-    from malmungchi.schemas.config import BuildConfig
-    from malmungchi.schemas.registry import default_registry
+EXPERIMENT_KEYS = ("tokenizer", "mode", "max_length", "eval_context", "seed", "split_unit", "splits",
+                   "default_policy", "policies")  # [build] keys the experiment sets itself
 
-    return BuildConfig(**{**s.extra_build, "tokenizer": str(tok_dir), "mode": "chat" if s.chat else "text",
+
+def load_settings_config(s: Settings):
+    """The config file every command would use for these inputs (its [build] and [markers] apply)."""
+    from malmungchi.schemas.config import load_config
+
+    return load_config(Path(s.inputs[0]) if s.inputs else Path.cwd(), Path(s.config) if s.config else None)
+
+
+def build_config(s: Settings, arm: str, tok_dir: Path, config=None):
+    from malmungchi.schemas.config import BuildConfig
+
+    config = config or load_settings_config(s)
+    own = {k: v for k, v in config.build.model_dump(exclude_unset=True).items() if k not in EXPERIMENT_KEYS}
+    return BuildConfig(**{**own, "tokenizer": str(tok_dir), "mode": "chat" if s.chat else "text",
                           "max_length": s.max_length, "eval_context": s.eval_context, "seed": 0,
                           "split_unit": "document",  # whole documents: the same test documents for every policy
                           "splits": dict(zip(("train", "validation", "test"), s.splits)),
-                          **policy_settings(arm, default_registry())})
+                          **policy_settings(arm, config.registry())})
 
 
 def _build(s: Settings, arm: str, tok_dir: Path) -> bool:
     from malmungchi.prep.build import plan
     from malmungchi.prep.write import write_build
-    from malmungchi.schemas.registry import default_registry
 
     folder = Path(s.out) / "builds" / arm
-    cfg = build_config(s, arm, tok_dir)
-    fp = _sha({"inputs": _input_hashes(s), "tokenizer": _tree_hash(tok_dir), "config": cfg.model_dump(mode="json")})
+    config = load_settings_config(s)
+    registry = config.registry()
+    cfg = build_config(s, arm, tok_dir, config)
+    fp = _sha({"inputs": _input_hashes(s), "tokenizer": _tree_hash(tok_dir), "config": cfg.model_dump(mode="json"),
+               "markers": sorted(registry.tokens)})
     if _done(folder, fp):
         return True
     _fresh(folder)
-    p = plan(list(s.inputs), cfg, default_registry())
+    p = plan(list(s.inputs), cfg, registry)
     manifest = write_build(p, folder)
     _finish(folder, fp, content_hash=manifest["content_hash"])
     return False
@@ -308,11 +322,10 @@ def _canonical_texts(s: Settings) -> list[str]:
     one token per marker."""
     from malmungchi.prep.identity import MARKER, Canonical
     from malmungchi.prep.readers import find_inputs, read_source
-    from malmungchi.schemas.config import BuildConfig
-    from malmungchi.schemas.registry import default_registry
 
-    registry = default_registry()
-    cfg = BuildConfig(**s.extra_build)
+    config = load_settings_config(s)
+    registry = config.registry()
+    cfg = config.build
     canonical = Canonical(registry)
     texts = []
     for path, key in find_inputs(list(s.inputs)):

@@ -57,7 +57,7 @@ def compare(s, out: Path) -> dict:
     pairs = [_pair(a, b, results, ids, sums, idx, s.resamples) for a, b in combinations(arms, 2)]
     return {"policies": policies, "pairs": pairs, "n_items": len(ids), "n_documents": len(docs),
             "seeds": list(s.seeds), "confidence": CONFIDENCE, "verdicts": [p["verdict"] for p in pairs],
-            "settings": {k: v for k, v in vars(s).items() if k not in ("extra_build",)}}
+            "settings": dict(vars(s))}
 
 
 def _policy(arm: str, rs: list[dict], ids: list[str], sums, idx) -> dict:
