@@ -10,7 +10,9 @@ ids, never document trees or Rust encodings. The result is the same as reading s
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -83,7 +85,7 @@ def stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, 
     is encoded."""
     sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p, _ in inputs]
     jobs = jobs or os.cpu_count() or 1
-    if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES:
+    if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES and fork_is_safe():
         return _Pooled(inputs, sizes, registry, cfg, jobs, render, progress, encoder).results()
     return _serial(inputs, sizes, registry, cfg, render, progress)
 
@@ -96,6 +98,14 @@ def _serial(inputs, sizes, registry: Registry, cfg: BuildConfig, render: bool, p
         if progress:
             progress(size)
         yield res
+
+
+def fork_is_safe() -> bool:
+    """False when this process has imported polars (a library caller that read a table first): polars' thread
+    pool does not survive a fork, and a forked reader of a CSV file would wait for it forever. The inputs are
+    then read in this process. (Whether the pool has started cannot be asked; the CLI's build process never
+    imports polars before it forks. Workers are forked, not spawned, so they inherit the prepared encoder.)"""
+    return "polars" not in sys.modules
 
 
 class _Pooled:
@@ -112,7 +122,8 @@ class _Pooled:
         quiet = encoder is not None and "TOKENIZERS_PARALLELISM" not in os.environ
         if quiet:
             os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        self.pool = ProcessPoolExecutor(jobs, initializer=_init, initargs=(registry, cfg, render, encoder))
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_init,
+                                        initargs=(registry, cfg, render, encoder))
         try:
             self.top_up()
         finally:
