@@ -9,20 +9,19 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
+from malmungchi.errors import USAGE_ERROR
 from malmungchi.schemas.config import Config, ConfigError, load_config
-
-USAGE_ERROR = 2
 
 
 def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def fail(*lines: str) -> NoReturn:
-    """Print one clear line per problem to stderr and exit 2 (usage or I/O error)."""
+def fail(*lines: str, exit_code: int = USAGE_ERROR) -> NoReturn:
+    """Print one clear line per problem to stderr and exit (2 unless told: usage or I/O error)."""
     for line in lines:
         click.echo(f"error: {line}", err=True)
-    sys.exit(USAGE_ERROR)
+    sys.exit(exit_code)
 
 
 def load_config_or_fail(paths: list[str], explicit: str | None) -> Config:
