@@ -129,6 +129,7 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
     Results are appended per batch and keyed by a fingerprint of the model, tokenizer and settings: after a
     crash or Ctrl-C, the same command resumes where it stopped.
     """
+    from malmungchi.contracts.build import build_mode
     from malmungchi.eval import report
     from malmungchi.eval.generate import GenerationSettings
     from malmungchi.eval.load import load
@@ -139,7 +140,7 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
     err = console(stderr=True)
     if any(not s for s in stops):
         fail("--stop: an empty stop string would stop at once; give a non-empty string")
-    if not stops and _build_mode(data) == "text":
+    if not stops and build_mode(data) == "text":
         # a text-mode answer is one dialogue turn: it ends at the line break, where the next speaker begins
         stops = ("\n",)
         text_stop_note = True  # printed once the inputs and the model are known good: an error stays one line
@@ -240,12 +241,3 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     out.print(report.verdict(c))
     if show and (c.fixed or c.broken):
         out.print(report.flips_table(c, show))
-
-
-def _build_mode(data: str) -> str | None:
-    """The build's mode (text/chat) when --data is a build folder, else None."""
-    manifest = Path(data) / "manifest.json"
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("mode") if manifest.is_file() else None
-    except (OSError, ValueError):
-        return None

@@ -21,6 +21,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from malmungchi.contracts.build import BuildPaths
+from malmungchi.contracts.run import RunPaths
+
 MARKER_FILE = ".malmungchi-quickstart"
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -165,7 +168,7 @@ def run(settings: Settings, console: Console, *, force: bool = False) -> Results
     code = _invoke(train_args)
     if code != 0:
         raise QuickstartError(f"train run failed with exit code {code}")
-    res.losses = _losses(out / "run" / "metrics.json")
+    res.losses = _losses(RunPaths(out / "run").metrics)
     res.timings["train"] = time.perf_counter() - t
 
     # 5. exact match after training -------------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def _build(corpus: Path, out: Path, settings: Settings, registry, console: Conso
     splits = manifest.get("splits", {})
     return {"tokens": sum(s.get("tokens", 0) for s in splits.values()), "rows": sum(s.get("rows", 0) for s in splits.values()),
             "packing": rep.get("packing", {}).get("efficiency"), "added_tokens": len(manifest.get("tokenizer", {}).get("added_tokens", {})),
-            "test_items": sum(1 for _ in open(out / "build" / "eval" / "test.jsonl", encoding="utf-8"))}
+            "test_items": sum(1 for _ in open(BuildPaths(out / "build").eval_items, encoding="utf-8"))}
 
 
 def _mean_em(path: Path) -> float:

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from malmungchi.atomic import write_json
+from malmungchi.contracts.build import BuildDir, read_build_dir
+from malmungchi.contracts.run import RunPaths, is_run_dir
+from malmungchi.outdir import overlap_problem
 from malmungchi.schemas.config import TrainConfig
 from malmungchi.train import modeling
-from malmungchi.train.build_dir import BuildDir, read_build_dir
-from malmungchi.outdir import RUN_MANIFEST, overlap_problem
 from malmungchi.train.checkpoints import checkpoint_step, complete_checkpoints, only_run_files
 from malmungchi.train.errors import TrainError
+
 SCHEMA_VERSION = 1
 
 DEFAULTS = {"epochs": 1.0, "lr": 2e-4, "batch_size": 4, "grad_accum": 1, "seed": 42, "report_to": "none"}
@@ -142,7 +144,7 @@ def sft_config(plan: Plan, *, resume: bool = False):
         args["eval_steps"] = plan.extra_args.get("eval_steps", save_steps)
     args.update(plan.extra_args)
     args.update(
-        output_dir=str(plan.out / "checkpoints"),
+        output_dir=str(RunPaths(plan.out).checkpoints),
         num_train_epochs=plan.epochs, max_steps=plan.max_steps, learning_rate=plan.lr,
         per_device_train_batch_size=plan.batch_size, gradient_accumulation_steps=plan.grad_accum, seed=plan.seed,
         data_seed=plan.extra_args.get("data_seed", plan.seed),
@@ -340,9 +342,9 @@ def check_out_dir(plan: Plan, resume: bool) -> tuple[str | bool, str | None]:
     checkpoints unless --resume; a run killed before its first whole checkpoint (only training's own files, no
     run manifest) is started over, with a notice saying so."""
     out = plan.out
-    ckpt = out / "checkpoints"
+    ckpt = RunPaths(out).checkpoints
     done = complete_checkpoints(ckpt)
-    finished = (out / RUN_MANIFEST).is_file()
+    finished = is_run_dir(out)
     if resume and done:
         newest = checkpoint_step(done[0])
         torn = sorted(d.name for d in ckpt.glob("checkpoint-*") if d not in done and checkpoint_step(d) > newest)
@@ -431,8 +433,8 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
 
             merged = copy.deepcopy(model).merge_and_unload()
             merged.config.use_cache = True
-            merged.save_pretrained(plan.out / "merged")
-            shutil.copytree(plan.build.tokenizer_dir, plan.out / "merged", dirs_exist_ok=True)
+            merged.save_pretrained(RunPaths(plan.out).merged)
+            shutil.copytree(plan.build.tokenizer_dir, RunPaths(plan.out).merged, dirs_exist_ok=True)
             del merged
     trainer.accelerator.wait_for_everyone()
     del trainer
@@ -478,15 +480,15 @@ def run_manifest(plan: Plan, prep: Prepared, trainer, resumed_from) -> dict[str,
 
 
 def write_run_dir(plan: Plan, prep: Prepared, trainer, manifest, callback, result, eval_metrics, started) -> dict:
-    out = plan.out
-    out.mkdir(parents=True, exist_ok=True)
+    out = RunPaths(plan.out)
+    out.root.mkdir(parents=True, exist_ok=True)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    model.save_pretrained(out / "adapter")
+    model.save_pretrained(out.adapter)
     # beside the adapter too: peft's AutoPeftModelForCausalLM (and lm-eval's peft=) resize the base to it
-    prep.tokenizer.save_pretrained(str(out / "adapter"))
-    if (out / "tokenizer").exists():
-        shutil.rmtree(out / "tokenizer")
-    shutil.copytree(plan.build.tokenizer_dir, out / "tokenizer")
+    prep.tokenizer.save_pretrained(str(out.adapter))
+    if out.tokenizer.exists():
+        shutil.rmtree(out.tokenizer)
+    shutil.copytree(plan.build.tokenizer_dir, out.tokenizer)
     metrics = {
         "loss_curve": callback.curve,
         "eval": callback.evals,
@@ -496,8 +498,8 @@ def write_run_dir(plan: Plan, prep: Prepared, trainer, manifest, callback, resul
         "runtime_s": round(time.time() - started, 3),
         **callback.summary(),
     }
-    write_json(out / "metrics.json", metrics)
-    write_json(out / RUN_MANIFEST, manifest)
+    write_json(out.metrics, metrics)
+    write_json(out.manifest, manifest)  # last: its presence means the run finished
     return metrics
 
 
