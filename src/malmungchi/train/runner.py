@@ -19,10 +19,9 @@ from malmungchi.schemas.config import TrainConfig
 from malmungchi.train import modeling
 from malmungchi.train.checkpoints import checkpoint_step, complete_checkpoints, only_run_files
 from malmungchi.train.errors import TrainError
+from malmungchi.train.settings import BY_FIELD, TRL_NAMES, TRL_SETTINGS, trl_value
 
 SCHEMA_VERSION = 1
-
-DEFAULTS = {"epochs": 1.0, "lr": 2e-4, "batch_size": 4, "grad_accum": 1, "seed": 42, "report_to": "none"}
 
 
 @dataclass
@@ -77,18 +76,10 @@ def resolve(build_dir: str | Path, cfg: TrainConfig) -> Plan:
     world = modeling.env_world_size()
     p = Plan(
         build=build, cfg=cfg, model=cfg.model, out=Path(cfg.out), quant=quant, quant_notice=notice, dtype=dtype,
-        attn_implementation=cfg.attn_implementation or "sdpa",
-        epochs=cfg.epochs if cfg.epochs is not None else float(cfg.args.get("num_train_epochs", DEFAULTS["epochs"])),
-        max_steps=cfg.max_steps if cfg.max_steps is not None else int(cfg.args.get("max_steps", -1)),
-        lr=cfg.lr if cfg.lr is not None else float(cfg.args.get("learning_rate", DEFAULTS["lr"])),
-        batch_size=cfg.batch_size or int(cfg.args.get("per_device_train_batch_size", DEFAULTS["batch_size"])),
-        grad_accum=cfg.grad_accum or int(cfg.args.get("gradient_accumulation_steps", DEFAULTS["grad_accum"])),
-        seed=cfg.seed if cfg.seed is not None else int(cfg.args.get("seed", DEFAULTS["seed"])),
-        report_to=cfg.report_to if cfg.report_to is not None else cfg.args.get("report_to", DEFAULTS["report_to"]),
+        attn_implementation=cfg.attn_implementation or BY_FIELD["attn_implementation"].default,
+        **{s.field: trl_value(s, cfg) for s in TRL_SETTINGS},  # epochs, max_steps, lr, batch_size, ...
         lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r, world_size=world, total_steps=0,
-        extra_args={k: v for k, v in cfg.args.items() if k not in (
-            "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
-            "gradient_accumulation_steps", "seed", "report_to")},
+        extra_args={k: v for k, v in cfg.args.items() if k not in TRL_NAMES},
     )
     problem = tracker_problem(p.report_to)
     if problem:
@@ -508,4 +499,3 @@ def merge_cfg(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     data = base.model_dump(exclude_unset=False)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.model_validate(data)
-
