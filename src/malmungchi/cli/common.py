@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 
 from malmungchi.errors import USAGE_ERROR
-from malmungchi.schemas.config import Config, ConfigError, load_config
+from malmungchi.schemas.config import Config, load_config
 
 
 def console(stderr: bool = False) -> Console:
@@ -25,8 +25,7 @@ def fail(*lines: str, exit_code: int = USAGE_ERROR) -> NoReturn:
 
 
 def load_config_or_fail(paths: list[str], explicit: str | None) -> Config:
-    try:
-        start = Path(paths[0]) if paths else Path.cwd()
-        return load_config(start, Path(explicit) if explicit else None)
-    except ConfigError as err:
-        fail(*err.lines)
+    """The config for a command on `paths`: `explicit`, else the nearest file up from the first path; a
+    ConfigError (every problem at once) goes to the main group, which prints it."""
+    start = Path(paths[0]) if paths else Path.cwd()
+    return load_config(start, Path(explicit) if explicit else None)

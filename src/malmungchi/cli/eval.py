@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from malmungchi.cli.common import console, fail
-from malmungchi.eval.records import EvalInputError
 
 INTERRUPTED = 130
 
@@ -69,11 +68,8 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
     from malmungchi.eval.score import score_items, summarize, worst, write_results
 
     normalizer = _normalizer_for(tokenizer_dir, end_markers, drop_markers)
-    try:
-        gold_items = read_gold(gold)
-        preds = read_predictions(predictions)
-    except EvalInputError as err:
-        fail(*err.lines)
+    gold_items = read_gold(gold)
+    preds = read_predictions(predictions)
     scored = score_items(gold_items, preds, normalizer)
     gold_keys = {g.key for g in gold_items}
     summary = summarize(scored, normalizer, n_extra=sum(1 for k in preds if k not in gold_keys))
@@ -149,13 +145,10 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                   stop_strings=tuple(stops))
     out_path = Path(output)
-    try:
-        gold_path = resolve_gold_path(data)
-        gold_items = read_gold(gold_path)
-        with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
-            loaded = load(model_path, device=device, dtype=dtype)
-    except EvalInputError as e:
-        fail(*e.lines)
+    gold_path = resolve_gold_path(data)
+    gold_items = read_gold(gold_path)
+    with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
+        loaded = load(model_path, device=device, dtype=dtype)
     if text_stop_note:
         err.print("note: text-mode build: generation stops at a line break (give --stop to change this)")
 
@@ -174,8 +167,6 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
             outcome = run_eval(loaded, gold_items, out_path, settings, gold_source=gold_path, batch_size=batch_size,
                                limit=limit, drop_markers=drop_markers, on_start=on_start,
                                on_progress=lambda n: progress.advance(task, n))
-    except EvalInputError as e:
-        fail(*e.lines)
     except ValueError as e:
         fail(f"{model_path}: {e}")
     except KeyboardInterrupt:
@@ -226,10 +217,7 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     from malmungchi.eval import report
     from malmungchi.eval.compare import compare as do_compare
 
-    try:
-        c = do_compare(results_a, results_b, resamples=resamples, seed=seed, confidence=confidence)
-    except EvalInputError as e:
-        fail(*e.lines)
+    c = do_compare(results_a, results_b, resamples=resamples, seed=seed, confidence=confidence)
     err = console(stderr=True)
     for w in c.warnings:
         err.print(f"warning: {w}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from malmungchi.cli.common import console, fail
+from malmungchi.cli.common import console
 from malmungchi.quickstart.pipeline import Settings
 
 
@@ -23,7 +23,7 @@ def quickstart(out, steps, force):
     It demonstrates that the pipeline learns (exact match on memorised pairs before vs. after training); it
     does not make a useful model.
     """
-    from malmungchi.quickstart.pipeline import QuickstartError, check_learned, print_summary, run
+    from malmungchi.quickstart.pipeline import check_learned, print_summary, run
 
     settings = Settings(out=Path(out))
     if steps:
@@ -33,8 +33,6 @@ def quickstart(out, steps, force):
         res = run(settings, con, force=force)
         print_summary(res, settings, con)
         check_learned(res)
-    except QuickstartError as exc:
-        fail(str(exc))
     except KeyboardInterrupt:
         click.echo(f"interrupted; {out} holds what was done so far", err=True)
         sys.exit(130)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 
-from malmungchi.cli.common import console, fail, load_config_or_fail
+from malmungchi.cli.common import console, load_config_or_fail
 from malmungchi.train.settings import BY_FIELD
 
 
@@ -54,27 +51,22 @@ def run(build_dir, config_path, resume, dry_run, **options):
     config = load_config_or_fail([build_dir], config_path)
     cfg = config.train.with_options(options)
 
-    from malmungchi.train.errors import TrainError
-    from malmungchi.train.runner import describe, resolve, sft_config, train as do_train
+    from malmungchi.train.runner import describe, finished_line, is_main_process, resolve, sft_config, train as do_train
 
     out = console()
-    err = console(stderr=True)
-    try:
-        plan = resolve(build_dir, cfg)
-        sft_config(plan)  # bad [train.args] values fail here, before anything is written
-        if dry_run:
-            from rich.table import Table
+    plan = resolve(build_dir, cfg)
+    sft_config(plan)  # bad [train.args] values fail here, before anything is written
+    if dry_run:
+        from rich.table import Table
 
-            table = Table(title="malmungchi train run (dry run)", show_header=False, show_edge=False)
-            table.add_column(style="bold")
-            table.add_column()
-            for what, value in describe(plan):
-                table.add_row(what, value)
-            out.print(table)
-            return
-        manifest = do_train(plan, resume=resume, console=err).manifest
-    except TrainError as exc:
-        fail(*exc.lines)
-    if int(os.environ.get("RANK", "0") or 0) == 0:
-        steps = manifest["hyperparameters"]["steps"]
-        out.print(f"trained {steps} step{'s' * (steps != 1)}; run written to {Path(cfg.out)}")
+        table = Table(title="malmungchi train run (dry run)", show_header=False, show_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for what, value in describe(plan):
+            table.add_row(what, value)
+        out.print(table)
+        return
+    outcome = do_train(plan, resume=resume, console=console(stderr=True))
+    if is_main_process():
+        out.print(finished_line(outcome.manifest, plan.out))
+

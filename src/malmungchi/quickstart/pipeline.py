@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import click
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -270,7 +269,3 @@ def check_learned(res: Results) -> None:
     after = res.em.get("after", {}).get("memorized", 0.0)
     if after <= before:
         raise QuickstartError(f"exact match on the memorised pairs did not rise ({before:.0%} → {after:.0%})")
-
-
-def echo_error(message: str) -> None:
-    click.echo(f"error: {message}", err=True)

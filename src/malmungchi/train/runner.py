@@ -110,7 +110,7 @@ def tracker_problem(report_to) -> str | None:
     return None
 
 
-def sft_config(plan: Plan, *, resume: bool = False):
+def sft_config(plan: Plan):
     """The SFTConfig for this plan; bad [train.args] values come back as one TrainError line each."""
     from trl import SFTConfig
 
@@ -386,7 +386,7 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
     resume_from, out_notice = check_out_dir(plan, resume)
     if console is not None and out_notice and is_main_process():
         console.print(out_notice)
-    args = sft_config(plan, resume=resume)
+    args = sft_config(plan)
     set_seed(plan.seed)
     prep = prepare_model(plan)
     tokenizer = prep.tokenizer
@@ -433,6 +433,12 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
         torch.cuda.empty_cache()
     model.eval()
     return Outcome(manifest, model, metrics)
+
+
+def finished_line(manifest: dict[str, Any], out: Path) -> str:
+    """What `train run` (and the quick start) prints when the run directory is written."""
+    steps = manifest["hyperparameters"]["steps"]
+    return f"trained {steps} step{'s' * (steps != 1)}; run written to {out}"
 
 
 def run_manifest(plan: Plan, prep: Prepared, trainer, resumed_from) -> dict[str, Any]:
@@ -493,9 +499,3 @@ def write_run_dir(plan: Plan, prep: Prepared, trainer, manifest, callback, resul
     write_json(out.manifest, manifest)  # last: its presence means the run finished
     return metrics
 
-
-def merge_cfg(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """The file's [train] with the flags that were given on top; validated again (all errors at once)."""
-    data = base.model_dump(exclude_unset=False)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.model_validate(data)
