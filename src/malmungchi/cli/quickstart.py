@@ -30,7 +30,7 @@ def quickstart(out, steps, force):
         settings.steps = steps
     con = console()
     try:
-        res = run(settings, con, force=force)
+        res = run(settings, con, force=force, err=console(stderr=True))
         print_summary(res, settings, con)
         check_learned(res)
     except KeyboardInterrupt:
