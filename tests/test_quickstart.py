@@ -36,3 +36,16 @@ def test_quickstart_refuses_a_folder_it_did_not_make(tmp_path):
     assert result.exit_code == 2
     assert "was not made by the quick start" in result.output
     assert (tmp_path / "mine.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_the_quick_start_calls_the_library_not_the_cli():
+    import ast
+    from importlib import resources
+
+    for path in (resources.files("malmungchi") / "quickstart").iterdir():
+        if not path.name.endswith(".py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [m for m in imported if m == "malmungchi.cli" or m.startswith("malmungchi.cli.")], path.name

@@ -28,7 +28,7 @@ def docs(n: int, prefix: str = "d") -> list[tuple[str, str]]:
 
 
 def make_build(out: Path, tokenizer_dir: Path, *, n_train: int = 8, n_val: int = 2, row_len: int = 64) -> Path:
-    from malmungchi.train.tiny import write_contract_build
+    from contract_build import write_contract_build
 
     return write_contract_build(out, tokenizer_dir, {"train": docs(n_train), "validation": docs(n_val, "v")},
                                 row_len=row_len, mask_first=2)

@@ -8,12 +8,11 @@ corpus.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
-BUILD_MANIFEST = "manifest.json"
-RUN_MANIFEST = "run_manifest.json"
+from malmungchi.contracts.build import BUILD_MANIFEST, is_build_dir
+from malmungchi.contracts.run import is_run_output
 
 
 def _resolved(path: str | Path) -> Path:
@@ -34,23 +33,13 @@ def overlap_problem(out: str | Path, inputs: Iterable[str | Path], *, flag: str 
     return None
 
 
-def is_build_dir(path: str | Path) -> bool:
-    """True when `path` is a build directory written by `malmungchi corpus build` (its manifest names us)."""
-    manifest = Path(path) / BUILD_MANIFEST
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "malmungchi_version" in data and "content_hash" in data
-
-
 def own_output_kind(path: str | Path) -> str | None:
     """What malmungchi output `path` is ("build directory", "run directory"), or None.
     Input walking skips these, so a build written inside its corpus folder is never read back as input."""
     p = Path(path)
     if is_build_dir(p):
         return "build directory"
-    if (p / RUN_MANIFEST).is_file() or ((p / "adapter").is_dir() and (p / "checkpoints").is_dir()):
+    if is_run_output(p):
         return "run directory"
     return None
 

@@ -6,22 +6,29 @@ import click
 
 from malmungchi import __version__
 from malmungchi.cli.build import build_command, stats_command
+from malmungchi.cli.common import fail
 from malmungchi.cli.corpus import corpus
 from malmungchi.cli.env import env_command
 from malmungchi.cli.quickstart import quickstart
 from malmungchi.cli.eval import eval_group
 from malmungchi.cli.experiment import experiment
 from malmungchi.cli.train import train
+from malmungchi.errors import UserError
 from malmungchi.quiet import quiet_third_party_logs
 
 
 class _Main(click.Group):
-    """Ctrl-C anywhere: one line and exit 130 (the shell's convention), not click's "Aborted!" with exit 1, which
+    """The one place a user-facing error (`malmungchi.errors.UserError`, raised anywhere below) becomes `error: LINE`
+    lines on stderr and its exit code.
+
+    Ctrl-C anywhere: one line and exit 130 (the shell's convention), not click's "Aborted!" with exit 1, which
     for `corpus lint` would read as "problems found". Every writer leaves finished files or none."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except UserError as err:
+            fail(*err.lines, exit_code=err.exit_code)
         except KeyboardInterrupt:
             import os
             import signal

@@ -116,9 +116,7 @@ def resolve(config, kw: dict) -> BuildConfig:
 
 
 def _plan(kw: dict):
-    from malmungchi.prep.build import BuildError, LintRefusal, plan
-    from malmungchi.prep.readers import InputError
-    from malmungchi.prep.tokenizer import TokenizerError
+    from malmungchi.prep.build import LintRefusal, plan
 
     config = load_config_or_fail(list(kw["inputs"]), kw["config_path"])
     cfg = resolve(config, kw)
@@ -142,11 +140,7 @@ def _plan(kw: dict):
                                  jobs=kw["jobs"], progress=tick, encoder=kw["encoder"])
         return cfg, plan(list(kw["inputs"]), cfg, registry, exclude=config.lint.exclude, jobs=kw["jobs"],
                          encoder=kw["encoder"])
-    except TokenizerError as exc:
-        fail(str(exc))
-    except (InputError, BuildError) as exc:
-        fail(*exc.lines)
-    except LintRefusal as exc:
+    except LintRefusal as exc:  # the diagnostics, then one line (a UserError is printed by the main group)
         for line in lint_report.text_lines(exc.diagnostics):
             click.echo(line, err=True)
         files = len({d.path for d in exc.diagnostics})

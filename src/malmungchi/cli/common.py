@@ -9,25 +9,23 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from malmungchi.schemas.config import Config, ConfigError, load_config
-
-USAGE_ERROR = 2
+from malmungchi.errors import USAGE_ERROR
+from malmungchi.schemas.config import Config, load_config
 
 
 def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def fail(*lines: str) -> NoReturn:
-    """Print one clear line per problem to stderr and exit 2 (usage or I/O error)."""
+def fail(*lines: str, exit_code: int = USAGE_ERROR) -> NoReturn:
+    """Print one clear line per problem to stderr and exit (2 unless told: usage or I/O error)."""
     for line in lines:
         click.echo(f"error: {line}", err=True)
-    sys.exit(USAGE_ERROR)
+    sys.exit(exit_code)
 
 
 def load_config_or_fail(paths: list[str], explicit: str | None) -> Config:
-    try:
-        start = Path(paths[0]) if paths else Path.cwd()
-        return load_config(start, Path(explicit) if explicit else None)
-    except ConfigError as err:
-        fail(*err.lines)
+    """The config for a command on `paths`: `explicit`, else the nearest file up from the first path; a
+    ConfigError (every problem at once) goes to the main group, which prints it."""
+    start = Path(paths[0]) if paths else Path.cwd()
+    return load_config(start, Path(explicit) if explicit else None)

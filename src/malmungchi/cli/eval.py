@@ -8,11 +8,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-from rich.text import Text
 
 from malmungchi.cli.common import console, fail
-from malmungchi.eval.records import EvalInputError
 
 INTERRUPTED = 130
 
@@ -69,11 +66,8 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
     from malmungchi.eval.score import score_items, summarize, worst, write_results
 
     normalizer = _normalizer_for(tokenizer_dir, end_markers, drop_markers)
-    try:
-        gold_items = read_gold(gold)
-        preds = read_predictions(predictions)
-    except EvalInputError as err:
-        fail(*err.lines)
+    gold_items = read_gold(gold)
+    preds = read_predictions(predictions)
     scored = score_items(gold_items, preds, normalizer)
     gold_keys = {g.key for g in gold_items}
     summary = summarize(scored, normalizer, n_extra=sum(1 for k in preds if k not in gold_keys))
@@ -95,11 +89,6 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
         bad = worst(scored, show)
         if bad:
             out.print(report.worst_table(bad))
-
-
-class _RateColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:.2f} items/s" if task.speed else "", style="progress.data.speed")
 
 
 @eval_group.command()
@@ -130,83 +119,36 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
     crash or Ctrl-C, the same command resumes where it stopped.
     """
     from malmungchi.eval import report
-    from malmungchi.eval.generate import GenerationSettings
     from malmungchi.eval.load import load
     from malmungchi.eval.records import read_gold, resolve_gold_path
-    from malmungchi.eval.run import LENGTH_WARN_SHARE, run_eval
-    from malmungchi.eval.score import worst
+    from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate, generation_settings, run_notes
 
     err = console(stderr=True)
-    if any(not s for s in stops):
-        fail("--stop: an empty stop string would stop at once; give a non-empty string")
-    if not stops and _build_mode(data) == "text":
-        # a text-mode answer is one dialogue turn: it ends at the line break, where the next speaker begins
-        stops = ("\n",)
-        text_stop_note = True  # printed once the inputs and the model are known good: an error stays one line
-    else:
-        text_stop_note = False
-    settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                                  stop_strings=tuple(stops))
+    settings, text_stop = generation_settings(data, max_new_tokens=max_new_tokens, temperature=temperature,
+                                              top_p=top_p, seed=seed, stops=stops)
     out_path = Path(output)
+    gold_path = resolve_gold_path(data)
+    gold_items = read_gold(gold_path)
+    with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
+        loaded = load(model_path, device=device, dtype=dtype)
+    if text_stop:
+        err.print(TEXT_STOP_NOTE)  # once the inputs and the model are known good: an error stays one line
     try:
-        gold_path = resolve_gold_path(data)
-        gold_items = read_gold(gold_path)
-        with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
-            loaded = load(model_path, device=device, dtype=dtype)
-    except EvalInputError as e:
-        fail(*e.lines)
-    if text_stop_note:
-        err.print("note: text-mode build: generation stops at a line break (give --stop to change this)")
-
-    columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeRemainingColumn())
-    progress = Progress(*columns, console=err, disable=not err.is_terminal)
-    task = progress.add_task("generating", total=None)
-    resumed_note: list[str] = []
-
-    def on_start(total: int, done: int) -> None:
-        progress.update(task, total=total, completed=done)
-        if done:
-            resumed_note.append(f"resuming {out_path}: {done} of {total} items already done")
-
-    try:
-        with progress:
-            outcome = run_eval(loaded, gold_items, out_path, settings, gold_source=gold_path, batch_size=batch_size,
-                               limit=limit, drop_markers=drop_markers, on_start=on_start,
-                               on_progress=lambda n: progress.advance(task, n))
-    except EvalInputError as e:
-        fail(*e.lines)
-    except ValueError as e:
-        fail(f"{model_path}: {e}")
+        with report.GenerationProgress(err) as progress:
+            outcome = evaluate(model_path, loaded, gold_items, out_path, settings, gold_source=gold_path,
+                               batch_size=batch_size, limit=limit, drop_markers=drop_markers,
+                               on_start=progress.start, on_progress=progress.advance)
     except KeyboardInterrupt:
         click.echo(f"interrupted: finished batches are in {out_path}; rerun the same command to resume", err=True)
         sys.exit(INTERRUPTED)
-    except OSError as e:
-        fail(f"{e.filename or out_path}: {e.strerror}")
-
-    for note in resumed_note:
+    for note in run_notes(outcome, out_path, max_new_tokens):
         err.print(note)
-    if outcome.stale:
-        err.print(f"note: dropped {outcome.stale} line(s) of {out_path} written with another model, settings or "
-                  "prompt (fingerprint changed); they were regenerated")
-    if outcome.truncated_tail:
-        err.print(f"note: {out_path} ended in a half-written line from an interrupted run; it was discarded")
-    n = outcome.summary.n_total
-    if n and outcome.length_limited / n >= LENGTH_WARN_SHARE:
-        err.print(f"warning: {outcome.length_limited} of {n} items ({outcome.length_limited / n:.0%}) stopped at "
-                  f"--max-new-tokens {max_new_tokens} without an end token; raise it, add --stop, or check that the "
-                  "model learned to end its answers")
-    summary = outcome.summary
     if as_json:
-        _json_out({**summary.as_dict(), "output": str(out_path)})
+        _json_out({**outcome.summary.as_dict(), "output": str(out_path)})
         return
     out = console()
-    out.print(report.summary_table(summary, title=f"exact match: {model_path} on {gold_path}"))
-    out.print(report.steps_table(summary, outcome.normalizer))
-    if show:
-        bad = worst(outcome.scored, show)
-        if bad:
-            out.print(report.worst_table(bad))
-    out.print(f"results: {out_path}  (fingerprint {outcome.fingerprint})")
+    for part in report.run_report(outcome, f"exact match: {model_path} on {gold_path}", show, out_path):
+        out.print(part)
 
 
 @eval_group.command()
@@ -225,10 +167,7 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     from malmungchi.eval import report
     from malmungchi.eval.compare import compare as do_compare
 
-    try:
-        c = do_compare(results_a, results_b, resamples=resamples, seed=seed, confidence=confidence)
-    except EvalInputError as e:
-        fail(*e.lines)
+    c = do_compare(results_a, results_b, resamples=resamples, seed=seed, confidence=confidence)
     err = console(stderr=True)
     for w in c.warnings:
         err.print(f"warning: {w}")
@@ -240,12 +179,3 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     out.print(report.verdict(c))
     if show and (c.fixed or c.broken):
         out.print(report.flips_table(c, show))
-
-
-def _build_mode(data: str) -> str | None:
-    """The build's mode (text/chat) when --data is a build folder, else None."""
-    manifest = Path(data) / "manifest.json"
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("mode") if manifest.is_file() else None
-    except (OSError, ValueError):
-        return None

@@ -70,7 +70,7 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
     from rich.table import Table
 
     from malmungchi.experiment import report as report_mod
-    from malmungchi.experiment.markers import ExperimentError, run
+    from malmungchi.experiment.markers import run
 
     load_config_or_fail(list(inputs), config_path)  # a bad config file: its lines, before anything runs
     s = Settings(inputs=list(inputs), out=out, tokenizer=tokenizer, model=model,
@@ -97,11 +97,8 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
             if not err.is_terminal:
                 err.print(f"{name} …")
 
-    try:
-        with bar:
-            rep = run(s, progress)
-    except ExperimentError as exc:
-        fail(*exc.lines)
+    with bar:
+        rep = run(s, progress)  # an ExperimentError (a UserError) is printed by the main group
     if as_json:
         click.echo(json.dumps({k: v for k, v in rep.items()}, indent=2, ensure_ascii=False, default=str))
         return

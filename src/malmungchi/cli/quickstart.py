@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from malmungchi.cli.common import console, fail
+from malmungchi.cli.common import console
+from malmungchi.quickstart.pipeline import Settings
 
 
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False), default="malmungchi-quickstart", show_default=True,
               help="Folder for everything the quick start writes (replaced if a previous quick start made it).")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps (default 150).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help=f"Training steps (default {Settings.steps}).")
 @click.option("--force", is_flag=True, help="Replace --out even when a previous run left it half-written.")
 def quickstart(out, steps, force):
     """Lint → build → train → eval on the bundled sample corpus: offline, on the CPU, in a few minutes.
@@ -22,18 +23,16 @@ def quickstart(out, steps, force):
     It demonstrates that the pipeline learns (exact match on memorised pairs before vs. after training); it
     does not make a useful model.
     """
-    from malmungchi.quickstart.pipeline import QuickstartError, Settings, check_learned, print_summary, run
+    from malmungchi.quickstart.pipeline import check_learned, print_summary, run
 
     settings = Settings(out=Path(out))
     if steps:
         settings.steps = steps
     con = console()
     try:
-        res = run(settings, con, force=force)
+        res = run(settings, con, force=force, err=console(stderr=True))
         print_summary(res, settings, con)
         check_learned(res)
-    except QuickstartError as exc:
-        fail(str(exc))
     except KeyboardInterrupt:
         click.echo(f"interrupted; {out} holds what was done so far", err=True)
         sys.exit(130)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from malmungchi.contracts.build import BuildPaths
 from malmungchi.eval.records import EvalInputError
 
-CONTENT_FILE = Path("eval") / "content.parquet"
 LN2 = math.log(2)
 
 
@@ -65,7 +65,7 @@ def read_content(build_dir: str | Path) -> list[dict]:
     """The rows of a build's `eval/content.parquet` (text-mode builds of schema 2 on)."""
     import pyarrow.parquet as pq
 
-    path = Path(build_dir) / CONTENT_FILE
+    path = BuildPaths(Path(build_dir)).eval_content
     if not path.is_file():
         raise EvalInputError(f"{path}: no such file; content bits per character need a text-mode build made by "
                              "this version of malmungchi (rebuild with `malmungchi corpus build`)")

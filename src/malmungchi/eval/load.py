@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from malmungchi.contracts.run import RUN_MANIFEST, RunPaths, is_run_dir
 from malmungchi.eval.records import EvalInputError
 
-RUN_MANIFEST = "run_manifest.json"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -50,10 +50,6 @@ def pick_dtype(dtype: str, device: str):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32  # half precision on CPU is slow and changes greedy outputs for nothing
     return getattr(torch, dtype)
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / RUN_MANIFEST).is_file()
 
 
 def load(path: str | Path, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
@@ -96,10 +92,11 @@ def _load_model_dir(path: Path, device: str, dtype: str) -> LoadedModel:
 
 
 def _load_run(path: Path, device: str, dtype: str) -> LoadedModel:
+    paths = RunPaths(path)
     try:
-        manifest = json.loads((path / RUN_MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EvalInputError(f"{path / RUN_MANIFEST}: unreadable ({_first_line(err)})") from None
+        raise EvalInputError(f"{paths.manifest}: unreadable ({_first_line(err)})") from None
     try:
         loader = importlib.import_module("malmungchi.train.loader")  # the train stage, only for run folders
     except ModuleNotFoundError as err:
@@ -119,7 +116,7 @@ def _load_run(path: Path, device: str, dtype: str) -> LoadedModel:
             raise EvalInputError(*getattr(err, "lines", None) or [f"{path}: {err}"]) from None
         raise
     model.eval()
-    identity = [path / RUN_MANIFEST] + [path / d for d in ("adapter", "tokenizer", "merged") if (path / d).is_dir()]
+    identity = [paths.manifest] + [d for d in (paths.adapter, paths.tokenizer, paths.merged) if d.is_dir()]
     loaded_dtype = str(getattr(model, "dtype", "")).removeprefix("torch.")
     return LoadedModel(model, tokenizer, path, "run", run_manifest or manifest, identity, loaded_dtype)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from malmungchi.contracts.build import EVAL_ITEMS, BuildPaths
 from malmungchi.corpus.datafiles import valid_messages
 from malmungchi.errors import UserError
 
@@ -34,9 +35,9 @@ def resolve_gold_path(path: str | Path) -> Path:
     """A build directory means its `eval/test.jsonl` (see DESIGN.md, stage 2 → 3 contract)."""
     p = Path(path)
     if p.is_dir():
-        candidate = p / "eval" / "test.jsonl"
+        candidate = BuildPaths(p).eval_items
         if not candidate.is_file():
-            raise EvalInputError(f"{p}: a folder without eval/test.jsonl; pass a build folder "
+            raise EvalInputError(f"{p}: a folder without {EVAL_ITEMS}; pass a build folder "
                                  "(`malmungchi corpus build`) or a .jsonl of gold records")
         return candidate
     return p

@@ -1,16 +1,20 @@
-"""Rich tables for the eval commands (the `--json` forms come from the `as_dict` methods)."""
+"""Rich tables and the progress bar for the eval commands (the `--json` forms come from the `as_dict` methods)."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
 
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from malmungchi.eval.compare import HEADLINE, Comparison
 from malmungchi.eval.normalize import Normalizer
-from malmungchi.eval.score import METRICS, Scored, Summary
+from malmungchi.eval.score import METRICS, Scored, Summary, worst
 
 SHOW_CHARS = 60
 _VISIBLE = str.maketrans({" ": "␣", "\n": "⏎", "\t": "⇥", "\u3000": "□"})
@@ -91,6 +95,45 @@ def worst_table(items: Sequence[Scored]) -> Table:
         g, p = highlight_pair(s.score.shown_gold, s.score.shown_prediction)
         table.add_row(str(s.gold.id), g, p, f"{s.score.char_f1:.2f}")
     return table
+
+
+def run_report(outcome, title: str, show: int, output: Path) -> list:
+    """What `eval run` prints for a finished run (`outcome`: an `eval.run.RunOutcome`), in order: the summary, what
+    each normalization step fixed, the `show` worst mismatches, and where the results are."""
+    parts: list = [summary_table(outcome.summary, title=title), steps_table(outcome.summary, outcome.normalizer)]
+    bad = worst(outcome.scored, show) if show else []
+    if bad:
+        parts.append(worst_table(bad))
+    parts.append(f"results: {output}  (fingerprint {outcome.fingerprint})")
+    return parts
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.2f} items/s" if task.speed else "", style="progress.data.speed")
+
+
+class GenerationProgress:
+    """The `eval run` progress bar on `console` (shown only on a terminal); `start` and `advance` are run_eval's
+    `on_start` and `on_progress`."""
+
+    def __init__(self, console: Console):
+        columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeRemainingColumn())
+        self.progress = Progress(*columns, console=console, disable=not console.is_terminal)
+        self.task = self.progress.add_task("generating", total=None)
+
+    def __enter__(self) -> "GenerationProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def start(self, total: int, done: int) -> None:
+        self.progress.update(self.task, total=total, completed=done)
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
 
 
 def compare_table(c: Comparison) -> Table:

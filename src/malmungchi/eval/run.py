@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from malmungchi.contracts.build import build_mode
 from malmungchi.eval import fingerprint as fp
 from malmungchi.eval.generate import (
     STOP_LENGTH,
@@ -28,6 +29,7 @@ from malmungchi.eval.score import Scored, Summary, summarize
 
 # warn when at least this share of the generated items ran into --max-new-tokens
 LENGTH_WARN_SHARE = 0.1
+TEXT_STOP_NOTE = "note: text-mode build: generation stops at a line break (give --stop to change this)"
 
 
 @dataclass
@@ -69,6 +71,19 @@ def prepare_prompts(tokenizer, gold: Sequence[GoldItem], source: Path | str) -> 
     if problems:
         raise EvalInputError(*problems[:20], *([f"... and {len(problems) - 20} more"] if len(problems) > 20 else []))
     return Prepared(texts, templated, shas)
+
+
+def generation_settings(data: str | Path, *, max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+                        seed: int = 0, stops: Sequence[str] = ()) -> tuple[GenerationSettings, bool]:
+    """The settings `eval run` generates with for the gold in `data`, and whether the stop at a line break was
+    chosen for it: without --stop, a text-mode build's answer is one dialogue turn, which ends at the line break
+    where the next speaker begins (say so with TEXT_STOP_NOTE once the inputs and the model are known good)."""
+    if any(not s for s in stops):
+        raise EvalInputError("--stop: an empty stop string would stop at once; give a non-empty string")
+    text_stop = not stops and build_mode(data) == "text"
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                                  stop_strings=("\n",) if text_stop else tuple(stops))
+    return settings, text_stop
 
 
 def run_fingerprint(loaded: LoadedModel, settings: GenerationSettings, stop_ids: Sequence[int],
@@ -138,6 +153,37 @@ def run_eval(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, settin
                      "generated": len(todo), "resumed": len(selected) - len(todo)}
     return RunOutcome(chosen, summary, fingerprint, len(selected) - len(todo), len(todo), state.stale,
                       state.truncated_tail, dict(reasons), normalizer)
+
+
+def evaluate(model_name: str | Path, loaded: LoadedModel, gold: Sequence[GoldItem], output: Path,
+             settings: GenerationSettings, **options) -> RunOutcome:
+    """`run_eval` for `eval run`: a model that cannot generate (ValueError) or an output that cannot be written is
+    an EvalInputError naming the model or the file. `options` are run_eval's."""
+    try:
+        return run_eval(loaded, gold, output, settings, **options)
+    except ValueError as err:
+        raise EvalInputError(f"{model_name}: {err}") from None
+    except OSError as err:
+        raise EvalInputError(f"{err.filename or output}: {err.strerror}") from None
+
+
+def run_notes(outcome: RunOutcome, output: Path, max_new_tokens: int) -> list[str]:
+    """What `eval run` tells after a run: resumed items, lines dropped as stale or half-written, and a warning when
+    many answers ran into --max-new-tokens."""
+    notes = []
+    if outcome.resumed:
+        notes.append(f"resuming {output}: {outcome.resumed} of {outcome.summary.n_total} items already done")
+    if outcome.stale:
+        notes.append(f"note: dropped {outcome.stale} line(s) of {output} written with another model, settings or "
+                     "prompt (fingerprint changed); they were regenerated")
+    if outcome.truncated_tail:
+        notes.append(f"note: {output} ended in a half-written line from an interrupted run; it was discarded")
+    n = outcome.summary.n_total
+    if n and outcome.length_limited / n >= LENGTH_WARN_SHARE:
+        notes.append(f"warning: {outcome.length_limited} of {n} items ({outcome.length_limited / n:.0%}) stopped at "
+                     f"--max-new-tokens {max_new_tokens} without an end token; raise it, add --stop, or check that "
+                     "the model learned to end its answers")
+    return notes
 
 
 def _extra(stop_reason, new_tokens, fingerprint: str, sha) -> dict:

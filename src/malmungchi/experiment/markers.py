@@ -26,8 +26,7 @@ from pathlib import Path
 
 from malmungchi.errors import UserError
 from malmungchi.experiment.arms import ARMS, policy_settings
-
-STAGE_FILE = "stage.json"
+from malmungchi.experiment.scoring import STAGE_FILE
 
 
 class ExperimentError(UserError):

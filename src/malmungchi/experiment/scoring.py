@@ -7,7 +7,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from malmungchi.contracts.build import BuildPaths
+from malmungchi.contracts.run import RunPaths
 from malmungchi.eval.canonical import content_scores, fidelity, spellings
+
+STAGE_FILE = "stage.json"  # (experiment.markers) a stage's fingerprint, written last
 
 
 def evaluate(run_dir: Path, build_dir: Path, folder: Path, *, max_new_tokens: int, limit: int | None) -> dict:
@@ -17,8 +21,8 @@ def evaluate(run_dir: Path, build_dir: Path, folder: Path, *, max_new_tokens: in
     from malmungchi.eval.records import read_gold
     from malmungchi.eval.run import run_eval
 
-    manifest = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
-    gold_path = build_dir / "eval" / "test.jsonl"
+    manifest = json.loads(BuildPaths(build_dir).manifest.read_text(encoding="utf-8"))
+    gold_path = BuildPaths(build_dir).eval_items
     gold = read_gold(gold_path)
     canonical = _canonical_answers(gold_path)
     loaded = load(run_dir)
@@ -36,8 +40,8 @@ def evaluate(run_dir: Path, build_dir: Path, folder: Path, *, max_new_tokens: in
     for it in items.values():
         it["pred_markers"], it["gold_markers"] = dict(it["pred_markers"]), dict(it["gold_markers"])
     bpc = content_bpc(loaded.model, read_content(build_dir)).as_dict() if text_mode else None
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    stage = json.loads((run_dir / "stage.json").read_text(encoding="utf-8"))
+    metrics = json.loads(RunPaths(run_dir).metrics.read_text(encoding="utf-8"))
+    stage = json.loads((run_dir / STAGE_FILE).read_text(encoding="utf-8"))
     test_ids = sorted(items)
     return {
         "summary": outcome.summary.as_dict(),

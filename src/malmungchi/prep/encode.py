@@ -334,15 +334,6 @@ class Encoder:
         return self.out
 
 
-def encode_all(items: list[Rendered], tok, *, mode: str, max_length: int, stop_id: int, long_documents: str,
-               progress=None) -> Encoded:
-    enc = Encoder(tok, mode=mode, max_length=max_length, stop_id=stop_id, long_documents=long_documents,
-                  progress=progress)
-    for r in items:
-        enc.add(r)
-    return enc.finish()
-
-
 def hopeless_chars(backend, max_length: int, longest: int | None = None) -> int:
     """A segment longer than this many characters cannot fit in a row whatever its tokenization: no token
     covers more characters than its longest vocabulary entry is long (twice that, for normalizers that shrink).

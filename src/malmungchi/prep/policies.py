@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from malmungchi.schemas.config import BuildConfig
-from malmungchi.schemas.registry import MarkerKind, Registry
+from malmungchi.schemas.registry import Registry
 
 
 def special_spelling(name: str) -> str:
@@ -70,10 +70,6 @@ class Policies:
                        "id": ids.get(i.rendered) if i.policy == "special" else None,
                        "rendered": i.rendered, "description": i.description, "kind": self.kinds[i.spec_name].value}
                 for name, i in self.info.items()}
-
-    def is_block(self, spec_name: str) -> bool:
-        return self.kinds.get(spec_name) is MarkerKind.block
-
 
 def _render(token_name: str, policy: str) -> str:
     if policy == "special":

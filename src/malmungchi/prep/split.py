@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from malmungchi.contracts.build import SPLITS
 from malmungchi.prep.encode import Seq
 from malmungchi.schemas.config import SplitRatios
 
-SPLITS = ("train", "validation", "test")
 
 
 def unit_number(seed: int, unit_id: str, content: str) -> float:

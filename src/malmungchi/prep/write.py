@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 
 from malmungchi import __version__
 from malmungchi.atomic import process_alive
-from malmungchi.outdir import build_out_problem, is_build_dir
+from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths, is_build_dir
+from malmungchi.outdir import build_out_problem
 from malmungchi.prep.build import Plan
 from malmungchi.prep.content import content_table
 from malmungchi.prep.rows import SCHEMA, row_groups
@@ -145,46 +146,46 @@ def _remove_if_orphaned(entry: Path, name: str) -> list[Path]:
     return [entry]
 
 
-def _write_splits(p: Plan, folder: Path) -> None:
+def _write_splits(p: Plan, paths: BuildPaths) -> None:
     for name in SPLITS:
-        with pq.ParquetWriter(folder / f"{name}.parquet", SCHEMA, compression="zstd", compression_level=3,
+        with pq.ParquetWriter(paths.split(name), SCHEMA, compression="zstd", compression_level=3,
                               use_dictionary=False, write_statistics=False) as writer:
             for group in row_groups(p.splits[name], p.rows[name], ROW_GROUP):
                 writer.write_table(group, row_group_size=ROW_GROUP)
 
 
-def _write_content(p: Plan, folder: Path) -> dict:
+def _write_content(p: Plan, paths: BuildPaths) -> dict:
     """`eval/content.parquet` (text mode): the test sequences with their content characters per token."""
     if p.cfg.mode != "text":
         return {}
     table, skipped = content_table(p.splits["test"], p.tokenizer, p.policies, p.cfg.speakers == "token")
-    pq.write_table(table, folder / "content.parquet", compression="zstd", use_dictionary=False,
-                   write_statistics=False)
-    return {"content": "eval/content.parquet", "content_sequences": table.num_rows, "content_skipped": skipped}
+    pq.write_table(table, paths.eval_content, compression="zstd", use_dictionary=False, write_statistics=False)
+    return {"content": EVAL_CONTENT, "content_sequences": table.num_rows, "content_skipped": skipped}
 
 
 def _write_into(p: Plan, root: Path) -> dict:
-    (root / "data").mkdir()
-    (root / "eval").mkdir()
+    paths = BuildPaths(root)
+    paths.data.mkdir()
+    paths.eval_items.parent.mkdir()
     # Parquet encoding and compression release the GIL: the splits are written in a thread while this one makes
     # the eval items and the report and saves them and the tokenizer
     with ThreadPoolExecutor(1) as pool:
-        parquet = pool.submit(_write_splits, p, root / "data")
+        parquet = pool.submit(_write_splits, p, paths)
         try:
             rep = report(p)  # makes the eval items too (cached on the plan)
-            p.tokenizer.save_pretrained(str(root / "tokenizer"))
-            with (root / "eval" / "test.jsonl").open("wb") as fh:
+            p.tokenizer.save_pretrained(str(paths.tokenizer))
+            with paths.eval_items.open("wb") as fh:
                 p.eval_items.write_to(fh)  # already one JSON object per line, keys sorted
-            content = _write_content(p, root / "eval")
-            (root / "report.json").write_text(_dump(rep), encoding="utf-8")
+            content = _write_content(p, paths)
+            paths.report.write_text(_dump(rep), encoding="utf-8")
         finally:
             parquet.result()  # its error first, if both failed: it is the one about the data
 
     config = p.cfg.model_dump(mode="json")
     h = hashlib.sha256()
     h.update(json.dumps(config, sort_keys=True, ensure_ascii=False).encode())
-    for rel in sorted(str(f.relative_to(root)) for f in (root / "data").rglob("*") if f.is_file()) + \
-            sorted(str(f.relative_to(root)) for f in (root / "tokenizer").rglob("*") if f.is_file()):
+    for rel in sorted(str(f.relative_to(root)) for f in paths.data.rglob("*") if f.is_file()) + \
+            sorted(str(f.relative_to(root)) for f in paths.tokenizer.rglob("*") if f.is_file()):
         h.update(rel.encode() + b"\0" + _sha256(root / rel).encode())
     content_hash = h.hexdigest()
     tok = p.tokenizer
@@ -204,9 +205,9 @@ def _write_into(p: Plan, root: Path) -> dict:
         "split_unit": p.split_unit,
         "splits": {name: {k: rep["splits"][name][k] for k in ("rows", "sequences", "tokens", "documents")}
                    for name in SPLITS},
-        "eval": {"path": "eval/test.jsonl", "items": len(p.eval_items), **content},
+        "eval": {"path": EVAL_ITEMS, "items": len(p.eval_items), **content},
         "figures": {k: rep[k] for k in ("tokens", "lengths", "packing", "truncation", "korean", "unicode")}
         | {"duplicates": rep["documents"]["duplicates"], "notes": rep["notes"], "warnings": rep["warnings"]},
     }
-    (root / "manifest.json").write_text(_dump(manifest), encoding="utf-8")
+    paths.manifest.write_text(_dump(manifest), encoding="utf-8")
     return manifest

@@ -1,8 +1,10 @@
 """The quick start: lint → build → train → eval on the bundled sample, with a tokenizer trained from the sample
 and a tiny model created from a config. Offline, CPU, a few minutes.
 
-Every stage runs through the same code as its command (the build through the library so that the quick start
-can also take the memorisation pairs from the train split); the summary reads what the stages wrote.
+Every stage calls the library its command calls (`corpus.lint`, `prep` plan and write, `train.runner`,
+`eval.run`) and prints what that command prints; the build also takes the memorisation pairs from the train
+split. The summary reads what the stages wrote. `malmungchi quickstart` is `run`, `print_summary` and
+`check_learned`.
 """
 
 from __future__ import annotations
@@ -10,19 +12,23 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import click
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from malmungchi.contracts.build import BuildPaths
+from malmungchi.contracts.run import RunPaths
 from malmungchi.errors import UserError
 
 MARKER_FILE = ".malmungchi-quickstart"
 SPARKS = "▁▂▃▄▅▆▇█"
+EVAL_MAX_NEW_TOKENS = 48
+MEMORIZED = "eval/memorized.jsonl"  # the prompt → answer pairs from the train split, under --out
 
 
 class QuickstartError(UserError):
@@ -75,25 +81,19 @@ def prepare_out(out: Path, force: bool) -> None:
     (out / MARKER_FILE).write_text("made by `malmungchi quickstart`; safe to delete\n", encoding="utf-8")
 
 
-def _invoke(args: list[str]) -> int:
-    """Run a malmungchi command in this process, as a user would from the shell."""
-    from malmungchi.cli import main
-
-    try:
-        main.main(args=args, prog_name="malmungchi", standalone_mode=False)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 def _stage(console: Console, n: int, title: str, command: str) -> None:
     console.print()
     console.rule(f"[bold]{n}/5 {title}")
     console.print(f"[dim]$ {command}[/]")
 
 
-def run(settings: Settings, console: Console, *, force: bool = False) -> Results:
+def run(settings: Settings, console: Console, *, force: bool = False, err: Console | None = None) -> Results:
+    """Run the five stages into `settings.out`, printing each stage's report on `console` and its notes and
+    progress on `err` (stderr by default), as the stage's command would. A stage's error is a QuickstartError that
+    also says which stage failed."""
     from transformers.utils import logging as hf_logging
+
+    err = err or Console(stderr=True, highlight=False, soft_wrap=True)
 
     hf_logging.disable_progress_bar()  # each stage prints its own report; no stray shard-writing bars
     res = Results()
@@ -143,42 +143,31 @@ def run(settings: Settings, console: Console, *, force: bool = False) -> Results
 
     # 3. exact match before training ------------------------------------------------------------------------------
     t = time.perf_counter()
-    memorized = out / "eval" / "memorized.jsonl"
+    memorized = out / MEMORIZED
     _stage(console, 3, "exact match before training (untrained baseline)",
            f"malmungchi eval run {out / 'base-model'} --data {memorized} --output {out / 'eval' / 'before.jsonl'}")
-    for name, data in (("memorized", memorized), ("test", out / "build")):
-        code = _invoke(["eval", "run", str(out / "base-model"), "--data", str(data), "--output",
-                        str(out / "eval" / f"before-{name}.jsonl"), "--show", "0", "--max-new-tokens", "48"])
-        if code != 0:
-            raise QuickstartError(f"eval run (before, {name}) failed with exit code {code}")
-        res.em.setdefault("before", {})[name] = _mean_em(out / "eval" / f"before-{name}.jsonl")
+    _evaluate_stage("before", out / "base-model", out, res, console, err)
     res.timings["eval before"] = time.perf_counter() - t
 
     # 4. train --------------------------------------------------------------------------------------------------
     t = time.perf_counter()
-    train_args = ["train", "run", str(out / "build"), "--model", str(out / "base-model"), "--out", str(out / "run"),
-                  "--quant", "none", "--max-steps", str(settings.steps), "--lr", str(settings.lr),
-                  "--batch-size", "4", "--lora-r", str(settings.lora_r),
-                  "--lora-alpha", str(settings.lora_alpha), "--seed", str(settings.seed),
-                  "--train-embeddings", settings.train_embeddings]
-    _stage(console, 4, "QLoRA-style fine-tuning (LoRA + new marker tokens) on the CPU", "malmungchi " + " ".join(train_args))
-    code = _invoke(train_args)
-    if code != 0:
-        raise QuickstartError(f"train run failed with exit code {code}")
-    res.losses = _losses(out / "run" / "metrics.json")
+    options = {"model": str(out / "base-model"), "out": str(out / "run"), "quant": "none", "max_steps": settings.steps,
+               "lr": settings.lr, "batch_size": 4, "lora_r": settings.lora_r, "lora_alpha": settings.lora_alpha,
+               "seed": settings.seed, "train_embeddings": settings.train_embeddings}
+    _stage(console, 4, "QLoRA-style fine-tuning (LoRA + new marker tokens) on the CPU",
+           f"malmungchi train run {out / 'build'} {_flags(options)}")
+    try:
+        _train(out / "build", options, console, err)
+    except UserError as e:
+        raise QuickstartError(*e.lines, f"train run failed with exit code {e.exit_code}") from None
+    res.losses = _losses(RunPaths(out / "run").metrics)
     res.timings["train"] = time.perf_counter() - t
 
     # 5. exact match after training -------------------------------------------------------------------------------
     t = time.perf_counter()
     _stage(console, 5, "exact match after training",
            f"malmungchi eval run {out / 'run'} --data {memorized} --output {out / 'eval' / 'after-memorized.jsonl'}")
-    for name, data in (("memorized", memorized), ("test", out / "build")):
-        code = _invoke(["eval", "run", str(out / "run"), "--data", str(data), "--output",
-                        str(out / "eval" / f"after-{name}.jsonl"), "--show", "3" if name == "memorized" else "0",
-                        "--max-new-tokens", "48"])
-        if code != 0:
-            raise QuickstartError(f"eval run (after, {name}) failed with exit code {code}")
-        res.em.setdefault("after", {})[name] = _mean_em(out / "eval" / f"after-{name}.jsonl")
+    _evaluate_stage("after", out / "run", out, res, console, err)
     res.timings["eval after"] = time.perf_counter() - t
     return res
 
@@ -202,14 +191,69 @@ def _build(corpus: Path, out: Path, settings: Settings, registry, console: Conso
     items = list((chat_items if cfg.mode == "chat" else text_items)(p.splits["train"], p.tokenizer, cfg.eval_context))
     items.sort(key=lambda it: (len(it["answer"]), it["id"]))
     chosen = sorted(items[: settings.memorize], key=lambda it: it["id"])
-    path = out / "eval" / "memorized.jsonl"
+    path = out / MEMORIZED
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in chosen), encoding="utf-8")
     console.print(f"{len(chosen)} prompt → answer pairs from the train split for the memorisation check → {path}")
     splits = manifest.get("splits", {})
     return {"tokens": sum(s.get("tokens", 0) for s in splits.values()), "rows": sum(s.get("rows", 0) for s in splits.values()),
             "packing": rep.get("packing", {}).get("efficiency"), "added_tokens": len(manifest.get("tokenizer", {}).get("added_tokens", {})),
-            "test_items": sum(1 for _ in open(out / "build" / "eval" / "test.jsonl", encoding="utf-8"))}
+            "test_items": sum(1 for _ in open(BuildPaths(out / "build").eval_items, encoding="utf-8"))}
+
+
+def _flags(options: dict) -> str:
+    """`options` (TrainConfig fields) as the `train run` flags that set them."""
+    from malmungchi.train.settings import BY_FIELD
+
+    return " ".join(f"{BY_FIELD[name].option} {value}" for name, value in options.items())
+
+
+def _train(build: Path, options: dict, console: Console, err: Console) -> None:
+    """`malmungchi train run BUILD` with `options`: the config file found from the build, the options on top."""
+    from malmungchi.schemas.config import load_config
+    from malmungchi.train.runner import finished_line, resolve, sft_config, train
+
+    cfg = load_config(build).train.with_options(options)
+    plan = resolve(build, cfg)
+    sft_config(plan)
+    outcome = train(plan, console=err)
+    console.print(finished_line(outcome.manifest, plan.out))
+
+
+def _evaluate_stage(when: str, model: Path, out: Path, res: Results, console: Console, err: Console) -> None:
+    """Exact match of `model` on the memorisation pairs and on the build's test pairs, into `res.em[when]`."""
+    for name, data in (("memorized", out / MEMORIZED), ("test", out / "build")):
+        output = out / "eval" / f"{when}-{name}.jsonl"
+        show = 3 if when == "after" and name == "memorized" else 0
+        try:
+            _evaluate(str(model), str(data), output, show, console, err)
+        except UserError as e:
+            raise QuickstartError(*e.lines, f"eval run ({when}, {name}) failed with exit code {e.exit_code}") \
+                from None
+        res.em.setdefault(when, {})[name] = _mean_em(output)
+
+
+def _evaluate(model: str, data: str, output: Path, show: int, console: Console, err: Console) -> None:
+    """`malmungchi eval run MODEL --data DATA --output OUTPUT --show SHOW --max-new-tokens 48`."""
+    from malmungchi.eval import report
+    from malmungchi.eval.load import load
+    from malmungchi.eval.records import read_gold, resolve_gold_path
+    from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate, generation_settings, run_notes
+
+    settings, text_stop = generation_settings(data, max_new_tokens=EVAL_MAX_NEW_TOKENS)
+    gold_path = resolve_gold_path(data)
+    gold = read_gold(gold_path)
+    with err.status(f"loading {model}", spinner="dots") if err.is_terminal else nullcontext():
+        loaded = load(model)
+    if text_stop:
+        err.print(TEXT_STOP_NOTE)
+    with report.GenerationProgress(err) as progress:
+        outcome = evaluate(model, loaded, gold, output, settings, gold_source=gold_path, on_start=progress.start,
+                           on_progress=progress.advance)
+    for note in run_notes(outcome, output, settings.max_new_tokens):
+        err.print(note)
+    for part in report.run_report(outcome, f"exact match: {model} on {gold_path}", show, output):
+        console.print(part)
 
 
 def _mean_em(path: Path) -> float:
@@ -267,7 +311,3 @@ def check_learned(res: Results) -> None:
     after = res.em.get("after", {}).get("memorized", 0.0)
     if after <= before:
         raise QuickstartError(f"exact match on the memorised pairs did not rise ({before:.0%} → {after:.0%})")
-
-
-def echo_error(message: str) -> None:
-    click.echo(f"error: {message}", err=True)

@@ -12,6 +12,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, 
 
 from malmungchi.errors import UserError
 from malmungchi.schemas.registry import MarkerKind, Registry, default_registry
+from malmungchi.train.settings import TRL_SETTINGS, config_default
 
 
 class ConfigError(UserError):
@@ -55,42 +56,42 @@ TRAIN_ARGS_MANAGED = {
        for k in ("push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo")},
 }
 
-# named fields → the SFTConfig field each one sets (an [train.args] entry for the same field conflicts)
-TRAIN_FIELD_TO_ARG = {
-    "max_steps": "max_steps",
-    "epochs": "num_train_epochs",
-    "lr": "learning_rate",
-    "batch_size": "per_device_train_batch_size",
-    "grad_accum": "gradient_accumulation_steps",
-    "seed": "seed",
-    "report_to": "report_to",
-}
-
-
 class TrainConfig(_Strict):
-    """`[train]`: everything `malmungchi train run` takes; a CLI flag overrides the same key. Unset (None) keys get
-    the defaults of `malmungchi.train.plan`."""
+    """`[train]`: everything `malmungchi train run` takes; a CLI flag overrides the same key. The defaults, and what
+    a key left unset (None) becomes, are the table in `malmungchi.train.settings`."""
 
-    model: str | None = Field(default=None, description="base model: a folder or a Hugging Face id in the local cache")
-    out: str | None = Field(default=None, description="the run directory")
-    quant: Literal["auto", "4bit", "8bit", "none"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flash_attention_3"] | None = None
-    max_steps: PositiveInt | None = None
-    epochs: PositiveFloat | None = None
-    lr: PositiveFloat | None = None
-    batch_size: PositiveInt | None = None
-    grad_accum: PositiveInt | None = None
-    lora_r: PositiveInt = 16
-    lora_alpha: PositiveInt | None = None
-    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    lora_targets: str | list[str] = "all-linear"
-    train_embeddings: Literal["tokens", "full"] = "tokens"
-    seed: int | None = None
-    report_to: str | list[str] | None = None
-    trust_remote_code: bool = False
-    merge: bool = False
+    model: str | None = Field(default=config_default("model"),
+                              description="base model: a folder or a Hugging Face id in the local cache")
+    out: str | None = Field(default=config_default("out"), description="the run directory")
+    quant: Literal["auto", "4bit", "8bit", "none"] = config_default("quant")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = config_default("dtype")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flash_attention_3"] | None = \
+        config_default("attn_implementation")
+    max_steps: PositiveInt | None = config_default("max_steps")
+    epochs: PositiveFloat | None = config_default("epochs")
+    lr: PositiveFloat | None = config_default("lr")
+    batch_size: PositiveInt | None = config_default("batch_size")
+    grad_accum: PositiveInt | None = config_default("grad_accum")
+    lora_r: PositiveInt = config_default("lora_r")
+    lora_alpha: PositiveInt | None = config_default("lora_alpha")
+    lora_dropout: float = Field(default=config_default("lora_dropout"), ge=0.0, lt=1.0)
+    lora_targets: str | list[str] = config_default("lora_targets")
+    train_embeddings: Literal["tokens", "full"] = config_default("train_embeddings")
+    seed: int | None = config_default("seed")
+    report_to: str | list[str] | None = config_default("report_to")
+    trust_remote_code: bool = config_default("trust_remote_code")
+    merge: bool = config_default("merge")
     args: dict[str, Any] = Field(default_factory=dict, description="any other SFTConfig / TrainingArguments field")
+
+    def with_options(self, options: dict[str, Any]) -> "TrainConfig":
+        """This `[train]` with the command-line options that were given (not None) on top, validated again; a bad
+        value is a ConfigError naming the option (all at once)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in options.items() if v is not None})
+        try:
+            return TrainConfig.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err, "options", TrainConfig, "train.")) from None
 
 
 def sft_config_fields() -> list[str]:
@@ -108,7 +109,8 @@ def check_train_args(train: TrainConfig, source: str, prefix: str = "") -> list[
     if not train.args:
         return []
     fields = sft_config_fields()
-    named = {arg: name for name, arg in TRAIN_FIELD_TO_ARG.items() if getattr(train, name) is not None}
+    # a named [train] key that is set and the [train.args] entry for the same trl field conflict
+    named = {s.trl_name: s.field for s in TRL_SETTINGS if getattr(train, s.field) is not None}
     lines = []
     for key in train.args:
         where = f"{source}: {prefix}train.args.{key}"

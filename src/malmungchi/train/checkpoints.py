@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from malmungchi.contracts.run import RUN_FILES
 from malmungchi.train.errors import RunMismatchError
-
-RUN_FILES = {"checkpoints", "adapter", "tokenizer", "merged", "metrics.json"}  # what a run directory may hold
 
 
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from malmungchi.contracts.build import NewToken
+from malmungchi.contracts.run import RunPaths
 from malmungchi.train import modeling
-from malmungchi.train.build_dir import NewToken
 from malmungchi.train.checkpoints import check_adapter
 from malmungchi.train.errors import RunMismatchError, TrainError
 
@@ -20,7 +21,7 @@ __all__ = ["load_for_inference", "RunMismatchError"]
 
 
 def _read_manifest(run: Path) -> dict[str, Any]:
-    path = run / "run_manifest.json"
+    path = RunPaths(run).manifest
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -43,17 +44,18 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
     run = Path(run_dir)
     if not run.is_dir():
         raise RunMismatchError(f"{run}: no such run directory")
+    paths = RunPaths(run)
     manifest = _read_manifest(run)
-    tokenizer = AutoTokenizer.from_pretrained(str(run / "tokenizer"))
+    tokenizer = AutoTokenizer.from_pretrained(str(paths.tokenizer))
     vocab = manifest["vocab"]
     if len(tokenizer) != vocab["vocab_after"]:
-        raise RunMismatchError(f"{run / 'tokenizer'}: {len(tokenizer)} tokens, the run was trained with "
+        raise RunMismatchError(f"{paths.tokenizer}: {len(tokenizer)} tokens, the run was trained with "
                                f"{vocab['vocab_after']}")
     torch_dtype = modeling.resolve_dtype(dtype or manifest.get("dtype", "auto"))
     if merged:
-        if not (run / "merged").is_dir():
-            raise RunMismatchError(f"{run / 'merged'}: missing (train with --merge)")
-        model = AutoModelForCausalLM.from_pretrained(str(run / "merged"), dtype=torch_dtype, local_files_only=True,
+        if not paths.merged.is_dir():
+            raise RunMismatchError(f"{paths.merged}: missing (train with --merge)")
+        model = AutoModelForCausalLM.from_pretrained(str(paths.merged), dtype=torch_dtype, local_files_only=True,
                                                      device_map=device_map)
         model.eval()
         return model, tokenizer, manifest
@@ -74,7 +76,7 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
     if base.get("weight_files") and fp["weight_files"] and fp["weight_files"] != base["weight_files"]:
         raise RunMismatchError(f"base model {name}: its weight files differ from the ones the run was trained on "
                                f"({base['weight_files']} vs {fp['weight_files']})")
-    check_adapter(run / "adapter")  # before the base model is loaded: a broken adapter is found in a second
+    check_adapter(paths.adapter)  # before the base model is loaded: a broken adapter is found in a second
     q = quant or manifest.get("quantization", "none")
     if q != "none" and modeling.bitsandbytes_problem():
         q = "none"
@@ -111,7 +113,7 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
             raise RunMismatchError(f"new token {before['token']}: its initial row differs from training "
                                    f"(norm {now.norm:.4f} vs {before.get('norm', 0):.4f}): base weights differ?")
     model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
-    adapter = run / "adapter"
+    adapter = paths.adapter
     try:
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as exc:

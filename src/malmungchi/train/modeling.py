@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from malmungchi.train.build_dir import NewToken
+from malmungchi.contracts.build import NewToken
 from malmungchi.train.errors import TrainError
 
 # When the vocabulary must grow it grows to exactly the tokenizer's size. Rounding the rows up to a multiple of 64

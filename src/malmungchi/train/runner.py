@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from malmungchi.atomic import write_json
+from malmungchi.contracts.build import BuildDir, read_build_dir
+from malmungchi.contracts.run import RunPaths, is_run_dir
+from malmungchi.outdir import overlap_problem
 from malmungchi.schemas.config import TrainConfig
 from malmungchi.train import modeling
-from malmungchi.train.build_dir import BuildDir, read_build_dir
-from malmungchi.outdir import RUN_MANIFEST, overlap_problem
 from malmungchi.train.checkpoints import checkpoint_step, complete_checkpoints, only_run_files
 from malmungchi.train.errors import TrainError
-SCHEMA_VERSION = 1
+from malmungchi.train.settings import BY_FIELD, TRL_NAMES, TRL_SETTINGS, trl_value
 
-DEFAULTS = {"epochs": 1.0, "lr": 2e-4, "batch_size": 4, "grad_accum": 1, "seed": 42, "report_to": "none"}
+SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -75,18 +76,10 @@ def resolve(build_dir: str | Path, cfg: TrainConfig) -> Plan:
     world = modeling.env_world_size()
     p = Plan(
         build=build, cfg=cfg, model=cfg.model, out=Path(cfg.out), quant=quant, quant_notice=notice, dtype=dtype,
-        attn_implementation=cfg.attn_implementation or "sdpa",
-        epochs=cfg.epochs if cfg.epochs is not None else float(cfg.args.get("num_train_epochs", DEFAULTS["epochs"])),
-        max_steps=cfg.max_steps if cfg.max_steps is not None else int(cfg.args.get("max_steps", -1)),
-        lr=cfg.lr if cfg.lr is not None else float(cfg.args.get("learning_rate", DEFAULTS["lr"])),
-        batch_size=cfg.batch_size or int(cfg.args.get("per_device_train_batch_size", DEFAULTS["batch_size"])),
-        grad_accum=cfg.grad_accum or int(cfg.args.get("gradient_accumulation_steps", DEFAULTS["grad_accum"])),
-        seed=cfg.seed if cfg.seed is not None else int(cfg.args.get("seed", DEFAULTS["seed"])),
-        report_to=cfg.report_to if cfg.report_to is not None else cfg.args.get("report_to", DEFAULTS["report_to"]),
+        attn_implementation=cfg.attn_implementation or BY_FIELD["attn_implementation"].default,
+        **{s.field: trl_value(s, cfg) for s in TRL_SETTINGS},  # epochs, max_steps, lr, batch_size, ...
         lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r, world_size=world, total_steps=0,
-        extra_args={k: v for k, v in cfg.args.items() if k not in (
-            "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
-            "gradient_accumulation_steps", "seed", "report_to")},
+        extra_args={k: v for k, v in cfg.args.items() if k not in TRL_NAMES},
     )
     problem = tracker_problem(p.report_to)
     if problem:
@@ -117,7 +110,7 @@ def tracker_problem(report_to) -> str | None:
     return None
 
 
-def sft_config(plan: Plan, *, resume: bool = False):
+def sft_config(plan: Plan):
     """The SFTConfig for this plan; bad [train.args] values come back as one TrainError line each."""
     from trl import SFTConfig
 
@@ -142,7 +135,7 @@ def sft_config(plan: Plan, *, resume: bool = False):
         args["eval_steps"] = plan.extra_args.get("eval_steps", save_steps)
     args.update(plan.extra_args)
     args.update(
-        output_dir=str(plan.out / "checkpoints"),
+        output_dir=str(RunPaths(plan.out).checkpoints),
         num_train_epochs=plan.epochs, max_steps=plan.max_steps, learning_rate=plan.lr,
         per_device_train_batch_size=plan.batch_size, gradient_accumulation_steps=plan.grad_accum, seed=plan.seed,
         data_seed=plan.extra_args.get("data_seed", plan.seed),
@@ -340,9 +333,9 @@ def check_out_dir(plan: Plan, resume: bool) -> tuple[str | bool, str | None]:
     checkpoints unless --resume; a run killed before its first whole checkpoint (only training's own files, no
     run manifest) is started over, with a notice saying so."""
     out = plan.out
-    ckpt = out / "checkpoints"
+    ckpt = RunPaths(out).checkpoints
     done = complete_checkpoints(ckpt)
-    finished = (out / RUN_MANIFEST).is_file()
+    finished = is_run_dir(out)
     if resume and done:
         newest = checkpoint_step(done[0])
         torn = sorted(d.name for d in ckpt.glob("checkpoint-*") if d not in done and checkpoint_step(d) > newest)
@@ -393,7 +386,7 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
     resume_from, out_notice = check_out_dir(plan, resume)
     if console is not None and out_notice and is_main_process():
         console.print(out_notice)
-    args = sft_config(plan, resume=resume)
+    args = sft_config(plan)
     set_seed(plan.seed)
     prep = prepare_model(plan)
     tokenizer = prep.tokenizer
@@ -431,8 +424,8 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
 
             merged = copy.deepcopy(model).merge_and_unload()
             merged.config.use_cache = True
-            merged.save_pretrained(plan.out / "merged")
-            shutil.copytree(plan.build.tokenizer_dir, plan.out / "merged", dirs_exist_ok=True)
+            merged.save_pretrained(RunPaths(plan.out).merged)
+            shutil.copytree(plan.build.tokenizer_dir, RunPaths(plan.out).merged, dirs_exist_ok=True)
             del merged
     trainer.accelerator.wait_for_everyone()
     del trainer
@@ -440,6 +433,12 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
         torch.cuda.empty_cache()
     model.eval()
     return Outcome(manifest, model, metrics)
+
+
+def finished_line(manifest: dict[str, Any], out: Path) -> str:
+    """What `train run` (and the quick start) prints when the run directory is written."""
+    steps = manifest["hyperparameters"]["steps"]
+    return f"trained {steps} step{'s' * (steps != 1)}; run written to {out}"
 
 
 def run_manifest(plan: Plan, prep: Prepared, trainer, resumed_from) -> dict[str, Any]:
@@ -478,15 +477,15 @@ def run_manifest(plan: Plan, prep: Prepared, trainer, resumed_from) -> dict[str,
 
 
 def write_run_dir(plan: Plan, prep: Prepared, trainer, manifest, callback, result, eval_metrics, started) -> dict:
-    out = plan.out
-    out.mkdir(parents=True, exist_ok=True)
+    out = RunPaths(plan.out)
+    out.root.mkdir(parents=True, exist_ok=True)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    model.save_pretrained(out / "adapter")
+    model.save_pretrained(out.adapter)
     # beside the adapter too: peft's AutoPeftModelForCausalLM (and lm-eval's peft=) resize the base to it
-    prep.tokenizer.save_pretrained(str(out / "adapter"))
-    if (out / "tokenizer").exists():
-        shutil.rmtree(out / "tokenizer")
-    shutil.copytree(plan.build.tokenizer_dir, out / "tokenizer")
+    prep.tokenizer.save_pretrained(str(out.adapter))
+    if out.tokenizer.exists():
+        shutil.rmtree(out.tokenizer)
+    shutil.copytree(plan.build.tokenizer_dir, out.tokenizer)
     metrics = {
         "loss_curve": callback.curve,
         "eval": callback.evals,
@@ -496,14 +495,7 @@ def write_run_dir(plan: Plan, prep: Prepared, trainer, manifest, callback, resul
         "runtime_s": round(time.time() - started, 3),
         **callback.summary(),
     }
-    write_json(out / "metrics.json", metrics)
-    write_json(out / RUN_MANIFEST, manifest)
+    write_json(out.metrics, metrics)
+    write_json(out.manifest, manifest)  # last: its presence means the run finished
     return metrics
-
-
-def merge_cfg(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """The file's [train] with the flags that were given on top; validated again (all errors at once)."""
-    data = base.model_dump(exclude_unset=False)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.model_validate(data)
 

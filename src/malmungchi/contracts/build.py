@@ -1,4 +1,9 @@
-"""Reading a build directory (the stage 2 → 3 contract in docs/DESIGN.md), checked before any model is loaded."""
+"""The build directory, the stage 2 → 3 contract (docs/DESIGN.md): the names of its files, recognising one, and
+reading and checking it before any model is loaded.
+
+`corpus build` writes it (`malmungchi.prep.write`), `train run` reads it (`read_build_dir`), `eval` takes its
+`eval/test.jsonl` as gold and its mode; all of them spell its files through this module.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,72 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from malmungchi.train.errors import TrainError
+from malmungchi.errors import UserError
 
+BUILD_MANIFEST = "manifest.json"  # written last: its presence means the build finished
+BUILD_REPORT = "report.json"
+BUILD_TOKENIZER = "tokenizer"
+BUILD_DATA = "data"
+EVAL_ITEMS = "eval/test.jsonl"  # as the manifest's "eval.path" names it
+EVAL_CONTENT = "eval/content.parquet"  # text mode: content characters per test token ("eval.content")
+SPLITS = ("train", "validation", "test")
 ROW_COLUMNS = ("input_ids", "assistant_masks", "position_ids", "seq_lengths", "doc_ids")
+
+
+class BuildDirError(UserError):
+    """BUILD_DIR is not a whole build directory; one line per problem, each naming the file."""
+
+
+@dataclass(frozen=True)
+class BuildPaths:
+    """Where each file of the build directory at `root` lies."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / BUILD_MANIFEST
+
+    @property
+    def report(self) -> Path:
+        return self.root / BUILD_REPORT
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / BUILD_TOKENIZER
+
+    @property
+    def data(self) -> Path:
+        return self.root / BUILD_DATA
+
+    def split(self, name: str) -> Path:
+        return self.data / f"{name}.parquet"
+
+    @property
+    def eval_items(self) -> Path:
+        return self.root / EVAL_ITEMS
+
+    @property
+    def eval_content(self) -> Path:
+        return self.root / EVAL_CONTENT
+
+
+def is_build_dir(path: str | Path) -> bool:
+    """True when `path` is a build directory written by `malmungchi corpus build` (its manifest names us)."""
+    try:
+        data = json.loads(BuildPaths(Path(path)).manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "malmungchi_version" in data and "content_hash" in data
+
+
+def build_mode(path: str | Path) -> str | None:
+    """The build's mode (text/chat) when `path` is a build directory with a readable manifest, else None."""
+    manifest = BuildPaths(Path(path)).manifest
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get("mode") if manifest.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -31,7 +99,7 @@ class BuildDir:
 
     @property
     def tokenizer_dir(self) -> Path:
-        return self.path / "tokenizer"
+        return BuildPaths(self.path).tokenizer
 
     @property
     def tok(self) -> dict[str, Any]:
@@ -80,10 +148,10 @@ def _load_split(path: Path):
     try:
         table = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001 - arrow raises many kinds
-        raise TrainError(f"{path}: cannot read parquet: {exc}") from None
+        raise BuildDirError(f"{path}: cannot read parquet: {exc}") from None
     missing = [c for c in ROW_COLUMNS if c not in table.column_names]
     if missing:
-        raise TrainError(f"{path}: missing column{'s' * (len(missing) > 1)} {', '.join(missing)} "
+        raise BuildDirError(f"{path}: missing column{'s' * (len(missing) > 1)} {', '.join(missing)} "
                          "(see 'Stage 2 → 3 contract' in docs/DESIGN.md)")
     from datasets.table import InMemoryTable
 
@@ -129,17 +197,18 @@ def _positions(lengths):
 
 
 def read_build_dir(path: str | Path, *, check: bool = True) -> BuildDir:
-    """Read and check BUILD_DIR; raise TrainError with every problem found."""
+    """Read and check BUILD_DIR (its train and validation splits); raise BuildDirError with every problem found."""
     root = Path(path)
     if not root.is_dir():
-        raise TrainError(f"{root}: no such build directory")
-    mpath = root / "manifest.json"
+        raise BuildDirError(f"{root}: no such build directory")
+    paths = BuildPaths(root)
+    mpath = paths.manifest
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TrainError(f"{mpath}: missing (is {root} a build directory? run `malmungchi corpus build`)") from None
+        raise BuildDirError(f"{mpath}: missing (is {root} a build directory? run `malmungchi corpus build`)") from None
     except (OSError, ValueError) as exc:
-        raise TrainError(f"{mpath}: cannot read: {exc}") from None
+        raise BuildDirError(f"{mpath}: cannot read: {exc}") from None
     lines = []
     for key in ("content_hash", "tokenizer"):
         if key not in manifest:
@@ -148,22 +217,21 @@ def read_build_dir(path: str | Path, *, check: bool = True) -> BuildDir:
     for key in ("vocab_before", "vocab_after"):
         if key not in tok:
             lines.append(f"{mpath}: tokenizer has no {key!r}")
-    if not (root / "tokenizer").is_dir():
-        lines.append(f"{root / 'tokenizer'}: missing")
-    if not (root / "data" / "train.parquet").is_file():
-        lines.append(f"{root / 'data' / 'train.parquet'}: missing")
+    if not paths.tokenizer.is_dir():
+        lines.append(f"{paths.tokenizer}: missing")
+    if not paths.split("train").is_file():
+        lines.append(f"{paths.split('train')}: missing")
     if lines:
-        raise TrainError(*lines)
+        raise BuildDirError(*lines)
     build = BuildDir(path=root, manifest=manifest, content_hash=str(manifest["content_hash"]))
     for split in ("train", "validation"):
-        f = root / "data" / f"{split}.parquet"
-        if f.is_file():
-            build.splits[split] = _load_split(f)
+        if paths.split(split).is_file():
+            build.splits[split] = _load_split(paths.split(split))
     if check:
         for split, ds in build.splits.items():
-            lines += check_rows(f"{root / 'data' / (split + '.parquet')}", ds, build.vocab_after)
+            lines += check_rows(str(paths.split(split)), ds, build.vocab_after)
     if not len(build.splits["train"]):
-        lines.append(f"{root / 'data' / 'train.parquet'}: no rows")
+        lines.append(f"{paths.split('train')}: no rows")
     if lines:
-        raise TrainError(*lines)
+        raise BuildDirError(*lines)
     return build
