@@ -157,7 +157,7 @@ def build_command(out, force, **kw):
     """Tokenize, split, pack and write a build directory (docs/DESIGN.md) from marker text, .jsonl and tables."""
     from malmungchi.outdir import build_out_problem
     from malmungchi.prep.stats import render, report
-    from malmungchi.prep.write import EmptyBuild, OutputExists, restore_interrupted_swap, write_build
+    from malmungchi.prep.write import restore_interrupted_swap, write_build  # its errors: printed by the main group
 
     if restore_interrupted_swap(out):  # a --force build killed mid-swap: the earlier build goes back first
         console(stderr=True).print(f"restored {out}: a --force build was interrupted while replacing it")
@@ -167,11 +167,6 @@ def build_command(out, force, **kw):
     cfg, p = _plan(kw)
     try:
         manifest = write_build(p, out, force=force)  # computes the report while the data is written
-    except OutputExists as exc:
-        fail(str(exc))
-    except EmptyBuild as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror or exc}")
     rep = report(p)

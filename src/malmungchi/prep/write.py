@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from malmungchi import __version__
 from malmungchi.atomic import process_alive
 from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths, is_build_dir
+from malmungchi.errors import UserError
 from malmungchi.outdir import build_out_problem
 from malmungchi.prep.build import Plan
 from malmungchi.prep.content import content_table
@@ -30,12 +31,15 @@ SCHEMA_VERSION = 2  # 2: splits by source identity (prep.identity), canonical an
 ROW_GROUP = 4096  # rows per Parquet row group, written one group at a time
 
 
-class OutputExists(Exception):
-    pass
+class OutputExists(UserError):
+    """The output folder may not be written (exists without --force, or overlaps an input)."""
 
 
-class EmptyBuild(Exception):
-    """Nothing to train on: the build would have no training row. The message gives the counts."""
+class EmptyBuild(UserError):
+    """Nothing to train on: the build would have no training row. The message gives the counts (exit 1, as for
+    lint's findings: the inputs, not the command, are the problem)."""
+
+    exit_code = 1
 
 
 def empty_build_problem(p: Plan) -> str | None:
