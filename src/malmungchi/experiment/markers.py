@@ -63,10 +63,6 @@ class Settings:
     resamples: int = 2000
     config: str | None = None  # a malmungchi.toml; else the nearest one up from the first input (as every command)
 
-    def fingerprint(self, *keys: str) -> str:
-        data = asdict(self)
-        return _sha({k: data[k] for k in keys})
-
 
 def _sha(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
