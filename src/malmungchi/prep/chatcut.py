@@ -23,7 +23,6 @@ def split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_i
     pending = list(enc.too_long)
     enc.too_long = []
     backend = tok.backend_tokenizer
-    part = 0
     while pending:
         r = pending.pop(0)
         msgs = r.messages or []
@@ -36,12 +35,13 @@ def split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_i
                                               f"{cfg.max_length}" + ("" if cut_points else " and has no place to cut"),
                                  r.doc_id, LostKind.CONVERSATION))
             continue
+        part = 0  # pieces are numbered within their conversation: an id does not depend on the others
         for a, b in _pieces(backend, msgs, system, rest, total, cut_points, cfg.max_length):
             half = _ends_with_reply(rest[a:b])
             if not half:
                 continue
             part += 1
-            sub = chat_r.render(system + half, f"{r.doc_id}/c{part}", r.doc_id, r.source, r.title)
+            sub = chat_r.render(system + half, f"{r.id}/c{part}", r.doc_id, r.source, r.title)
             if not _take(enc, sub, backend, cfg.max_length, stop_id):
                 pending.append(sub)
 
