@@ -85,3 +85,22 @@ def test_content_characters_do_not_depend_on_policy_or_tokenizer(corpus, qwen3_t
     assert len(set(totals.values())) == 1, totals
     chars, nbytes = totals["qwen3", "special"]
     assert 0 < chars < nbytes  # Korean: 3 bytes a syllable
+
+
+def test_chunk_units_are_the_same_pieces_under_every_policy_and_tokenizer(corpus, qwen3_tokenizer_dir,
+                                                                        kogpt2_tokenizer_dir, tmp_path):
+    """A corpus too small for whole books to fill every split is split by pieces of books cut on the parsed tree:
+    the same pieces, splits and test items whatever the policy or tokenizer."""
+    seen = {}
+    for tok_name, tok_dir in (("qwen3", qwen3_tokenizer_dir), ("kogpt2", kogpt2_tokenizer_dir)):
+        for policy in ("special", "strip", "drop"):
+            out = tmp_path / f"{tok_name}-{policy}"
+            splits, items = _build(corpus, tok_dir, out, split_unit="auto", max_length=128,
+                                   **policy_settings(policy, default_registry()))
+            m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+            seen[tok_name, policy] = (m["split_unit"], splits, [(i["id"], i["answer_canonical"]) for i in items])
+    unit, splits, items = seen["qwen3", "special"]
+    assert unit == "chunk" and len(items) >= 10 and all("@u" in i for i, _ in items)
+    assert any("+" in s for s in splits.values())  # a book's pieces in different splits
+    for key, other in seen.items():
+        assert other == seen["qwen3", "special"], key

@@ -29,7 +29,8 @@ from malmungchi.prep.readers import Dropped, Inputs, SourceFile, find_inputs
 from malmungchi.prep.render import Rendered, TextRenderer
 from malmungchi.prep.rows import check_rows, pack_rows, rows_table
 from malmungchi.prep.spill import Records
-from malmungchi.prep.split import SPLITS, Assignment, assign
+from malmungchi.prep.pieces import cut as cut_pieces
+from malmungchi.prep.split import SPLITS, Assignment, assign, choose_unit
 from malmungchi.prep.stream import stream
 from malmungchi.prep.tokenizer import Registration, TokenizerError, load_tokenizer, register_tokens, \
     round_trip_problems, stop_token
@@ -121,6 +122,7 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
     if cfg.mode == "chat":
         _chat_conversations(w)
     _settle_duplicates(w)
+    _choose_split_unit(w)  # chunk mode: books cut into pieces on the tree, before encoding
     enc = _register_and_encode(w)
     splits, assignment = _split(w, enc)
     _settle_documents(w, enc, splits)
@@ -188,6 +190,8 @@ class _Work:
     registration: Registration | None = None
     stop: tuple[str, int] | None = None
     encoder: Encoder | None = None
+    split_unit: str = "document"  # as decided by `_choose_split_unit` (`assign` decides the same again)
+    reencode: bool = False  # pieces replaced renderings the early encoder already had
 
     def step(self, stage: str, total: int | None = None) -> Callable | None:
         """A progress callback for one stage, or None."""
@@ -310,6 +314,7 @@ def _chat_conversations(w: _Work) -> None:
             w.by_doc[doc.id] = rs
             w.ledger.append(DocEntry(doc.id, s.key, doc.title))
             for r in rs:
+                r.unit = w.identity[doc.id] + r.id[len(doc.id):]  # a conversation: its book and its place in it
                 w.dedup.keep(r)
         s.documents = []
 
@@ -325,12 +330,33 @@ def _settle_duplicates(w: _Work) -> None:
             d.drop(DropKind.DUPLICATE, w.dedup.reason.get(d.id, "duplicate of an earlier document"))
 
 
+def _choose_split_unit(w: _Work) -> None:
+    """Whole documents, or pieces when they cannot fill every split (`prep.split.choose_unit`, from the
+    identities alone). Text mode: each book is then cut into pieces on its tree (`prep.pieces`), which replace it
+    before encoding (encoded again when the early encoder already had it: small corpora only)."""
+    kept = {r.doc_id for r in w.dedup.kept}
+    w.split_unit, _ = choose_unit({d: k for d, k in w.identity.items() if d in kept}, w.cfg.splits,
+                                            w.cfg.seed, w.cfg.split_unit, w.groups)
+    if w.split_unit != "chunk" or w.cfg.mode != "text":
+        return
+    out: list[Rendered] = []
+    for r in w.dedup.kept:
+        out.extend(cut_pieces(r) or [r])
+    w.dedup.kept = out
+    w.reencode = w.early is not None
+
+
 def _register_and_encode(w: _Work) -> Encoded:
     """Marker (and speaker) tokens registered, every kept rendering encoded (or the early encoder finished), the
     round trip checked on a sample; chat conversations longer than a row cut between messages."""
     tok, rendered = w.tokenizer, w.dedup.kept
     if w.early is not None:
         w.registration, w.stop, w.encoder = w.early.registration, w.early.stop, w.early.encoder
+        if w.reencode:  # the pieces, not the books the early encoder was given
+            w.encoder = _encoder(tok, w.cfg, w.stop[1], w.step("tokenizing", sum(len(r.text) for r in rendered)),
+                                 w.fast)
+            for r in rendered:
+                w.encoder.add(r)
     else:
         wanted = w.policies.special_tokens()
         if w.cfg.speakers == "token":

@@ -53,7 +53,10 @@ class Canonical:
         self.same = cfg is not None and cfg.mode == "text" and is_canonical(cfg)
 
     def stamp(self, r: Rendered, doc: Document, source: str) -> None:
-        """`r.key` (dedup and split key) and `r.canon_answers` (each turn's content, canonical) from `doc`."""
+        """`r.key` (dedup and split key), `r.canon_answers` (each turn's content, canonical) and `r.leaf_sizes`
+        (each paragraph's and turn's canonical characters) from `doc`."""
         c = r if self.same else self.renderer.render(doc, source)
         r.key = text_key(c.text)
         r.canon_answers = [c.text[s:e] for _, s, e in c.turns]
+        ends = [*c.leaf_cuts[1:], len(c.text)]
+        r.leaf_sizes = [max(0, b - a) for a, b in zip(c.leaf_cuts, ends)]

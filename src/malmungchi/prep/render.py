@@ -48,6 +48,11 @@ class Rendered:
     key: str | None = field(default=None, repr=False, compare=False)  # dedup_key(): the document's identity
     # (`prep.identity`, set by the build) or, when not set, the rendered text's
     canon_answers: list[str] = field(default_factory=list, repr=False)  # each turn's content, canonical form
+    leaf_cuts: list[int] = field(default_factory=list, repr=False)  # per paragraph and turn, in tree order (also
+    # those that render to nothing): where a cut before it goes (before the block marker that opens it)
+    leaf_sizes: list[int] = field(default_factory=list, repr=False)  # per paragraph and turn: its characters in
+    # the canonical rendering (`prep.identity`), for cutting split units the same way under every policy
+    unit: str | None = None  # the split unit it belongs to when that is not its document (`prep.pieces`)
     gaps: list[int] = field(default_factory=list)  # where a segment too long for any row was taken out: no
     # sequence and no eval prompt spans a gap (prep.encode)
     stored: tuple | None = field(default=None, repr=False, compare=False)  # (TextStore, offset, bytes) once spilled
@@ -105,6 +110,7 @@ class TextRenderer:
         r = Rendered(doc.id, doc.id, source, doc.title, "")
         self._r = r
         self._speaker_ids: dict[str, str] = {}
+        self._opening: int | None = None  # where the block being opened began (its first leaf's cut)
         first = True
         if doc.title is not None:
             r.markers["START_OF_TITLE"] += 1
@@ -130,6 +136,17 @@ class TextRenderer:
             s = sep + s
         out.add(s)
 
+    def _leaf(self, at: int) -> None:
+        """A paragraph or turn starts at `at` (or at the start of the block whose marker opened it)."""
+        if self._opening is not None:
+            at, self._opening = self._opening, None
+        self._r.leaf_cuts.append(at)
+
+    def _open(self, out: _Out, first: bool) -> None:
+        """A block marker is about to be added: its first leaf's cut goes before it (the outermost block's)."""
+        if self._opening is None:
+            self._opening = out.n + (0 if first else 2)
+
     def _block_ends(self, name: str) -> tuple[bool, str, str]:
         """Whether block `name` is dropped, and what its start and end markers render as (looked up once: a
         dialogue corpus has tens of thousands of blocks)."""
@@ -143,6 +160,7 @@ class TextRenderer:
         """Add one segment after those before it (`first`: nothing was added yet); whether still nothing was."""
         if isinstance(seg, Narration):
             body = self.inline(seg.parts)
+            self._leaf(out.n + (0 if first or not body else 2))
             if body:
                 self._add_after(out, first, body)
                 return False
@@ -163,17 +181,23 @@ class TextRenderer:
         if self.speakers == "token":
             self._r.speakers.append({})
         if open_:
+            self._open(out, first)
             self._add_after(out, first, open_)
             first = False
         sep = "\n" if open_ else "\n\n"  # before the first turn; "\n" between turns
         # `_turn` for every turn, written out: a dialogue corpus has hundreds of thousands of them
         r, parts, names = self._r, out.parts, self.speakers == "name"
-        cuts, turns = r.cuts, r.turns
+        cuts, turns, leaves = r.cuts, r.turns, r.leaf_cuts
         for turn in seg.turns:
             tp, speaker = turn.parts, turn.speaker
             body = tp[0].text.strip() if len(tp) == 1 and tp[0].__class__ is Text else self.inline(tp)
             prefix = "" if speaker is None else f"{speaker}: " if names else self._speaker_prefix(speaker)
             line = prefix + body
+            if self._opening is not None:
+                leaves.append(self._opening)
+                self._opening = None
+            else:
+                leaves.append(out.n + (0 if first else len(sep)))
             if not first:
                 cuts.append(out.n + len(sep))
                 line_out = sep + line
@@ -198,6 +222,7 @@ class TextRenderer:
         if dropped:
             return first
         if open_:
+            self._open(out, first)
             self._add_after(out, first, open_)
             first = False
         inner_first = first

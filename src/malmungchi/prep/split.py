@@ -4,9 +4,9 @@ Each unit (a book, or a chunk when the corpus is too small for whole books to fi
 [0, 1) and falls into the split whose ratio interval holds it. A book's number is sha256(seed, its identity): the
 source text as parsed, markers in canonical spelling (`prep.identity`), never the rendered text, the tokenizer or
 the path, so builds with any marker policy or tokenizer split alike and renaming a folder moves nothing. (A
-group's identity is its members' in id order.) A chunk's is sha256(seed, its document's identity, its place in
-the document, its token ids): also free of the path, but it depends on the tokenizer and policy, since chunks are
-cut by tokens; use whole documents (`split_unit = "document"`) to compare policies or tokenizers. A unit's split
+group's identity is its members' in id order.) In chunk mode the units are pieces of books cut on the parsed
+tree (`prep.pieces`) and conversations, each numbered from its book's identity and its place in the book: the same
+under every policy and tokenizer too. A unit's split
 depends on nothing but itself, so adding a file never moves an old unit, and a book's chunks all follow the book
 in document mode. Only when a requested split is still empty is the unit whose number lies closest to
 that split's interval moved there (reported), so a ten-book corpus still has something to validate and test on.
@@ -53,43 +53,64 @@ class Assignment:
     notes: list[str] = field(default_factory=list)
 
 
+def _document_units(doc_content: dict[str, str], groups: dict[str, str]) -> dict[str, str]:
+    """Document mode's units: unit key (a document id, or "group:" + its group) → identity."""
+    members: dict[str, list[str]] = {}
+    for doc_id in sorted(doc_content):
+        if doc_id in groups:
+            members.setdefault(groups[doc_id], []).append(doc_id)
+    units = {d: c for d, c in doc_content.items() if d not in groups}
+    units.update({"group:" + g: "\0".join(doc_content[d] for d in ids) for g, ids in members.items()})
+    return units
+
+
+def choose_unit(doc_content: dict[str, str], ratios: SplitRatios, seed: int, unit: str,
+                groups: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """"document" or "chunk" for `unit` (document | chunk | auto), decided from the documents' identities alone
+    (before anything is encoded), and the note to print."""
+    if unit == "chunk":
+        return "chunk", "split unit: chunk (as asked)"
+    spans = intervals(ratios)
+    got = {split_of(unit_number(seed, "", c), spans) for c in _document_units(doc_content, groups or {}).values()}
+    empty = [s for s in SPLITS if getattr(ratios, s) > 0 and s not in got]
+    if unit == "document" or not empty:
+        return "document", None
+    return "chunk", (f"split unit: chunk (whole documents left {', '.join(empty)} empty; the pieces of one book "
+                     "may land in different splits)")
+
+
 def assign(seqs: list[Seq], ratios: SplitRatios, seed: int, unit: str, doc_content: dict[str, str],
            groups: dict[str, str] | None = None) -> Assignment:
     """`unit`: document | chunk | auto (document, else chunk when a requested split would be empty).
     `doc_content`: each document's identity. `groups` maps a document id to its group (the book its rows belong
-    to): in document mode a group is one unit, its identity the members' in id order."""
+    to): in document mode a group is one unit, its identity the members' in id order. In chunk mode a sequence's
+    unit is its rendering's `unit` (a piece of a book, `prep.pieces`; a conversation) or else its document."""
     spans = intervals(ratios)
     wanted = [s for s in SPLITS if getattr(ratios, s) > 0]
-    if unit in ("document", "auto"):
-        groups = groups or {}
-        members: dict[str, list[str]] = {}
-        for doc_id in sorted(doc_content):
-            if doc_id in groups:
-                members.setdefault(groups[doc_id], []).append(doc_id)
-        group_content = {g: "\0".join(doc_content[d] for d in ids) for g, ids in members.items()}
+    groups = groups or {}
+    decided, note = choose_unit(doc_content, ratios, seed, unit, groups)
+    if decided == "document":
+        units = _document_units(doc_content, groups)
 
         def key(q):
             g = groups.get(q.doc_id)
             return q.doc_id if g is None else "group:" + g
 
         def content(q):
-            g = groups.get(q.doc_id)
-            return doc_content[q.doc_id] if g is None else group_content[g]
+            return units[key(q)]
 
         a = _by(seqs, spans, seed, key, content, "document", named=False)
-        empty = [s for s in wanted if s not in set(a.by_seq.values())]
-        if unit == "document" or not empty:
-            return _rescue(a, seqs, spans, seed, wanted, key, content, named=False)
-        note = (f"split unit: chunk (whole documents left {', '.join(empty)} empty; chunks of one book may land "
-                "in different splits)")
-    else:
-        note = "split unit: chunk (as asked)"
-    def chunk(q) -> str:  # the document's identity, where the chunk lies in it, its tokens: no path
-        return f"{doc_content.get(q.doc_id, '')}\0{q.id[len(q.doc_id):]}\0{hashlib.sha256(q.ids.tobytes()).hexdigest()}"
+        return _rescue(a, seqs, spans, seed, wanted, key, content, named=False)
 
-    a = _by(seqs, spans, seed, lambda q: q.id, chunk, "chunk", named=False)
+    def chunk_key(q) -> str:
+        return q.src.unit or q.doc_id
+
+    def chunk_content(q) -> str:  # a piece's identity: its book's and its place in it (no path, no tokens)
+        return q.src.unit or doc_content.get(q.doc_id, q.doc_id)
+
+    a = _by(seqs, spans, seed, chunk_key, chunk_content, "chunk", named=False)
     a.notes.append(note)
-    return _rescue(a, seqs, spans, seed, wanted, lambda q: q.id, chunk, named=False)
+    return _rescue(a, seqs, spans, seed, wanted, chunk_key, chunk_content, named=False)
 
 
 def _by(seqs, spans, seed, key, content, unit, named: bool = True) -> Assignment:
