@@ -55,11 +55,13 @@ def experiment() -> None:
               help="--tokenizer train: vocabulary size.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=DEFAULTS.max_new_tokens, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Generate for the first N test items only.")
+@click.option("--split-unit", type=click.Choice(["auto", "document", "chunk"]), default="auto", show_default=True,
+              help="auto: whole documents when the test split gets at least 10, else pieces of them.")
 @click.option("--config", "config_path", type=click.Path(), help="A malmungchi.toml ([build] settings apply).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, seeds, max_length, lr, batch_size,
             lora_r, lora_alpha, train_embeddings, quant, hidden_size, layers, vocab_size, max_new_tokens, limit,
-            config_path, as_json):
+            split_unit, config_path, as_json):
     """Build, train and score every marker policy on one split; print which one trains the better model.
 
     Every policy is built from the same inputs with the same split (whole documents, decided by their source
@@ -78,7 +80,7 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
                  seeds=seeds, max_steps=None if epochs else max_steps, epochs=epochs, max_length=max_length, lr=lr,
                  batch_size=batch_size, lora_r=lora_r, lora_alpha=lora_alpha, train_embeddings=train_embeddings,
                  quant=quant, hidden_size=hidden_size, layers=layers, vocab_size=vocab_size,
-                 max_new_tokens=max_new_tokens, eval_limit=limit, config=config_path)
+                 max_new_tokens=max_new_tokens, eval_limit=limit, split_unit=split_unit, config=config_path)
     if hidden_size % 64:
         fail(f"--hidden-size {hidden_size}: give a multiple of 64 (4-bit layers need their inputs in blocks of 64)")
     err = console(stderr=True)
@@ -102,7 +104,7 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
     if as_json:
         click.echo(json.dumps({k: v for k, v in rep.items()}, indent=2, ensure_ascii=False, default=str))
         return
-    table = Table(title=f"marker policies on {rep['n_documents']} test documents, {rep['n_items']} items, "
+    table = Table(title=f"marker policies on {rep['n_documents']} test {rep['unit']}, {rep['n_items']} items, "
                         f"seeds {', '.join(map(str, rep['seeds']))}", show_edge=False)
     for h in report_mod.HEADERS:
         table.add_column(h, justify="left" if h in ("policy", "marker F1") else "right")

@@ -28,6 +28,8 @@ from malmungchi.errors import UserError
 from malmungchi.experiment.arms import ARMS, policy_settings
 from malmungchi.experiment.scoring import STAGE_FILE
 
+MIN_TEST_UNITS = 10  # fewer test documents than this: split by pieces of documents (the same for every policy)
+
 
 class ExperimentError(UserError):
     """A problem with the experiment's options or its folder."""
@@ -61,6 +63,7 @@ class Settings:
     eval_limit: int | None = None
     eval_context: int = 128
     resamples: int = 2000
+    split_unit: str = "auto"  # document | chunk | auto: documents when the test split gets MIN_TEST_UNITS of them
     config: str | None = None  # a malmungchi.toml; else the nearest one up from the first input (as every command)
 
 
@@ -146,8 +149,9 @@ def run(s: Settings, progress: Callable[[str, bool], None] | None = None) -> dic
     tok_dir, base_dir = _base_paths(s)
     step("tokenizer", lambda: _tokenizer(s, tok_dir))
     step("base model", lambda: _base_model(s, tok_dir, base_dir))
+    unit = split_unit(s)
     for arm in s.policies:
-        step(f"build {arm}", lambda arm=arm: _build(s, arm, tok_dir))
+        step(f"build {arm}", lambda arm=arm: _build(s, arm, tok_dir, unit))
     for arm in s.policies:
         for seed in s.seeds:
             step(f"train {arm} seed {seed}", lambda arm=arm, seed=seed: _train(s, arm, seed, base_dir))
@@ -216,26 +220,48 @@ def load_settings_config(s: Settings):
     return load_config(Path(s.inputs[0]) if s.inputs else Path.cwd(), Path(s.config) if s.config else None)
 
 
-def build_config(s: Settings, arm: str, tok_dir: Path, config=None):
+def split_unit(s: Settings, config=None) -> str:
+    """"document" or "chunk": with `auto`, whole documents when the test split would get MIN_TEST_UNITS of them
+    (decided from the documents' identities, as the build decides), else pieces of them, so a small corpus still
+    gives an interval."""
+    if s.split_unit != "auto":
+        return s.split_unit
+    from malmungchi.prep.identity import text_key
+    from malmungchi.prep.split import document_units, intervals, split_of, unit_number
+    from malmungchi.schemas.config import SplitRatios
+
+    identity, groups = {}, {}
+    for doc, src, text in _documents(s, config):
+        identity[doc.id] = text_key(text)
+        groups.update(src.groups)
+    ratios = SplitRatios(**dict(zip(("train", "validation", "test"), s.splits)))
+    spans = intervals(ratios)
+    test = sum(split_of(unit_number(0, "", c), spans) == "test" for c in document_units(identity, groups).values())
+    return "document" if test >= MIN_TEST_UNITS else "chunk"
+
+
+def build_config(s: Settings, arm: str, tok_dir: Path, config=None, unit: str | None = None):
     from malmungchi.schemas.config import BuildConfig
 
     config = config or load_settings_config(s)
+    unit = unit or split_unit(s, config)
     own = {k: v for k, v in config.build.model_dump(exclude_unset=True).items() if k not in EXPERIMENT_KEYS}
     return BuildConfig(**{**own, "tokenizer": str(tok_dir), "mode": "chat" if s.chat else "text",
                           "max_length": s.max_length, "eval_context": s.eval_context, "seed": 0,
-                          "split_unit": "document",  # whole documents: the same test documents for every policy
+                          "split_unit": unit,  # documents or pieces of them cut on the
+                          # tree: the same for every policy either way (prep.split)
                           "splits": dict(zip(("train", "validation", "test"), s.splits)),
                           **policy_settings(arm, config.registry())})
 
 
-def _build(s: Settings, arm: str, tok_dir: Path) -> bool:
+def _build(s: Settings, arm: str, tok_dir: Path, unit: str) -> bool:
     from malmungchi.prep.build import plan
     from malmungchi.prep.write import write_build
 
     folder = Path(s.out) / "builds" / arm
     config = load_settings_config(s)
     registry = config.registry()
-    cfg = build_config(s, arm, tok_dir, config)
+    cfg = build_config(s, arm, tok_dir, config, unit)
     fp = _sha({"inputs": _input_hashes(s), "tokenizer": _tree_hash(tok_dir), "config": cfg.model_dump(mode="json"),
                "markers": sorted(registry.tokens)})
     if _done(folder, fp):
@@ -315,18 +341,23 @@ def _canonical_texts(s: Settings) -> list[str]:
     """Every input document's text without its markers: what a tokenizer for the experiment is trained on, so
     that, as with a pretrained tokenizer, `|SOUND|>` spelled as text costs several tokens and `special` adds
     one token per marker."""
-    from malmungchi.prep.identity import MARKER, Canonical
+    from malmungchi.prep.identity import MARKER
+
+    return [MARKER.sub("", text) for _, _, text in _documents(s)]
+
+
+def _documents(s: Settings, config=None):
+    """(document, its source file, its canonical text) for every input document."""
+    from malmungchi.prep.identity import Canonical
     from malmungchi.prep.readers import find_inputs, read_source
 
-    config = load_settings_config(s)
+    config = config or load_settings_config(s)
     registry = config.registry()
-    cfg = config.build
     canonical = Canonical(registry)
-    texts = []
     for path, key in find_inputs(list(s.inputs)):
-        src = read_source(path, key, registry, cfg)
-        texts.extend(MARKER.sub("", canonical.renderer.render(doc, key).text) for doc in src.documents)
-    return texts
+        src = read_source(path, key, registry, config.build)
+        for doc in src.documents:
+            yield doc, src, canonical.renderer.render(doc, key).text
 
 
 def _reset_peak_memory():

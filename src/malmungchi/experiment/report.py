@@ -1,9 +1,9 @@
 """The experiment's comparison: per policy (means over seeds) and per pair of policies, with the statistics that
 say whether a difference is real.
 
-- content bits per character: paired bootstrap over test documents (each resample sums bits and characters over
-  the same documents for both policies, seeds averaged), 95% percentile intervals; one policy's interval comes
-  from the same resamples.
+- content bits per character: paired bootstrap over test units (documents, or the pieces of documents a small
+  corpus is split by; each resample sums bits and characters over the same units for both policies, seeds
+  averaged), 95% percentile intervals; one policy's interval comes from the same resamples.
 - exact match (normalized tier, on the policy's own answers) and content exact match: exact McNemar over
   (item, seed) pairs.
 - char F1 on content: paired bootstrap over items (seeds averaged).
@@ -54,8 +54,10 @@ def compare(s, out: Path) -> dict:
     policies = {}
     for arm in arms:
         policies[arm] = _policy(arm, results[arm], ids, sums.get(arm), idx)
-    pairs = [_pair(a, b, results, ids, sums, idx, s.resamples) for a, b in combinations(arms, 2)]
-    return {"policies": policies, "pairs": pairs, "n_items": len(ids), "n_documents": len(docs),
+    unit = json.loads((out / "builds" / arms[0] / "manifest.json").read_text(encoding="utf-8"))["split_unit"]
+    word = "documents" if unit == "document" else "pieces of documents"
+    pairs = [_pair(a, b, results, ids, sums, idx, s.resamples, word) for a, b in combinations(arms, 2)]
+    return {"policies": policies, "pairs": pairs, "n_items": len(ids), "n_documents": len(docs), "unit": word,
             "seeds": list(s.seeds), "confidence": CONFIDENCE, "verdicts": [p["verdict"] for p in pairs],
             "settings": dict(vars(s))}
 
@@ -98,7 +100,7 @@ def _mean_fidelity(rs: list[dict]) -> dict:
     return out
 
 
-def _pair(a: str, b: str, results: dict, ids: list[str], sums: dict, idx, resamples: int) -> dict:
+def _pair(a: str, b: str, results: dict, ids: list[str], sums: dict, idx, resamples: int, word: str) -> dict:
     out: dict = {"a": a, "b": b}
     for key in ("em_normalized", "content_em"):
         only_a = sum(1 for ra, rb in zip(results[a], results[b]) for i in ids
@@ -120,15 +122,15 @@ def _pair(a: str, b: str, results: dict, ids: list[str], sums: dict, idx, resamp
         out["bpc_diff"], out["bpc_diff_ci"] = d, [float(lo), float(hi)]
         n = len(ca)
         if n < MIN_DOCUMENTS:
-            out["verdict"] = (f"{b} vs {a}: {d:+.4f} bits per character on {n} test document(s): too few for an "
+            out["verdict"] = (f"{b} vs {a}: {d:+.4f} bits per character on {n} test unit(s): too few for an "
                               f"interval (at least {MIN_DOCUMENTS}); use more documents or a larger test share")
         elif lo > 0 or hi < 0:
             better = a if d > 0 else b
             out["verdict"] = (f"{b} vs {a}: {d:+.4f} bits per character, 95% CI {lo:+.4f}…{hi:+.4f} "
-                              f"({better} predicts the text better, n={n} documents)")
+                              f"({better} predicts the text better, n={n} {word})")
         else:
             out["verdict"] = (f"{b} vs {a}: {d:+.4f} bits per character, 95% CI {lo:+.4f}…{hi:+.4f}: "
-                              f"no difference detectable at n={n} documents")
+                              f"no difference detectable at n={n} {word}")
     else:
         out["verdict"] = f"{b} vs {a}: McNemar p={out['mcnemar_p']:.3g} on exact match (n={len(ids)} items)"
     return out
@@ -175,7 +177,7 @@ LEGEND = ("bpc: content bits per character (± seed sd); EM: exact match on the 
 def markdown(rep: dict) -> str:
     s = rep["settings"]
     lines = ["# Marker policy experiment", "",
-             f"{rep['n_documents']} test documents, {rep['n_items']} test items, seeds {rep['seeds']}; "
+             f"{rep['n_documents']} test {rep['unit']}, {rep['n_items']} test items, seeds {rep['seeds']}; "
              f"budget {s.get('max_steps')} steps (epochs {s.get('epochs')}), lr {s.get('lr')}, batch "
              f"{s.get('batch_size')}, LoRA r {s.get('lora_r')}, model {s.get('model')}, tokenizer "
              f"{s.get('tokenizer')}.", "",
@@ -228,7 +230,7 @@ def _plots(rep: dict, out: Path) -> None:
                [rep["policies"][a]["bpc_ci"][1] - v for a, v in zip(arms, vals)]]
         ax.bar(arms, vals, yerr=err, capsize=6, color=[f"C{i}" for i in range(len(arms))])
         ax.set_ylabel("content bits per character (lower is better)")
-        ax.set_title(f"content bpc with {int(rep['confidence'] * 100)}% CIs, n={rep['n_documents']} documents")
+        ax.set_title(f"content bpc with {int(rep['confidence'] * 100)}% CIs, n={rep['n_documents']} {rep['unit']}")
         fig.tight_layout()
         _save(fig, out / "bpc.png")
         plt.close(fig)

@@ -72,7 +72,7 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
                 skipped += 1
                 continue
             rows["id"].append(q.id)
-            rows["doc_id"].append(q.doc_id)
+            rows["doc_id"].append(q.src.id)  # the unit: a document, or a piece of one (chunk split unit)
             rows["input_ids"].append(q.ids.astype(np.int32))
             rows["chars"].append(got[0])
             rows["content_chars"].append(got[1])

@@ -53,7 +53,7 @@ class Assignment:
     notes: list[str] = field(default_factory=list)
 
 
-def _document_units(doc_content: dict[str, str], groups: dict[str, str]) -> dict[str, str]:
+def document_units(doc_content: dict[str, str], groups: dict[str, str]) -> dict[str, str]:
     """Document mode's units: unit key (a document id, or "group:" + its group) → identity."""
     members: dict[str, list[str]] = {}
     for doc_id in sorted(doc_content):
@@ -71,7 +71,7 @@ def choose_unit(doc_content: dict[str, str], ratios: SplitRatios, seed: int, uni
     if unit == "chunk":
         return "chunk", "split unit: chunk (as asked)"
     spans = intervals(ratios)
-    got = {split_of(unit_number(seed, "", c), spans) for c in _document_units(doc_content, groups or {}).values()}
+    got = {split_of(unit_number(seed, "", c), spans) for c in document_units(doc_content, groups or {}).values()}
     empty = [s for s in SPLITS if getattr(ratios, s) > 0 and s not in got]
     if unit == "document" or not empty:
         return "document", None
@@ -90,7 +90,7 @@ def assign(seqs: list[Seq], ratios: SplitRatios, seed: int, unit: str, doc_conte
     groups = groups or {}
     decided, note = choose_unit(doc_content, ratios, seed, unit, groups)
     if decided == "document":
-        units = _document_units(doc_content, groups)
+        units = document_units(doc_content, groups)
 
         def key(q):
             g = groups.get(q.doc_id)
