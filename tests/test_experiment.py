@@ -90,6 +90,10 @@ def test_experiment_markers_end_to_end(tmp_path):
     lo, hi = pair["bpc_diff_ci"]
     assert lo <= pair["bpc_diff"] <= hi and "95% CI" in pair["verdict"]
     assert all(not s["skipped"] for s in rep["stages"])
+    # both train the same parameters: the whole embedding (the text build adds no token, and used to train none)
+    for arm in ("special", "text"):
+        how = json.loads((out / "runs" / f"{arm}-s0" / "run_manifest.json").read_text())["train_embeddings"]["how"]
+        assert how.startswith("modules_to_save="), (arm, how)
     for name in ("report.md", "report.json", "loss.png", "bpc.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

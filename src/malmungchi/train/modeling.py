@@ -300,16 +300,16 @@ def lora_config(model, *, r: int, alpha: int, dropout: float, targets, new_ids: 
                               "target_modules": targets, "bias": "none"}
     info: dict[str, Any] = {"mode": train_embeddings, "embedding_module": embed, "output_module": head,
                             "tied": tied}
-    if not new_ids:
-        info["how"] = "no new tokens: embeddings stay frozen"
-        info["why"] = "the build added no tokens beyond the base vocabulary"
-    elif train_embeddings == "full":
+    if train_embeddings == "full":  # with or without new tokens: runs that differ only in them train the same
         kwargs["modules_to_save"] = [embed] + ([head] if head and not tied else [])
         if tied and head:
             kwargs["modules_to_save"] = [embed, head]
             kwargs["ensure_weight_tying"] = True
         info["how"] = f"modules_to_save={kwargs['modules_to_save']} (whole matrices trained and saved)"
         info["why"] = "--train-embeddings full was asked for"
+    elif not new_ids:
+        info["how"] = "no new tokens: embeddings stay frozen"
+        info["why"] = "the build added no tokens beyond the base vocabulary"
     else:
         indices: dict[str, list[int]] = {embed: list(new_ids)}
         if head and not tied:
