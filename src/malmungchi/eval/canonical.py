@@ -63,8 +63,10 @@ def fidelity(items: Iterable[dict]) -> dict[str, dict]:
     for name in sorted(pred.keys() | gold.keys()):
         prec = tp[name] / pred[name] if pred[name] else None
         rec = tp[name] / gold[name] if gold[name] else None
-        f1 = 2 * prec * rec / (prec + rec) if prec and rec else (0.0 if prec is not None and rec is not None
-                                                                  else None)
+        if gold[name] == 0:
+            f1 = None  # nothing to find: precision alone says how often it was made up
+        else:
+            f1 = 2 * prec * rec / (prec + rec) if prec and rec else 0.0  # never predicted, or never right: 0
         out[name] = {"gold": gold[name], "predicted": pred[name], "true_positives": tp[name], "precision": prec,
                      "recall": rec, "f1": f1}
     return out
