@@ -13,11 +13,13 @@ say whether a difference is real.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 
+from malmungchi.eval.canonical import fidelity
 from malmungchi.eval.compare import mcnemar_exact, paired_bootstrap
 
 CONFIDENCE = 0.95
@@ -73,7 +75,7 @@ def _policy(arm: str, rs: list[dict], ids: list[str], sums, idx) -> dict:
            "tokens_per_s": float(np.mean([r["cost"]["tokens_per_s"] or 0 for r in rs])),
            "wall_s": float(np.mean([r["cost"]["wall_s"] or 0 for r in rs])),
            "peak_memory_mb": rs[0]["cost"]["peak_memory_mb"],
-           "fidelity": rs[0]["fidelity"] if len(rs) == 1 else _mean_fidelity(rs),
+           "fidelity": _mean_fidelity([fidelity(_counters(r["items"][i]) for i in ids) for r in rs]),
            "loss_curves": [r["loss_curve"] for r in rs],
            "eval_loss": [r["eval_loss"] for r in rs]}
     if sums is not None:
@@ -88,15 +90,21 @@ def _policy(arm: str, rs: list[dict], ids: list[str], sums, idx) -> dict:
     return out
 
 
-def _mean_fidelity(rs: list[dict]) -> dict:
-    names = sorted(set().union(*(r["fidelity"] for r in rs)))
+def _counters(item: dict) -> dict:
+    return {"pred_markers": Counter(item["pred_markers"]), "gold_markers": Counter(item["gold_markers"])}
+
+
+def _mean_fidelity(per_seed: list[dict]) -> dict:
+    """Marker fidelity over the common items (computed again from them: the current definition), seeds averaged."""
+    names = sorted(set().union(*per_seed))
     out = {}
     for name in names:
-        vals = [r["fidelity"].get(name, {}) for r in rs]
+        vals = [f.get(name, {}) for f in per_seed]
         out[name] = {k: (float(np.mean([v[k] for v in vals if v.get(k) is not None]))
                          if any(v.get(k) is not None for v in vals) else None)
                      for k in ("precision", "recall", "f1")}
         out[name]["gold"] = vals[0].get("gold", 0)
+        out[name]["predicted"] = float(np.mean([v.get("predicted", 0) for v in vals]))
     return out
 
 
@@ -194,6 +202,13 @@ def markdown(rep: dict) -> str:
                      f"{_fmt(p.get('char_f1_diff'), '+.4f')} | "
                      f"{(_fmt(fci[0], '+.4f') + '…' + _fmt(fci[1], '+.4f')) if fci else '–'} |")
     lines += ["", "## Verdicts", ""] + [f"- {v}" for v in rep["verdicts"]]
+    lines += ["", "## Marker fidelity", "", "Per marker kind in the test answers (canonical form), seeds averaged: how "
+              "often the answer has it (gold), how often the model wrote it (predicted), precision, recall, F1.", "",
+              "| policy | marker | gold | predicted | precision | recall | F1 |", "|---|---|---|---|---|---|---|"]
+    for arm, p in rep["policies"].items():
+        for name, f in sorted(p["fidelity"].items()):
+            lines.append(f"| {arm} | {name} | {f['gold']} | {f['predicted']:.1f} | {_fmt(f['precision'], '.3f')} | "
+                         f"{_fmt(f['recall'], '.3f')} | {_fmt(f['f1'], '.3f')} |")
     lines += ["", LEGEND + ".", "", "Content bits per character: teacher-forced loss over the test documents' text without its "
               "markers, divided by its characters (lower is better; comparable across policies and tokenizers). "
               "EM (own answers) scores each policy against its own rendering of the answer; the content columns "
