@@ -239,16 +239,35 @@ def _plots(rep: dict, out: Path) -> None:
     plt.close(fig)
     arms = [a for a, p in rep["policies"].items() if p.get("bpc") is not None]
     if arms:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        vals = [rep["policies"][a]["bpc"] for a in arms]
-        err = [[v - rep["policies"][a]["bpc_ci"][0] for a, v in zip(arms, vals)],
-               [rep["policies"][a]["bpc_ci"][1] - v for a, v in zip(arms, vals)]]
-        ax.bar(arms, vals, yerr=err, capsize=6, color=[f"C{i}" for i in range(len(arms))])
-        ax.set_ylabel("content bits per character (lower is better)")
-        ax.set_title(f"content bpc with {int(rep['confidence'] * 100)}% CIs, n={rep['n_documents']} {rep['unit']}")
-        fig.tight_layout()
-        _save(fig, out / "bpc.png")
-        plt.close(fig)
+        _bpc_plot(rep, arms, plt, out / "bpc.png")
+
+
+def _bpc_plot(rep: dict, arms: list[str], plt, path: Path) -> None:
+    """Left: each policy's content bpc with its interval over test units; right: each policy minus the first
+    one with the paired interval (the comparison the verdicts make: units vary far more than policies)."""
+    pol = rep["policies"]
+    ref = arms[0]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    vals = [pol[a]["bpc"] for a in arms]
+    err = [[v - pol[a]["bpc_ci"][0] for a, v in zip(arms, vals)], [pol[a]["bpc_ci"][1] - v for a, v in zip(arms, vals)]]
+    ax.errorbar(arms, vals, yerr=err, fmt="o", capsize=6)
+    ax.set_ylabel("content bits per character (lower is better)")
+    ax.set_title(f"content bpc, 95% CI over n={rep['n_documents']} {rep['unit']}", fontsize=10)
+    diffs, lo, hi = [0.0], [0.0], [0.0]
+    for a in arms[1:]:
+        pair = next(p for p in rep["pairs"] if {p["a"], p["b"]} == {ref, a})
+        sign = 1 if pair["b"] == a else -1
+        d, (l, h) = sign * pair["bpc_diff"], sorted(sign * x for x in pair["bpc_diff_ci"])
+        diffs.append(d)
+        lo.append(d - l)
+        hi.append(h - d)
+    bx.errorbar(arms, diffs, yerr=[lo, hi], fmt="o", capsize=6, color="C1")
+    bx.axhline(0, color="grey", lw=0.8)
+    bx.set_ylabel(f"bpc minus {ref}'s (paired)")
+    bx.set_title(f"difference from {ref}, paired 95% CI", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
 
 
 def _save(fig, path: Path) -> None:
