@@ -34,26 +34,33 @@ def corpus(tmp_path_factory):
     return d
 
 
-def test_every_policy_and_tokenizer_gives_the_same_split_and_items(corpus, qwen3_tokenizer_dir,
-                                                                  kogpt2_tokenizer_dir, tmp_path):
+@pytest.fixture(scope="module")
+def builds(corpus, qwen3_tokenizer_dir, kogpt2_tokenizer_dir, tmp_path_factory):
+    """The sample built with every policy and two tokenizers, whole documents split (out, splits, items)."""
+    root = tmp_path_factory.mktemp("builds")
     seen = {}
     for tok_name, tok_dir in (("qwen3", qwen3_tokenizer_dir), ("kogpt2", kogpt2_tokenizer_dir)):
         for policy in POLICIES:
-            seen[tok_name, policy] = _build(corpus, tok_dir, tmp_path / f"{tok_name}-{policy}", split_unit="document",
-                                            **policy_settings(policy, default_registry()))
-    splits, items = seen["qwen3", "special"]
+            out = root / f"{tok_name}-{policy}"
+            seen[tok_name, policy] = (out, *_build(corpus, tok_dir, out, split_unit="document",
+                                                   **policy_settings(policy, default_registry())))
+    return seen
+
+
+def test_every_policy_and_tokenizer_gives_the_same_split_and_items(builds):
+    _, splits, items = builds["qwen3", "special"]
     assert "test" in splits.values() and len(items) >= 10
-    for key, (other_splits, other_items) in seen.items():
+    for key, (_, other_splits, other_items) in builds.items():
         assert other_splits == splits, key
         assert [i["id"] for i in other_items] == [i["id"] for i in items], key
         assert [i["answer_canonical"] for i in other_items] == [i["answer_canonical"] for i in items], key
     # the policy's own rendering differs where a marker stands; the canonical one spells it |NAME|>
-    special = {i["id"]: i for i in seen["qwen3", "special"][1]}
-    marked = [i for i in seen["qwen3", "text"][1] if "|SOUND|>" in i["answer_canonical"]]
+    special = {i["id"]: i for i in builds["qwen3", "special"][2]}
+    marked = [i for i in builds["qwen3", "text"][2] if "|SOUND|>" in i["answer_canonical"]]
     assert marked, "the sample has sound cues in dialogue turns"
     for i in marked:
         assert "<|sound|>" in special[i["id"]]["answer"] and i["answer"] == i["answer_canonical"]
-    for i in seen["qwen3", "drop"][1]:
+    for i in builds["qwen3", "drop"][2]:
         assert "|SOUND|>" not in i["answer"] and content_text(i["answer_canonical"])
 
 
@@ -65,17 +72,15 @@ def test_renaming_the_folder_moves_no_document(corpus, qwen3_tokenizer_dir, tmp_
     assert {k.split("/", 1)[1]: v for k, v in a.items()} == {k.split("/", 1)[1]: v for k, v in b.items()}
 
 
-def test_content_characters_do_not_depend_on_policy_or_tokenizer(corpus, qwen3_tokenizer_dir, kogpt2_tokenizer_dir,
-                                                                 tmp_path):
+def test_content_characters_do_not_depend_on_policy_or_tokenizer(builds):
     """eval/content.parquet: per test token, the characters that are text rather than marker. Special and text
     spell markers differently and the two tokenizers cut differently; the content is the same."""
     import pyarrow.parquet as pq
 
     totals = {}
-    for tok_name, tok_dir in (("qwen3", qwen3_tokenizer_dir), ("kogpt2", kogpt2_tokenizer_dir)):
+    for tok_name in ("qwen3", "kogpt2"):
         for policy in ("special", "text"):
-            out = tmp_path / f"{tok_name}-{policy}"
-            _build(corpus, tok_dir, out, split_unit="document", **policy_settings(policy, default_registry()))
+            out = builds[tok_name, policy][0]
             t = pq.read_table(out / "eval" / "content.parquet").to_pylist()
             m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
             assert m["eval"]["content_skipped"] == 0 and len(t) == m["splits"]["test"]["sequences"]
@@ -92,13 +97,13 @@ def test_chunk_units_are_the_same_pieces_under_every_policy_and_tokenizer(corpus
     """A corpus too small for whole books to fill every split is split by pieces of books cut on the parsed tree:
     the same pieces, splits and test items whatever the policy or tokenizer."""
     seen = {}
-    for tok_name, tok_dir in (("qwen3", qwen3_tokenizer_dir), ("kogpt2", kogpt2_tokenizer_dir)):
-        for policy in ("special", "strip", "drop"):
-            out = tmp_path / f"{tok_name}-{policy}"
-            splits, items = _build(corpus, tok_dir, out, split_unit="auto", max_length=128,
-                                   **policy_settings(policy, default_registry()))
-            m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-            seen[tok_name, policy] = (m["split_unit"], splits, [(i["id"], i["answer_canonical"]) for i in items])
+    for tok_name, tok_dir, policy in (("qwen3", qwen3_tokenizer_dir, "special"), ("qwen3", qwen3_tokenizer_dir, "drop"),
+                                      ("kogpt2", kogpt2_tokenizer_dir, "strip")):
+        out = tmp_path / f"{tok_name}-{policy}"
+        splits, items = _build(corpus, tok_dir, out, split_unit="auto", max_length=128,
+                               **policy_settings(policy, default_registry()))
+        m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        seen[tok_name, policy] = (m["split_unit"], splits, [(i["id"], i["answer_canonical"]) for i in items])
     unit, splits, items = seen["qwen3", "special"]
     assert unit == "chunk" and len(items) >= 10 and all("@u" in i for i, _ in items)
     assert any("+" in s for s in splits.values())  # a book's pieces in different splits
