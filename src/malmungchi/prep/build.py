@@ -337,8 +337,8 @@ def _choose_split_unit(w: _Work) -> None:
     kept = {r.doc_id for r in w.dedup.kept}
     w.split_unit, _ = choose_unit({d: k for d, k in w.identity.items() if d in kept}, w.cfg.splits,
                                             w.cfg.seed, w.cfg.split_unit, w.groups)
-    if w.split_unit != "chunk" or w.cfg.mode != "text":
-        return
+    if w.split_unit != "chunk" or w.cfg.mode != "text" or w.cfg.long_documents == "drop":
+        return  # (--long-documents drop keeps only documents that fit a row: each is already one unit)
     out: list[Rendered] = []
     for r in w.dedup.kept:
         out.extend(cut_pieces(r) or [r])
