@@ -36,14 +36,15 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def builds(corpus, qwen3_tokenizer_dir, kogpt2_tokenizer_dir, tmp_path_factory):
-    """The sample built with every policy and two tokenizers, whole documents split (out, splits, items)."""
+    """The sample built with every policy (and with a second tokenizer), whole documents (out, splits, items)."""
     root = tmp_path_factory.mktemp("builds")
     seen = {}
-    for tok_name, tok_dir in (("qwen3", qwen3_tokenizer_dir), ("kogpt2", kogpt2_tokenizer_dir)):
-        for policy in POLICIES:
-            out = root / f"{tok_name}-{policy}"
-            seen[tok_name, policy] = (out, *_build(corpus, tok_dir, out, split_unit="document",
-                                                   **policy_settings(policy, default_registry())))
+    combos = [("qwen3", qwen3_tokenizer_dir, p) for p in POLICIES] + \
+        [("kogpt2", kogpt2_tokenizer_dir, p) for p in ("special", "text")]  # another tokenizer, both spellings
+    for tok_name, tok_dir, policy in combos:
+        out = root / f"{tok_name}-{policy}"
+        seen[tok_name, policy] = (out, *_build(corpus, tok_dir, out, split_unit="document",
+                                               **policy_settings(policy, default_registry())))
     return seen
 
 

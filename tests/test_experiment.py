@@ -73,13 +73,13 @@ def test_content_bpc_weights_tokens_by_their_content_share(tmp_path):
 def test_experiment_markers_end_to_end(tmp_path):
     out = tmp_path / "exp"
     args = ["experiment", "markers", str(sample_dir()), "--out", str(out), "--policies", "special,text",
-            "--max-steps", "3", "--hidden-size", "64", "--layers", "1", "--vocab-size", "400", "--max-length", "96",
-            "--batch-size", "4", "--limit", "4", "--max-new-tokens", "8", "--json"]
+            "--max-steps", "2", "--hidden-size", "64", "--layers", "1", "--vocab-size", "400", "--max-length", "96",
+            "--batch-size", "4", "--limit", "3", "--max-new-tokens", "4", "--json"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output[r.output.index("{"):])
     special, text = rep["policies"]["special"], rep["policies"]["text"]
-    assert special["test_ids_sha256"] == text["test_ids_sha256"] and rep["n_items"] == 4
+    assert special["test_ids_sha256"] == text["test_ids_sha256"] and rep["n_items"] == 3
     assert 0 < special["bpc"] < 20 and 0 < text["bpc"] < 20 and special["bpc"] != text["bpc"]
     assert special["train_tokens"] < text["train_tokens"]  # one token per marker instead of several
     (pair,) = rep["pairs"]
