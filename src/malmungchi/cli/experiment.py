@@ -58,14 +58,15 @@ def experiment() -> None:
 @click.option("--split-unit", type=click.Choice(["auto", "document", "chunk"]), default="auto", show_default=True,
               help="auto: whole documents when the test split gets at least 10, else pieces of them.")
 @click.option("--config", "config_path", type=click.Path(), help="A malmungchi.toml ([build] settings apply).")
-@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print report.json to stdout (with this invocation's stages: which were done, which skipped).")
 def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, seeds, max_length, lr, batch_size,
             lora_r, lora_alpha, train_embeddings, quant, hidden_size, layers, vocab_size, max_new_tokens, limit,
             split_unit, config_path, as_json):
     """Build, train and score every marker policy on one split; print which one trains the better model.
 
-    Every policy is built from the same inputs with the same split (whole documents, decided by their source
-    text), trained from the same base with the same settings, seeds and budget, and evaluated on the same test
+    Every policy is built from the same inputs with the same split (whole documents or pieces of them, decided
+    by their source text), trained from the same base with the same settings, seeds and budget, and evaluated on the same test
     items: content bits per character (with 95% CIs), exact match and char F1 on content, marker fidelity, cost.
     Writes OUT/report.md, OUT/report.json and PNG plots; a rerun resumes, skipping finished stages.
     """
