@@ -42,3 +42,12 @@ def test_latin1_bytes_are_not_taken_for_cp949():
 
     decoded = decode("café au lait, crème brûlée\n".encode("latin-1"), "menu.txt")
     assert [d.code for d in decoded.diagnostics] == ["F005"]
+
+
+def test_a_short_row_ending_in_crlf_is_located_inside_its_line(tmp_path):
+    """Found by the marker-soup property test: the row's end counted the CR of its CRLF (column 3 of a 1-character
+    line)."""
+    from malmungchi.corpus.datafiles import check_table
+
+    (d,) = check_table("0\t\n|\r\n", "soup.csv")
+    assert d.code == "D003" and (d.offset, d.end_offset) == (3, 4)

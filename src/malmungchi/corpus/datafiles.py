@@ -126,8 +126,9 @@ def check_table(text: str, path: str) -> list[Diagnostic]:
                 if count <= MAX_REPORTS:
                     s = starts[min(line_no - 1, len(starts) - 1)]
                     e = starts[min(line_no, len(starts) - 1)]
+                    end = s + len(text[s:e].rstrip("\r\n"))  # the row without its line ending (CRLF too)
                     out.append(Diagnostic("D003", f"row at line {line_no} has {len(row)} fields, the first row has "
-                                                  f"{width}", path, s, max(s, e - 1)))
+                                                  f"{width}", path, s, end))
     except csv.Error as exc:
         s = starts[min(reader.line_num - 1, len(starts) - 1)] if reader.line_num else 0
         out.append(Diagnostic("D003", f"cannot parse table at line {reader.line_num}: {exc}", path, s, s))
