@@ -46,16 +46,3 @@ def sample_dir() -> Path:
     """The sample corpus shipped inside the package (what `malmungchi quickstart` uses)."""
     return Path(str(resources.files("malmungchi") / "data" / "sample"))
 
-
-# The slowest tests first, so the two xdist workers finish together instead of one waiting for a long test
-# that started last (longest-processing-time-first scheduling; durations from `pytest --durations`).
-SLOW_FIRST = ("tests/test_quickstart.py::test_quickstart_runs_every_stage", "tests/test_reliability_kill.py",
-              "tests/test_reliability_offline.py", "tests/test_train_ddp.py", "tests/test_train_resume.py",
-              "tests/test_train_run.py", "tests/test_train_standalone.py", "tests/test_experiment.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        return next((i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix)), len(SLOW_FIRST))
-
-    items.sort(key=rank)  # stable: the order within each group stays the collection order
