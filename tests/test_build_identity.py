@@ -110,3 +110,32 @@ def test_chunk_units_are_the_same_pieces_under_every_policy_and_tokenizer(corpus
     assert any("+" in s for s in splits.values())  # a book's pieces in different splits
     for key, other in seen.items():
         assert other == seen["qwen3", "special"], key
+
+
+def test_chat_mode_items_and_content_are_the_same_under_every_policy(corpus, qwen3_tokenizer_dir, tmp_path):
+    """Chat mode: item ids come from the source (dialogue and turn), answers are stored canonically, and
+    eval/content.parquet counts the assistant messages' text (not the markers, not the template) — so a run
+    trained on `special` and one trained on `drop` are scored on the same items and the same content."""
+    import pyarrow.parquet as pq
+
+    seen = {}
+    for policy in ("special", "drop", "text"):
+        out = tmp_path / policy
+        splits, items = _build(corpus, qwen3_tokenizer_dir, out, mode="chat", split_unit="document",
+                               **policy_settings(policy, default_registry()))
+        t = pq.read_table(out / "eval" / "content.parquet").to_pylist()
+        seen[policy] = (splits, items, t)
+    splits, items, table = seen["special"]
+    assert len(items) >= 5 and all(":t" in i["id"] for i in items)
+    for policy, (s, its, _) in seen.items():
+        assert s == splits and [i["id"] for i in its] == [i["id"] for i in items], policy
+        assert [i["answer_canonical"] for i in its] == [i["answer_canonical"] for i in items], policy
+    marked = [i for i in items if "|SOUND|>" in i["answer_canonical"]]
+    assert marked and all("<|sound|>" in i["answer"] for i in marked)
+    by_id = {i["id"]: i for i in seen["drop"][1]}
+    assert all("|SOUND|>" not in by_id[i["id"]]["answer"] for i in marked)
+    content = {p: sum(map(sum, (r["content_chars"] for r in t))) for p, (_, _, t) in seen.items()}
+    # the assistant content only: less than every character of the sequences; the same under special and text;
+    # drop also removes the cue text
+    assert 0 < content["special"] == content["text"] and content["drop"] < content["special"]
+    assert content["special"] < sum(map(sum, (r["chars"] for r in table)))

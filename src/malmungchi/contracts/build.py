@@ -19,7 +19,7 @@ BUILD_REPORT = "report.json"
 BUILD_TOKENIZER = "tokenizer"
 BUILD_DATA = "data"
 EVAL_ITEMS = "eval/test.jsonl"  # as the manifest's "eval.path" names it
-EVAL_CONTENT = "eval/content.parquet"  # text mode: content characters per test token ("eval.content")
+EVAL_CONTENT = "eval/content.parquet"  # content characters per test token ("eval.content")
 SPLITS = ("train", "validation", "test")
 ROW_COLUMNS = ("input_ids", "assistant_masks", "position_ids", "seq_lengths", "doc_ids")
 

@@ -39,7 +39,7 @@ def evaluate(run_dir: Path, build_dir: Path, folder: Path, *, max_new_tokens: in
     fid = fidelity(items.values())
     for it in items.values():
         it["pred_markers"], it["gold_markers"] = dict(it["pred_markers"]), dict(it["gold_markers"])
-    bpc = content_bpc(loaded.model, read_content(build_dir)).as_dict() if text_mode else None
+    bpc = content_bpc(loaded.model, read_content(build_dir)).as_dict()
     metrics = json.loads(RunPaths(run_dir).metrics.read_text(encoding="utf-8"))
     stage = json.loads((run_dir / STAGE_FILE).read_text(encoding="utf-8"))
     test_ids = sorted(items)

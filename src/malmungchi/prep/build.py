@@ -296,8 +296,9 @@ def _chat_conversations(w: _Work) -> None:
         w.eot = chatmod.end_of_turn(w.tokenizer)
     except chatmod.ChatError as exc:
         raise BuildError([str(exc)]) from None
-    w.chat_r = chatmod.ChatRenderer(TextRenderer(w.policies, w.cfg.speakers), w.tokenizer, w.cfg, w.eot)
     canonical = Canonical(w.registry)
+    w.chat_r = chatmod.ChatRenderer(TextRenderer(w.policies, w.cfg.speakers), w.tokenizer, w.cfg, w.eot,
+                                    canonical.renderer)
     for s in w.sources:
         if s.file_broken:
             continue

@@ -4,12 +4,17 @@ Qwen3's and Llama 3's templates have no `{% generation %}` block, so `return_ass
 nothing. Instead the conversation is rendered once and each assistant message's content is located in the
 rendered string, in order; the loss span is that content plus the end-of-turn token right after it (the token
 the model must learn to stop with). Text after the last assistant turn is cut so every sequence ends with it.
+
+Every message made of dialogue turns also gets a key from the source, `d{dialogue}:t{turn}` (its first turn
+with content: the same under every marker policy, which may drop a turn that holds only a marker), and its
+content in canonical form (`prep.identity`): the eval items' ids and `answer_canonical` (`Rendered.meta`).
 """
 
 from __future__ import annotations
 
 from malmungchi.corpus.tree import Block, Dialogue, Document, Narration
 from malmungchi.errors import UserError
+from malmungchi.prep.identity import content_text
 from malmungchi.prep.policies import speaker_token
 from malmungchi.prep.render import Rendered, TextRenderer, measure
 
@@ -37,9 +42,16 @@ def end_of_turn(tok) -> str:
     raise ChatError("cannot find the end-of-turn token the chat template puts after an assistant message")
 
 
+Meta = tuple[str, str] | None  # per message: (its key from the source, its content in canonical form)
+
+
 class ChatRenderer:
-    def __init__(self, text: TextRenderer, tok, cfg, eot: str):
+    """`text` renders the turns under the build's policies, `canonical` (a `prep.identity` renderer) in canonical
+    form for the messages' meta."""
+
+    def __init__(self, text: TextRenderer, tok, cfg, eot: str, canonical: TextRenderer | None = None):
         self.text = text
+        self.canonical = canonical
         self.tok = tok
         self.cfg = cfg
         self.eot = eot
@@ -51,14 +63,16 @@ class ChatRenderer:
         problems: list[str] = []
         context: list[str] = []
         self.text._r = Rendered(doc.id, doc.id, source, doc.title, "")  # marker counts land here
+        if self.canonical is not None:
+            self.canonical._r = Rendered(doc.id, doc.id, source, doc.title, "")  # and are not counted twice
         for k, dialogue, ctx in self._dialogues(doc.segments, context):
-            messages, speakers = self._messages(dialogue, ctx)
+            messages, speakers, meta = self._messages(dialogue, ctx, k)
             if not any(m["role"] == "assistant" for m in messages):
                 problems.append(f"dialogue {k} has no assistant turn")
                 continue
             while messages and messages[-1]["role"] != "assistant":
                 messages.pop()
-            r = self.render(messages, f"{doc.id}/d{k}", doc.id, source, doc.title)
+            r = self.render(messages, f"{doc.id}/d{k}", doc.id, source, doc.title, meta[:len(messages)])
             r.speakers = [speakers] if speakers else []
             if not out:
                 r.markers, r.cues = self.text._r.markers, self.text._r.cues
@@ -79,13 +93,16 @@ class ChatRenderer:
             elif isinstance(seg, Block):
                 yield from self._dialogues(seg.segments, context, counter)
 
-    def _messages(self, dialogue: Dialogue, context: list[str]) -> tuple[list[dict], dict[str, str]]:
+    def _messages(self, dialogue: Dialogue, context: list[str], index: int = 0
+                  ) -> tuple[list[dict], dict[str, str], list[Meta]]:
         names = [t.speaker for t in dialogue.turns]
         direct = all(n in ROLES for n in names if n is not None) and any(n is not None for n in names)
         order = list(dict.fromkeys(n for n in names if n is not None))
         second = order[1] if len(order) > 1 else None
         tokens: dict[str, str] = {}
         msgs: list[dict] = []
+        meta: list[Meta] = []  # per message
+        firsts: list[int | None] = []  # per message: its first turn with content (canonically), if any
         system = self.cfg.system_prompt or ""
         ctx = "\n\n".join(context) if self.cfg.narration_context != "none" else ""
         if ctx and self.cfg.narration_context == "system":
@@ -94,8 +111,10 @@ class ChatRenderer:
             msgs.append({"role": "system", "content": system})
         if ctx and self.cfg.narration_context == "user":
             msgs.append({"role": "user", "content": ctx})
+        meta += [None] * len(msgs)
+        firsts += [None] * len(msgs)
         role = "user"
-        for turn in dialogue.turns:
+        for n, turn in enumerate(dialogue.turns):
             who = turn.speaker
             if direct:
                 role = who or role
@@ -113,14 +132,26 @@ class ChatRenderer:
                         tokens[who] = speaker_token(len(tokens) + 1)
                     prefix = tokens[who]
             content = prefix + body
+            canon = prefix + self.canonical.inline(turn.parts) if self.canonical is not None else content
+            has_content = bool(content_text(canon))
             if msgs and msgs[-1]["role"] == role and role != "system":
                 msgs[-1]["content"] += "\n" + content
+                # (a user turn joining the narration context: only assistant messages become eval items)
+                meta[-1] = ((f"d{index}:t{n}", canon) if meta[-1] is None else
+                            (meta[-1][0], meta[-1][1] + "\n" + canon))
             else:
                 msgs.append({"role": role, "content": content})
+                meta.append((f"d{index}:t{n}", canon))
+                firsts.append(None)
+            if has_content and firsts[-1] is None:
+                firsts[-1] = n
         self.text._r.max_speakers = max(self.text._r.max_speakers, len(tokens))
-        return msgs, {v: k for k, v in tokens.items()}
+        meta = [None if m is None else (f"d{index}:t{first}" if first is not None else m[0], m[1])
+                for m, first in zip(meta, firsts)]
+        return msgs, {tok: name for name, tok in tokens.items()}, meta
 
-    def render(self, messages: list[dict], rid: str, doc_id: str, source: str, title: str | None) -> Rendered:
+    def render(self, messages: list[dict], rid: str, doc_id: str, source: str, title: str | None,
+               meta: list[Meta] | None = None) -> Rendered:
         text = self.tok.apply_chat_template(messages, tokenize=False)
         loss: list[tuple[int, int]] = []
         cursor = 0
@@ -151,6 +182,7 @@ class ChatRenderer:
             text = text[:loss[-1][1]]
         cuts = []
         r = Rendered(rid, doc_id, source, title, text, cuts, [], loss, messages)
+        r.meta = list(meta) if meta is not None else [None] * len(messages)
         r.max_speakers = self.text._r.max_speakers
         measure(r)
         return r

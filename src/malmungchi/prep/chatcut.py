@@ -41,7 +41,10 @@ def split_long_conversations(enc: Encoded, chat_r, tok, cfg: BuildConfig, stop_i
             if not half:
                 continue
             part += 1
-            sub = chat_r.render(system + half, f"{r.id}/c{part}", r.doc_id, r.source, r.title)
+            first = len(system) + a
+            meta = (r.meta or [None] * len(msgs))
+            sub = chat_r.render(system + half, f"{r.id}/c{part}", r.doc_id, r.source, r.title,
+                                meta[:len(system)] + meta[first:first + len(half)])
             if not _take(enc, sub, backend, cfg.max_length, stop_id):
                 pending.append(sub)
 

@@ -2,7 +2,8 @@
 
 Content is the document's text without its markers: every character of the rendered text except those a marker
 rendered to (`<|sound|>`, `|SOUND|>`, a `replace:` string, a speaker token). Cue text (`(웃음)`), speaker names
-and separators are content. For every test sequence (text mode) the file holds its token ids and, per token,
+and separators are content. In chat mode only the assistant messages are (what the model is trained to write:
+the loss spans), without the end-of-turn token; the chat template's scaffolding is the same under every policy. For every test sequence (text mode) the file holds its token ids and, per token,
 how many of the characters it covers are content (`content_chars`) and their UTF-8 bytes (`content_bytes`); a
 token that covers only marker text has 0, one that mixes both counts its share. The stop token and a BOS cover
 no text. `malmungchi.eval.bpc` sums the model's loss in bits over tokens weighted by their share and divides by
@@ -30,9 +31,10 @@ SCHEMA = pa.schema([("id", pa.string()), ("doc_id", pa.string()), ("input_ids", 
 MAX_SPEAKERS = 64  # speaker tokens looked for (`<|speaker_N|>`)
 
 
-def marker_pattern(policies: Policies, speaker_tokens: bool) -> regex.Pattern | None:
-    """What markers render to in this build, longest first; None when nothing is rendered for any."""
-    strings = {i.rendered for i in policies.info.values() if i.rendered}
+def marker_pattern(policies: Policies, speaker_tokens: bool, eot: str | None = None) -> regex.Pattern | None:
+    """What markers render to in this build (and the end-of-turn token), longest first; None when nothing is
+    rendered for any."""
+    strings = {i.rendered for i in policies.info.values() if i.rendered} | ({eot} if eot else set())
     if speaker_tokens:
         strings |= {speaker_token(n) for n in range(1, MAX_SPEAKERS + 1)}
     if not strings:
@@ -40,19 +42,28 @@ def marker_pattern(policies: Policies, speaker_tokens: bool) -> regex.Pattern | 
     return regex.compile("|".join(regex.escape(s) for s in sorted(strings, key=len, reverse=True)))
 
 
-def content_mask(text: str, pattern: regex.Pattern | None) -> np.ndarray:
-    """1 for each character of `text` that is content, 0 for marker characters."""
-    mask = np.ones(len(text), dtype=np.int8)
+def content_mask(text: str, pattern: regex.Pattern | None, spans: list[tuple[int, int]] | None = None
+                 ) -> np.ndarray:
+    """1 for each character of `text` that is content, 0 for marker characters (and, given `spans`, for every
+    character outside them)."""
+    if spans is None:
+        mask = np.ones(len(text), dtype=np.int8)
+    else:
+        mask = np.zeros(len(text), dtype=np.int8)
+        for a, b in spans:
+            mask[a:b] = 1
     if pattern is not None:
         for m in pattern.finditer(text):
             mask[m.start():m.end()] = 0
     return mask
 
 
-def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: bool = False) -> tuple[pa.Table, int]:
+def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: bool = False,
+                  eot: str | None = None) -> tuple[pa.Table, int]:
     """The test sequences' rows (see the module docstring) and how many sequences were left out because their
-    ids could not be lined up with the text encoded again (a segment taken out as too long)."""
-    pattern = marker_pattern(policies, speaker_tokens)
+    ids could not be lined up with the text encoded again (a segment taken out as too long). `eot`: chat mode's
+    end-of-turn token (content is then the loss spans without it)."""
+    pattern = marker_pattern(policies, speaker_tokens, eot)
     backend = tok.backend_tokenizer
     shift = tokens_added_before(backend)
     by_doc: dict[str, list[Seq]] = {}
@@ -65,7 +76,7 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
         text = r.full_text()
         enc = backend.encode(text, add_special_tokens=False)
         ids = np.asarray(enc.ids, dtype=np.int64)
-        per_token = _per_token(text, enc.offsets, pattern)
+        per_token = _per_token(text, enc.offsets, pattern, r.loss if eot is not None else None)
         for q in sorted(chunks, key=lambda q: q.tok_start):
             got = _line_up(q, ids, per_token, shift)
             if got is None:
@@ -80,9 +91,9 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
     return pa.table(rows, schema=SCHEMA), skipped
 
 
-def _per_token(text: str, offsets, pattern) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _per_token(text: str, offsets, pattern, spans=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Characters, content characters and content bytes of every token, from where the tokens start."""
-    mask = content_mask(text, pattern)
+    mask = content_mask(text, pattern, spans)
     utf8 = np.fromiter((len(c.encode("utf-8")) for c in text), dtype=np.int64, count=len(text))
     cum_c = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
     cum_b = np.concatenate([[0], np.cumsum(utf8 * mask, dtype=np.int64)])

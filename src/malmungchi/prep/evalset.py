@@ -1,8 +1,9 @@
 """`eval/test.jsonl`: exact-match items from the test split.
 
-Every item has an `id` from the source (document id, turn or message index), the same under every marker policy
-and tokenizer. Text mode items also store `answer_canonical`: the answer with markers in canonical spelling
-(`prep.identity`); a turn without content (only markers and cue text) is no item under any policy.
+Every item has an `id` from the source (document and turn; chat mode: conversation and the first turn of the
+assistant message with content), the same under every marker policy
+and tokenizer, and stores `answer_canonical`: the answer with markers in canonical spelling (`prep.identity`); a
+turn (chat mode: an assistant message) without content (only markers and cue text) is no item under any policy.
 
 Text mode: the text before a dialogue turn's content (cut at a segment boundary so that at most `eval_context`
 tokens of context remain, the speaker prefix included) → the turn's content. Chat mode: the conversation up to an
@@ -134,11 +135,15 @@ def chat_items(seqs: list[Seq], tok, eval_context: int) -> Iterator[dict]:
         msgs = q.src.messages or []
         if not msgs:
             continue
+        meta = q.src.meta or [None] * len(msgs)
         sizes = [len(e.ids) + 5 for e in backend.encode_batch([m["content"] for m in msgs], add_special_tokens=False)]
         system = 1 if msgs[0]["role"] == "system" else 0
         for k, m in enumerate(msgs):
             if m["role"] != "assistant" or k == 0:
                 continue
+            key, canonical = meta[k] if meta[k] is not None else (f"m{k}", None)
+            if canonical is not None and not content_text(canonical):
+                continue  # no content (only markers and cue text): the same messages are items under every policy
             # drop the oldest messages (estimate first, then confirm with the real rendering)
             first, used = k, sizes[0] if system else 0
             while first - 1 >= system and used + sizes[first - 1] <= eval_context:
@@ -153,4 +158,7 @@ def chat_items(seqs: list[Seq], tok, eval_context: int) -> Iterator[dict]:
                 first += 1
             if not any(x["role"] != "system" for x in shown):
                 continue
-            yield {"id": f"{q.id}:m{k}", "prompt": prompt, "answer": m["content"], "messages": shown}
+            item = {"id": f"{q.src.doc_id}/{key}", "prompt": prompt, "answer": m["content"], "messages": shown}
+            if canonical is not None:
+                item["answer_canonical"] = canonical
+            yield item

@@ -36,6 +36,8 @@ class Rendered:
     # flat after spill()
     loss: list[tuple[int, int]] | None = None  # chat mode: char spans that carry the loss
     messages: list[dict] | None = None  # chat mode
+    meta: list | None = field(default=None, repr=False)  # chat mode, per message: (key from the source, canonical
+    # content) for dialogue messages, else None (`prep.chat`)
     speakers: list[dict[str, str]] = field(default_factory=list)  # per dialogue: speaker token → name
     markers: Counter = field(default_factory=Counter)  # marker occurrences by literal name
     cues: Counter = field(default_factory=Counter)  # (inline marker, cue text) occurrences: what each SOUND was
