@@ -91,13 +91,70 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
             out.print(report.worst_table(bad))
 
 
+_SERVED_HELP = "(--backend openai)"
+
+
+def _served_options(f):
+    """The options of a command that talks to an OpenAI-compatible server (eval run --backend openai, eval judge)."""
+    for option in reversed([
+        click.option("--concurrency", type=click.IntRange(min=1), default=16, show_default=True,
+                     help="Requests in flight at once."),
+        click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+                     help="The environment variable holding the API key (sent as a Bearer token, never written)."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+                     help="Seconds to wait for one answer."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True,
+                     help="Retries per request on 429, 5xx, timeouts and dropped connections (exponential backoff)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _client(base_url: str, api_key_env: str, timeout: float, max_retries: int, concurrency: int):
+    import os
+
+    from malmungchi.eval.served import RetryPolicy, ServedClient
+
+    return ServedClient(base_url, api_key=os.environ.get(api_key_env) or None, timeout=timeout,
+                        retry=RetryPolicy(max_retries=max_retries), concurrency=concurrency)
+
+
+def _check_backend(backend, model_path, base_url, served_model, device, dtype) -> None:
+    from malmungchi.errors import UserError
+
+    if backend == "local":
+        if base_url or served_model:
+            raise UserError("--base-url and --served-model need --backend openai")
+        if model_path is None:
+            raise UserError("give RUN_DIR_OR_MODEL to evaluate, or --backend openai --base-url URL "
+                            "--served-model NAME for a served model")
+        return
+    if model_path is not None:
+        raise UserError(f"{model_path}: --backend openai evaluates the model the server serves; leave out "
+                        "RUN_DIR_OR_MODEL (serve it first, see README: serving a run)")
+    if not base_url or not served_model:
+        raise UserError("--backend openai needs --base-url (ending in /v1) and --served-model (the name the "
+                        "server lists under /v1/models)")
+    if device != "auto" or dtype != "auto":
+        raise UserError("--device and --dtype choose where a local model runs; with --backend openai the server "
+                        "decides: leave them out")
+
+
 @eval_group.command()
-@click.argument("model_path", metavar="RUN_DIR_OR_MODEL", type=click.Path())
+@click.argument("model_path", metavar="[RUN_DIR_OR_MODEL]", type=click.Path(), required=False)
 @click.option("--data", required=True, type=click.Path(),
               help="A build folder (its eval/test.jsonl) or a JSONL of gold records.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Results JSONL; rerunning with the same model and settings resumes it.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--backend", type=click.Choice(["local", "openai"]), default="local", show_default=True,
+              help="local: load RUN_DIR_OR_MODEL here; openai: ask an OpenAI-compatible server (vLLM, SGLang, TGI).")
+@click.option("--base-url", help=f"The server's URL, ending in /v1 {_SERVED_HELP}.")
+@click.option("--served-model", help=f"The model name the server serves {_SERVED_HELP}.")
+@_served_options
+@click.option("--keep-special-tokens/--skip-special-tokens", default=True, show_default=True,
+              help=f"Ask the server to keep special tokens in the text (skip_special_tokens: false) {_SERVED_HELP}.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Prompts per generate call (local); results written per fsync (both backends).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="0 decodes greedily; above 0 samples (with --top-p and --seed).")
@@ -111,33 +168,36 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
               show_default=True, help="For a model folder (auto: float32 on CPU, bf16/fp16 on CUDA).")
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help=_SHOW_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, drop_markers,
+def run(model_path, data, output, backend, base_url, served_model, concurrency, api_key_env, timeout, max_retries,
+        keep_special_tokens, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, drop_markers,
         device, dtype, show, as_json):
-    """Generate answers for the gold prompts with a run folder or model folder, then score them.
+    """Generate answers for the gold prompts with a run folder or model folder (or a served model), then score
+    them.
 
     Results are appended per batch and keyed by a fingerprint of the model, tokenizer and settings: after a
     crash or Ctrl-C, the same command resumes where it stopped.
     """
     from malmungchi.eval import report
-    from malmungchi.eval.load import load
     from malmungchi.eval.records import read_gold, resolve_gold_path
-    from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate, generation_settings, run_notes
+    from malmungchi.eval.run import generation_settings, run_notes
 
+    _check_backend(backend, model_path, base_url, served_model, device, dtype)
     err = console(stderr=True)
     settings, text_stop = generation_settings(data, max_new_tokens=max_new_tokens, temperature=temperature,
                                               top_p=top_p, seed=seed, stops=stops)
     out_path = Path(output)
     gold_path = resolve_gold_path(data)
     gold_items = read_gold(gold_path)
-    with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
-        loaded = load(model_path, device=device, dtype=dtype)
-    if text_stop:
-        err.print(TEXT_STOP_NOTE)  # once the inputs and the model are known good: an error stays one line
+    options = dict(gold_source=gold_path, batch_size=batch_size, limit=limit, drop_markers=drop_markers)
     try:
-        with report.GenerationProgress(err) as progress:
-            outcome = evaluate(model_path, loaded, gold_items, out_path, settings, gold_source=gold_path,
-                               batch_size=batch_size, limit=limit, drop_markers=drop_markers,
-                               on_start=progress.start, on_progress=progress.advance)
+        if backend == "local":
+            outcome = _run_local(err, model_path, device, dtype, gold_items, out_path, settings, text_stop, options)
+            title = f"exact match: {model_path} on {gold_path}"
+        else:
+            with _client(base_url, api_key_env, timeout, max_retries, concurrency) as client:
+                outcome = _run_served(err, client, served_model, gold_items, out_path, settings, text_stop,
+                                      concurrency, keep_special_tokens, options)
+            title = f"exact match: {served_model} at {base_url} on {gold_path}"
     except KeyboardInterrupt:
         click.echo(f"interrupted: finished batches are in {out_path}; rerun the same command to resume", err=True)
         sys.exit(INTERRUPTED)
@@ -147,8 +207,38 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
         _json_out({**outcome.summary.as_dict(), "output": str(out_path)})
         return
     out = console()
-    for part in report.run_report(outcome, f"exact match: {model_path} on {gold_path}", show, out_path):
+    for part in report.run_report(outcome, title, show, out_path):
         out.print(part)
+
+
+def _run_local(err, model_path, device, dtype, gold_items, out_path, settings, text_stop, options):
+    from malmungchi.eval import report
+    from malmungchi.eval.load import load
+    from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate
+
+    with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
+        loaded = load(model_path, device=device, dtype=dtype)
+    if text_stop:
+        err.print(TEXT_STOP_NOTE)  # once the inputs and the model are known good: an error stays one line
+    with report.GenerationProgress(err) as progress:
+        return evaluate(model_path, loaded, gold_items, out_path, settings, on_start=progress.start,
+                        on_progress=progress.advance, **options)
+
+
+def _run_served(err, client, served_model, gold_items, out_path, settings, text_stop, concurrency,
+                keep_special_tokens, options):
+    from malmungchi.eval import report
+    from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate_plan
+    from malmungchi.eval.served_run import served_plan
+
+    limit = options.pop("limit")
+    plan = served_plan(client, served_model, gold_items, out_path, settings, concurrency=concurrency,
+                       keep_special_tokens=keep_special_tokens, **options)
+    if text_stop:
+        err.print(TEXT_STOP_NOTE)
+    with report.GenerationProgress(err) as progress:
+        return evaluate_plan(plan, gold_items, out_path, limit=limit, on_start=progress.start,
+                             on_progress=progress.advance)
 
 
 @eval_group.command()
