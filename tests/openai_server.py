@@ -33,7 +33,7 @@ class OpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -58,6 +58,11 @@ class OpenAIServer:
 
     def completions_bodies(self) -> list[dict]:
         return [r["body"] for r in self.requests if r["path"].endswith("completions")]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that went away mid-answer (the dying server's own doing) is not the test's output
 
 
 def _handler(server: OpenAIServer):

@@ -16,7 +16,8 @@ INTERRUPTED = 130
 
 @click.group(name="eval")
 def eval_group() -> None:
-    """Exact-match evaluation: score predictions, generate them with a model, compare two runs."""
+    """Evaluation: score predictions, generate them with a model (local or served), judge them with an LLM,
+    compare two runs."""
 
 
 def _json_out(obj: dict) -> None:
@@ -94,10 +95,14 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
 _SERVED_HELP = "(--backend openai)"
 
 
-def _served_options(f):
+def _served_options(concurrency: int):
     """The options of a command that talks to an OpenAI-compatible server (eval run --backend openai, eval judge)."""
+    return lambda f: _add_served_options(f, concurrency)
+
+
+def _add_served_options(f, concurrency: int):
     for option in reversed([
-        click.option("--concurrency", type=click.IntRange(min=1), default=16, show_default=True,
+        click.option("--concurrency", type=click.IntRange(min=1), default=concurrency, show_default=True,
                      help="Requests in flight at once."),
         click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
                      help="The environment variable holding the API key (sent as a Bearer token, never written)."),
@@ -150,7 +155,7 @@ def _check_backend(backend, model_path, base_url, served_model, device, dtype) -
               help="local: load RUN_DIR_OR_MODEL here; openai: ask an OpenAI-compatible server (vLLM, SGLang, TGI).")
 @click.option("--base-url", help=f"The server's URL, ending in /v1 {_SERVED_HELP}.")
 @click.option("--served-model", help=f"The model name the server serves {_SERVED_HELP}.")
-@_served_options
+@_served_options(concurrency=16)
 @click.option("--keep-special-tokens/--skip-special-tokens", default=True, show_default=True,
               help=f"Ask the server to keep special tokens in the text (skip_special_tokens: false) {_SERVED_HELP}.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
@@ -269,3 +274,72 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     out.print(report.verdict(c))
     if show and (c.fixed or c.broken):
         out.print(report.flips_table(c, show))
+
+
+@eval_group.command(name="judge")
+@click.option("-p", "--predictions", required=True, type=click.Path(),
+              help='An `eval run` results file or any JSONL of {"id", "prediction"}.')
+@click.option("-g", "--gold", required=True, type=click.Path(),
+              help='JSONL of {"id", "prompt", "answer"} (or "messages"), or a build folder.')
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="One verdict line per gold item; rerunning resumes it (asks only what has no verdict).")
+@click.option("--base-url", required=True, help="The judge server's URL, ending in /v1 (https://api.openai.com/v1).")
+@click.option("--judge-model", required=True, help="The judge model's name on that server.")
+@_served_options(concurrency=40)
+@click.option("--rubric", type=click.Path(dir_okay=False),
+              help="A rubric file with {question}, {reference}, {prediction} (and {scale}); default: a Korean one.")
+@click.option("--scale", type=click.Choice(["binary", "10"]), default="binary", show_default=True,
+              help="binary: score 0/1; 10: an integer 1-10.")
+@click.option("--pass-score", type=click.IntRange(1, 10), default=7, show_default=True,
+              help="On --scale 10, the score from which an answer counts as right next to exact match.")
+@click.option("--max-tokens", type=click.IntRange(min=16), default=512, show_default=True,
+              help="The judge's answer length limit.")
+@click.option("--price-input", type=click.FloatRange(min=0), help="USD per 1M input tokens (for the cost estimate).")
+@click.option("--price-output", type=click.FloatRange(min=0), help="USD per 1M output tokens.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Verdicts written per fsync.")
+@click.option("--drop-markers", is_flag=True, help=_DROP_MARKERS_HELP + " (for the exact-match side)")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the strongest judge/EM disagreements to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def judge_command(predictions, gold, output, base_url, judge_model, concurrency, api_key_env, timeout, max_retries,
+                  rubric, scale, pass_score, max_tokens, price_input, price_output, batch_size, drop_markers, show,
+                  as_json):
+    """Grade predictions with an LLM judge over an OpenAI-compatible API, and compare it with exact match.
+
+    Prints the judge's accuracy with a Wilson 95% CI, its agreement with each exact-match tier (2x2 table,
+    Cohen's kappa), the items where they disagree most, token usage and a cost estimate. Items without a valid
+    verdict get score null with the error and are left out of the accuracy; rerun to ask them again.
+    """
+    from malmungchi.eval import judge_report, report
+    from malmungchi.eval.judge import JudgeSettings, Rubric, judge
+    from malmungchi.eval.normalize import Normalizer
+    from malmungchi.eval.records import read_gold, read_predictions
+
+    gold_items = read_gold(gold)
+    preds = read_predictions(predictions)
+    settings = JudgeSettings(judge_model, Rubric.load(rubric, scale), max_tokens=max_tokens, pass_score=pass_score)
+    out_path = Path(output)
+    err = console(stderr=True)
+    try:
+        with _client(base_url, api_key_env, timeout, max_retries, concurrency) as client, \
+                report.GenerationProgress(err) as progress:
+            outcome = judge(client, settings, gold_items, preds, out_path, normalizer=Normalizer(drop_markers=drop_markers),
+                            concurrency=concurrency, batch_size=batch_size, show=show,
+                            prices=(price_input, price_output), on_start=progress.start, on_progress=progress.advance)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished verdicts are in {out_path}; rerun the same command to resume", err=True)
+        sys.exit(INTERRUPTED)
+    s = outcome.summary
+    if s["n_failed"]:
+        err.print(f"warning: {s['n_failed']} item(s) got no valid verdict (score null, left out of the accuracy); "
+                  f"last error: {s['last_error']}; rerun to ask them again")
+    if as_json:
+        _json_out(s)
+        return
+    out = console()
+    out.print(judge_report.summary_table(s))
+    out.print(judge_report.agreement_table(s))
+    if show and s["disagreements"]:
+        out.print(judge_report.disagreements_table(s))
+    out.print(f"verdicts: {out_path}")

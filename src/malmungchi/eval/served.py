@@ -40,10 +40,11 @@ class RequestFailed(Exception):
     """One request failed for good (after its retries, or a 4xx that retrying cannot fix); `message` is
     already redacted."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, unreachable: bool = False):
         super().__init__(message)
         self.message = message
         self.status = status
+        self.unreachable = unreachable  # the last try could not connect at all: the server is gone
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,13 @@ class ServedClient:
         self._sleep.set()
         self._http.close()
 
+    def abort(self, hard: bool) -> None:
+        """Stop: no request waits for a retry any more; `hard` (Ctrl-C) also closes the connections, so a request
+        in flight fails at once instead of finishing (its answer is lost, and asked again on resume)."""
+        self._sleep.set()
+        if hard:
+            self._http.close()
+
     def __enter__(self) -> ServedClient:
         return self
 
@@ -115,13 +123,13 @@ class ServedClient:
         last = ""
         retries = self.retry.max_retries if retries is None else retries
         for attempt in range(retries + 1):
-            retry_after = None
+            retry_after, unreachable = None, False
             try:
                 response = self._http.request(method, url, json=body)
             except httpx.TimeoutException:
                 last = f"{url}: no answer within the timeout"
             except httpx.TransportError as err:
-                last = f"{url}: cannot reach the server ({_reason(err)})"
+                last, unreachable = f"{url}: cannot reach the server ({_reason(err)})", True
             else:
                 status = response.status_code
                 if status < 400:
@@ -144,7 +152,7 @@ class ServedClient:
             if attempt < retries:
                 if self._sleep.wait(self.retry.delay(attempt, retry_after)):
                     break  # the client was closed while waiting
-        raise RequestFailed(f"{last} (after {retries + 1} tries)")
+        raise RequestFailed(f"{last} (after {retries + 1} tries)", unreachable=unreachable)
 
     # -- the model ------------------------------------------------------------------------------------------
 
@@ -165,13 +173,14 @@ class ServedClient:
 
 
 def parallel_batches(tasks: Sequence[Any], work: Callable[[Any], Any], *, concurrency: int, batch_size: int,
-                     on_batch: Callable[[list[tuple[int, Any]]], None], abort: Callable[[], None]) -> None:
+                     on_batch: Callable[[list[tuple[int, Any]]], None], abort: Callable[[bool], None]) -> None:
     """Run `work(task)` for every task on `concurrency` threads; hand back `(index, result)` pairs in the calling
     thread, `batch_size` at a time as they finish (at most `batch_size` finished results wait unwritten).
 
-    When `work` raises (or Ctrl-C arrives), the tasks not started are cancelled, `abort()` stops the running
-    ones (it closes the client: a request in flight fails at once, a retry stops waiting), whatever finished well
-    is handed back, and the error is raised here: nothing finished is lost, nothing hangs on a dead server."""
+    When `work` raises, the tasks not started are cancelled, `abort(False)` stops the running ones from waiting
+    for retries, the requests in flight are let finish (a dead server fails them at once), whatever finished well
+    is handed back, and the error is raised here: no answer had is lost, nothing hangs on a dead server. On
+    Ctrl-C, `abort(True)` drops the requests in flight too."""
     if not tasks:
         return
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="served")
@@ -192,10 +201,10 @@ def parallel_batches(tasks: Sequence[Any], work: Callable[[Any], Any], *, concur
                     on_batch(batch)
             if error is not None:
                 raise error
-    except BaseException:
+    except BaseException as err:
         for f in waiting:
             f.cancel()
-        abort()
+        abort(isinstance(err, KeyboardInterrupt))
         pool.shutdown(wait=True)
         pending += [(futures[f], f.result()) for f in _in_order(waiting, futures)
                     if not f.cancelled() and f.exception() is None]
