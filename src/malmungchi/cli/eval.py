@@ -16,7 +16,8 @@ INTERRUPTED = 130
 
 @click.group(name="eval")
 def eval_group() -> None:
-    """Exact-match evaluation: score predictions, generate them with a model, compare two runs."""
+    """Evaluation: score predictions, generate them with a model (local or served), judge them with an LLM,
+    compare two runs."""
 
 
 def _json_out(obj: dict) -> None:
@@ -91,13 +92,74 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
             out.print(report.worst_table(bad))
 
 
+_SERVED_HELP = "(--backend openai)"
+
+
+def _served_options(concurrency: int):
+    """The options of a command that talks to an OpenAI-compatible server (eval run --backend openai, eval judge)."""
+    return lambda f: _add_served_options(f, concurrency)
+
+
+def _add_served_options(f, concurrency: int):
+    for option in reversed([
+        click.option("--concurrency", type=click.IntRange(min=1), default=concurrency, show_default=True,
+                     help="Requests in flight at once."),
+        click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+                     help="The environment variable holding the API key (sent as a Bearer token, never written)."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+                     help="Seconds to wait for one answer."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True,
+                     help="Retries per request on 429, 5xx, timeouts and dropped connections (exponential backoff)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _client(base_url: str, api_key_env: str, timeout: float, max_retries: int, concurrency: int):
+    import os
+
+    from malmungchi.eval.served import RetryPolicy, ServedClient
+
+    return ServedClient(base_url, api_key=os.environ.get(api_key_env) or None, timeout=timeout,
+                        retry=RetryPolicy(max_retries=max_retries), concurrency=concurrency)
+
+
+def _check_backend(backend, model_path, base_url, served_model, device, dtype) -> None:
+    from malmungchi.errors import UserError
+
+    if backend == "local":
+        if base_url or served_model:
+            raise UserError("--base-url and --served-model need --backend openai")
+        if model_path is None:
+            raise UserError("give RUN_DIR_OR_MODEL to evaluate, or --backend openai --base-url URL "
+                            "--served-model NAME for a served model")
+        return
+    if model_path is not None:
+        raise UserError(f"{model_path}: --backend openai evaluates the model the server serves; leave out "
+                        "RUN_DIR_OR_MODEL (serve it first, see README: serving a run)")
+    if not base_url or not served_model:
+        raise UserError("--backend openai needs --base-url (ending in /v1) and --served-model (the name the "
+                        "server lists under /v1/models)")
+    if device != "auto" or dtype != "auto":
+        raise UserError("--device and --dtype choose where a local model runs; with --backend openai the server "
+                        "decides: leave them out")
+
+
 @eval_group.command()
-@click.argument("model_path", metavar="RUN_DIR_OR_MODEL", type=click.Path())
+@click.argument("model_path", metavar="[RUN_DIR_OR_MODEL]", type=click.Path(), required=False)
 @click.option("--data", required=True, type=click.Path(),
               help="A build folder (its eval/test.jsonl) or a JSONL of gold records.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Results JSONL; rerunning with the same model and settings resumes it.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--backend", type=click.Choice(["local", "openai"]), default="local", show_default=True,
+              help="local: load RUN_DIR_OR_MODEL here; openai: ask an OpenAI-compatible server (vLLM, SGLang, TGI).")
+@click.option("--base-url", help=f"The server's URL, ending in /v1 {_SERVED_HELP}.")
+@click.option("--served-model", help=f"The model name the server serves {_SERVED_HELP}.")
+@_served_options(concurrency=16)
+@click.option("--keep-special-tokens/--skip-special-tokens", default=True, show_default=True,
+              help=f"Ask the server to keep special tokens in the text (skip_special_tokens: false) {_SERVED_HELP}.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Prompts per generate call (local); results written per fsync (both backends).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="0 decodes greedily; above 0 samples (with --top-p and --seed).")
@@ -111,33 +173,36 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
               show_default=True, help="For a model folder (auto: float32 on CPU, bf16/fp16 on CUDA).")
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help=_SHOW_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, drop_markers,
+def run(model_path, data, output, backend, base_url, served_model, concurrency, api_key_env, timeout, max_retries,
+        keep_special_tokens, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, drop_markers,
         device, dtype, show, as_json):
-    """Generate answers for the gold prompts with a run folder or model folder, then score them.
+    """Generate answers for the gold prompts with a run folder or model folder (or a served model), then score
+    them.
 
     Results are appended per batch and keyed by a fingerprint of the model, tokenizer and settings: after a
     crash or Ctrl-C, the same command resumes where it stopped.
     """
     from malmungchi.eval import report
-    from malmungchi.eval.load import load
     from malmungchi.eval.records import read_gold, resolve_gold_path
-    from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate, generation_settings, run_notes
+    from malmungchi.eval.run import generation_settings, run_notes
 
+    _check_backend(backend, model_path, base_url, served_model, device, dtype)
     err = console(stderr=True)
     settings, text_stop = generation_settings(data, max_new_tokens=max_new_tokens, temperature=temperature,
                                               top_p=top_p, seed=seed, stops=stops)
     out_path = Path(output)
     gold_path = resolve_gold_path(data)
     gold_items = read_gold(gold_path)
-    with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
-        loaded = load(model_path, device=device, dtype=dtype)
-    if text_stop:
-        err.print(TEXT_STOP_NOTE)  # once the inputs and the model are known good: an error stays one line
+    options = dict(gold_source=gold_path, batch_size=batch_size, limit=limit, drop_markers=drop_markers)
     try:
-        with report.GenerationProgress(err) as progress:
-            outcome = evaluate(model_path, loaded, gold_items, out_path, settings, gold_source=gold_path,
-                               batch_size=batch_size, limit=limit, drop_markers=drop_markers,
-                               on_start=progress.start, on_progress=progress.advance)
+        if backend == "local":
+            outcome = _run_local(err, model_path, device, dtype, gold_items, out_path, settings, text_stop, options)
+            title = f"exact match: {model_path} on {gold_path}"
+        else:
+            with _client(base_url, api_key_env, timeout, max_retries, concurrency) as client:
+                outcome = _run_served(err, client, served_model, gold_items, out_path, settings, text_stop,
+                                      concurrency, keep_special_tokens, options)
+            title = f"exact match: {served_model} at {base_url} on {gold_path}"
     except KeyboardInterrupt:
         click.echo(f"interrupted: finished batches are in {out_path}; rerun the same command to resume", err=True)
         sys.exit(INTERRUPTED)
@@ -147,8 +212,38 @@ def run(model_path, data, output, batch_size, max_new_tokens, temperature, top_p
         _json_out({**outcome.summary.as_dict(), "output": str(out_path)})
         return
     out = console()
-    for part in report.run_report(outcome, f"exact match: {model_path} on {gold_path}", show, out_path):
+    for part in report.run_report(outcome, title, show, out_path):
         out.print(part)
+
+
+def _run_local(err, model_path, device, dtype, gold_items, out_path, settings, text_stop, options):
+    from malmungchi.eval import report
+    from malmungchi.eval.load import load
+    from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate
+
+    with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
+        loaded = load(model_path, device=device, dtype=dtype)
+    if text_stop:
+        err.print(TEXT_STOP_NOTE)  # once the inputs and the model are known good: an error stays one line
+    with report.GenerationProgress(err) as progress:
+        return evaluate(model_path, loaded, gold_items, out_path, settings, on_start=progress.start,
+                        on_progress=progress.advance, **options)
+
+
+def _run_served(err, client, served_model, gold_items, out_path, settings, text_stop, concurrency,
+                keep_special_tokens, options):
+    from malmungchi.eval import report
+    from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate_plan
+    from malmungchi.eval.served_run import served_plan
+
+    limit = options.pop("limit")
+    plan = served_plan(client, served_model, gold_items, out_path, settings, concurrency=concurrency,
+                       keep_special_tokens=keep_special_tokens, **options)
+    if text_stop:
+        err.print(TEXT_STOP_NOTE)
+    with report.GenerationProgress(err) as progress:
+        return evaluate_plan(plan, gold_items, out_path, limit=limit, on_start=progress.start,
+                             on_progress=progress.advance)
 
 
 @eval_group.command()
@@ -179,3 +274,72 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     out.print(report.verdict(c))
     if show and (c.fixed or c.broken):
         out.print(report.flips_table(c, show))
+
+
+@eval_group.command(name="judge")
+@click.option("-p", "--predictions", required=True, type=click.Path(),
+              help='An `eval run` results file or any JSONL of {"id", "prediction"}.')
+@click.option("-g", "--gold", required=True, type=click.Path(),
+              help='JSONL of {"id", "prompt", "answer"} (or "messages"), or a build folder.')
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="One verdict line per gold item; rerunning resumes it (asks only what has no verdict).")
+@click.option("--base-url", required=True, help="The judge server's URL, ending in /v1 (https://api.openai.com/v1).")
+@click.option("--judge-model", required=True, help="The judge model's name on that server.")
+@_served_options(concurrency=40)
+@click.option("--rubric", type=click.Path(dir_okay=False),
+              help="A rubric file with {question}, {reference}, {prediction} (and {scale}); default: a Korean one.")
+@click.option("--scale", type=click.Choice(["binary", "10"]), default="binary", show_default=True,
+              help="binary: score 0/1; 10: an integer 1-10.")
+@click.option("--pass-score", type=click.IntRange(1, 10), default=7, show_default=True,
+              help="On --scale 10, the score from which an answer counts as right next to exact match.")
+@click.option("--max-tokens", type=click.IntRange(min=16), default=512, show_default=True,
+              help="The judge's answer length limit.")
+@click.option("--price-input", type=click.FloatRange(min=0), help="USD per 1M input tokens (for the cost estimate).")
+@click.option("--price-output", type=click.FloatRange(min=0), help="USD per 1M output tokens.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Verdicts written per fsync.")
+@click.option("--drop-markers", is_flag=True, help=_DROP_MARKERS_HELP + " (for the exact-match side)")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the strongest judge/EM disagreements to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def judge_command(predictions, gold, output, base_url, judge_model, concurrency, api_key_env, timeout, max_retries,
+                  rubric, scale, pass_score, max_tokens, price_input, price_output, batch_size, drop_markers, show,
+                  as_json):
+    """Grade predictions with an LLM judge over an OpenAI-compatible API, and compare it with exact match.
+
+    Prints the judge's accuracy with a Wilson 95% CI, its agreement with each exact-match tier (2x2 table,
+    Cohen's kappa), the items where they disagree most, token usage and a cost estimate. Items without a valid
+    verdict get score null with the error and are left out of the accuracy; rerun to ask them again.
+    """
+    from malmungchi.eval import judge_report, report
+    from malmungchi.eval.judge import JudgeSettings, Rubric, judge
+    from malmungchi.eval.normalize import Normalizer
+    from malmungchi.eval.records import read_gold, read_predictions
+
+    gold_items = read_gold(gold)
+    preds = read_predictions(predictions)
+    settings = JudgeSettings(judge_model, Rubric.load(rubric, scale), max_tokens=max_tokens, pass_score=pass_score)
+    out_path = Path(output)
+    err = console(stderr=True)
+    try:
+        with _client(base_url, api_key_env, timeout, max_retries, concurrency) as client, \
+                report.GenerationProgress(err) as progress:
+            outcome = judge(client, settings, gold_items, preds, out_path, normalizer=Normalizer(drop_markers=drop_markers),
+                            concurrency=concurrency, batch_size=batch_size, show=show,
+                            prices=(price_input, price_output), on_start=progress.start, on_progress=progress.advance)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished verdicts are in {out_path}; rerun the same command to resume", err=True)
+        sys.exit(INTERRUPTED)
+    s = outcome.summary
+    if s["n_failed"]:
+        err.print(f"warning: {s['n_failed']} item(s) got no valid verdict (score null, left out of the accuracy); "
+                  f"last error: {s['last_error']}; rerun to ask them again")
+    if as_json:
+        _json_out(s)
+        return
+    out = console()
+    out.print(judge_report.summary_table(s))
+    out.print(judge_report.agreement_table(s))
+    if show and s["disagreements"]:
+        out.print(judge_report.disagreements_table(s))
+    out.print(f"verdicts: {out_path}")

@@ -6,6 +6,8 @@ Modules, in the order data flows through them:
 - `score`: per-item results lines and the summary;
 - `load`, `generate`, `fingerprint`, `results`, `run`: `eval run` (model loading, batched generation,
   the resumable results log keyed by a fingerprint);
+- `served`, `served_run`: the OpenAI-compatible client and `eval run --backend openai` (sharing `run.run_plan`);
+- `judge`, `agreement`, `judge_report`: `eval judge` (rubric, verdict validation, Wilson CI, Cohen's kappa);
 - `compare`: two results files, exact McNemar and a paired bootstrap;
 - `report`: the rich tables.
 

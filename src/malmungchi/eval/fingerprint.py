@@ -77,3 +77,25 @@ def fingerprint(*, files: dict[str, str], config: dict, dtype: str, settings: Ge
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+# what a server's `/models` entry may hold that identifies the weights behind a name ("created" is a timestamp of
+# the server's start, not of the model)
+_SERVED_MODEL_KEYS = ("id", "root", "parent", "max_model_len", "owned_by")
+
+
+def served_fingerprint(*, model: str, model_info: dict, settings: GenerationSettings, request: dict) -> str:
+    """The fingerprint of `eval run --backend openai`: the served model's name and what the server says about it,
+    the sampling settings and the fixed request fields (e.g. `skip_special_tokens`). The base URL is left out
+    (the same model served on another port keeps its results); each item's request is hashed on its own line
+    (`input_sha`), so adding gold items redoes only those."""
+    payload = {
+        "normalizer": NORMALIZER_VERSION,
+        "backend": "openai",
+        "model": model,
+        "server_model": {k: model_info[k] for k in _SERVED_MODEL_KEYS if k in model_info},
+        "generation": settings.identity(),
+        "request": request,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

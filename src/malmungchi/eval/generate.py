@@ -80,25 +80,31 @@ def end_marker_texts(tokenizer, stop_ids: Sequence[int]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in texts if t))
 
 
+def prompt_messages(messages: Sequence[dict], answers: Sequence[str] = ()) -> list[dict]:
+    """The conversation to generate the answer for. The build stage writes the whole exchange, the answered
+    assistant turn last (`eval/test.jsonl`); that turn is the reference, so it is dropped. A last assistant turn
+    that is not one of the answers is refused rather than guessed about."""
+    if messages[-1].get("role") == "assistant":
+        if messages[-1].get("content") not in answers:
+            raise ValueError("\"messages\" ends with an assistant turn that is not the answer; give the "
+                             "conversation up to the answer (or end it with the answer)")
+        messages = messages[:-1]
+    if not messages:
+        raise ValueError("\"messages\" holds only the answer; nothing to prompt with")
+    return list(messages)
+
+
 def render_prompt(tokenizer, prompt: str | None, messages: Sequence[dict] | None,
                   answers: Sequence[str] = ()) -> tuple[str, bool]:
     """The text to generate from, and whether it is already a chat-formatted string (no special tokens to add).
 
-    Chat records go through the tokenizer's chat template with the generation prompt appended. The build stage
-    writes the whole exchange, the answered assistant turn last (`eval/test.jsonl`); that turn is the reference,
-    so it is dropped before rendering. A last assistant turn that is not one of the answers is refused rather
-    than guessed about."""
+    Chat records go through the tokenizer's chat template with the generation prompt appended, after
+    `prompt_messages` (the answered assistant turn left out)."""
     if messages is not None:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("chat records (with \"messages\") need a tokenizer with a chat template")
-        if messages[-1].get("role") == "assistant":
-            if messages[-1].get("content") not in answers:
-                raise ValueError("\"messages\" ends with an assistant turn that is not the answer; give the "
-                                 "conversation up to the answer (or end it with the answer)")
-            messages = messages[:-1]
-        if not messages:
-            raise ValueError("\"messages\" holds only the answer; nothing to prompt with")
-        text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        conversation = prompt_messages(messages, answers)
+        text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
         return text, True
     if prompt is None:
         raise ValueError("neither \"prompt\" nor \"messages\"")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +30,11 @@ class ResumeState:
     truncated_tail: bool = False
 
 
-def load_for_resume(path: Path, fingerprint: str, wanted: Mapping[str, str]) -> ResumeState:
+def load_for_resume(path: Path, fingerprint: str, wanted: Mapping[str, str], *, field_name: str = "prediction",
+                    kind: str = "`eval run` results", reusable: Callable[[dict], bool] | None = None) -> ResumeState:
     """Read an existing results file; `wanted` maps each gold id key to its prompt's input hash. Repairs the
-    file in place (atomically) when anything in it cannot be kept."""
+    file in place (atomically) when anything in it cannot be kept. Every line must have `field_name` (else it is
+    not a `kind` file); a line `reusable` refuses (`eval judge`: no verdict yet) is dropped to be redone."""
     state = ResumeState()
     if not path.exists():
         return state
@@ -50,10 +52,11 @@ def load_for_resume(path: Path, fingerprint: str, wanted: Mapping[str, str]) -> 
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise EvalInputError(f"{path}:{number}: not a results line; is --output another file? "
                                  "pass a new --output path or delete this one") from None
-        if not isinstance(obj, dict) or "prediction" not in obj:
-            raise EvalInputError(f"{path}:{number}: not an `eval run` results line; pass a new --output path")
+        if not isinstance(obj, dict) or field_name not in obj:
+            raise EvalInputError(f"{path}:{number}: not an {kind} line; pass a new --output path")
         key = id_key(obj, path, number)
-        if obj.get("fingerprint") != fingerprint or wanted.get(key) != obj.get("input_sha"):
+        if (obj.get("fingerprint") != fingerprint or wanted.get(key) != obj.get("input_sha")
+                or (reusable is not None and not reusable(obj))):
             state.stale += 1
             continue
         if key in state.done:
@@ -72,13 +75,17 @@ def load_for_resume(path: Path, fingerprint: str, wanted: Mapping[str, str]) -> 
 
 
 class Appender:
-    """Appends whole batches: one write of all the batch's lines, then flush and fsync."""
+    """Appends whole batches: one write of all the batch's lines, then flush and fsync. The file is opened by the
+    first batch, so a run that fails before producing anything leaves no file behind."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "ab", buffering=0)
+        self._path = path
+        self._fh = None
 
     def write_batch(self, lines: Iterable[dict]) -> None:
+        if self._fh is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self._path, "ab", buffering=0)
         data = "".join(dumps_line(obj) for obj in lines).encode("utf-8")
         view = memoryview(data)
         while view:  # a regular-file write is whole in practice; loop in case the OS says otherwise
@@ -87,7 +94,8 @@ class Appender:
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
     def __enter__(self) -> Appender:
         return self

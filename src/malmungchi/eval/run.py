@@ -93,21 +93,73 @@ def run_fingerprint(loaded: LoadedModel, settings: GenerationSettings, stop_ids:
                           settings=settings, stop_ids=stop_ids)
 
 
-def run_eval(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, settings: GenerationSettings, *,
-             gold_source: Path | str = "gold", batch_size: int = 16, limit: int | None = None,
-             drop_markers: bool = False, on_start: Callable[[int, int], None] | None = None,
-             on_progress: Callable[[int], None] | None = None) -> RunOutcome:
-    """Generate for the selected gold items not already in `output` under the same fingerprint, appending
-    each batch as it finishes; then rewrite `output` in gold order with fresh scores and summarize.
+# a backend's generator: generate for the gold indices given, calling `write(indices, generations)` per batch
+Write = Callable[[list[int], list[Generation]], None]
 
-    `on_start(total, already_done)` is called once before generating, `on_progress(n)` after each batch."""
+
+@dataclass
+class RunPlan:
+    """What a backend (local `model.generate`, or a served model: `eval.served_run`) hands the shared resume loop."""
+    fingerprint: str
+    shas: dict[str, str]  # id key → hash of the item's input as the backend sends it
+    normalizer: Normalizer
+    generate: Callable[[list[int], Write], None]
+
+
+@dataclass
+class _LocalGenerator:
+    model: object
+    tokenizer: object
+    prepared: Prepared
+    gold: Sequence[GoldItem]
+    gold_source: Path | str
+    settings: GenerationSettings
+    batch_size: int
+    stop_ids: list[int]
+
+    def __call__(self, todo: list[int], write: Write) -> None:
+        texts = [self.prepared.texts[i] for i in todo]
+        ids = encode(self.tokenizer, texts, [self.prepared.templated[i] for i in todo])
+        empty = [f"{self.gold_source}:{self.gold[todo[j]].line}: empty prompt (no tokens to generate from)"
+                 for j, row in enumerate(ids) if not row]
+        if empty:
+            raise EvalInputError(*empty[:20])
+        generate_all(self.model, self.tokenizer, ids, self.settings, batch_size=self.batch_size,
+                     on_batch=lambda batch, gens: write([todo[j] for j in batch], gens), stop_ids=self.stop_ids)
+
+
+def local_plan(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, settings: GenerationSettings, *,
+               gold_source: Path | str = "gold", batch_size: int = 16, drop_markers: bool = False) -> RunPlan:
+    """The local backend: the model loaded here, batched `generate`, its tokenizer's stop tokens."""
     model, tokenizer = loaded.model, loaded.tokenizer
     ensure_pad_token(tokenizer)
     stop_ids = stop_token_ids(tokenizer, model)
     normalizer = Normalizer(end_markers=end_marker_texts(tokenizer, stop_ids), drop_markers=drop_markers)
     prepared = prepare_prompts(tokenizer, gold, gold_source)
-    fingerprint = run_fingerprint(loaded, settings, stop_ids, output)
-    state = load_for_resume(output, fingerprint, prepared.shas)
+    generator = _LocalGenerator(model, tokenizer, prepared, gold, gold_source, settings, batch_size, stop_ids)
+    return RunPlan(run_fingerprint(loaded, settings, stop_ids, output), prepared.shas, normalizer, generator)
+
+
+def run_eval(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, settings: GenerationSettings, *,
+             gold_source: Path | str = "gold", batch_size: int = 16, limit: int | None = None,
+             drop_markers: bool = False, on_start: Callable[[int, int], None] | None = None,
+             on_progress: Callable[[int], None] | None = None) -> RunOutcome:
+    """`run_plan` with the local backend."""
+    plan = local_plan(loaded, gold, output, settings, gold_source=gold_source, batch_size=batch_size,
+                      drop_markers=drop_markers)
+    return run_plan(plan, gold, output, limit=limit, on_start=on_start, on_progress=on_progress)
+
+
+def run_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, *, limit: int | None = None,
+             on_start: Callable[[int, int], None] | None = None,
+             on_progress: Callable[[int], None] | None = None) -> RunOutcome:
+    """Generate for the selected gold items not already in `output` under the same fingerprint, appending
+    each batch as it finishes; then rewrite `output` in gold order with fresh scores and summarize. The same for
+    every backend: this is what makes a results file resumable and hold each id exactly once.
+
+    `on_start(total, already_done)` is called once before generating, `on_progress(n)` after each batch."""
+    normalizer, fingerprint = plan.normalizer, plan.fingerprint
+    state = load_for_resume(output, fingerprint, plan.shas)
 
     selected = list(range(len(gold) if limit is None else min(limit, len(gold))))
     todo = [i for i in selected if gold[i].key not in state.done]
@@ -115,26 +167,21 @@ def run_eval(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, settin
         on_start(len(selected), len(selected) - len(todo))
     lines = dict(state.done)
     if todo:
-        ids = encode(tokenizer, [prepared.texts[i] for i in todo], [prepared.templated[i] for i in todo])
-        empty = [f"{gold_source}:{gold[todo[j]].line}: empty prompt (no tokens to generate from)"
-                 for j, row in enumerate(ids) if not row]
-        if empty:
-            raise EvalInputError(*empty[:20])
         with Appender(output) as log:
             def write(batch: list[int], gens: list[Generation]) -> None:
                 out = []
-                for j, g in zip(batch, gens):
-                    item = gold[todo[j]]
+                for i, g in zip(batch, gens):
+                    item = gold[i]
                     scored = Scored(item, g.text, normalizer.score(g.text, item.answers),
-                                    _extra(g.stop_reason, g.new_tokens, fingerprint, prepared.shas[item.key]))
+                                    _extra(g.stop_reason, g.new_tokens, fingerprint, plan.shas[item.key]))
                     out.append(scored.line())
                 log.write_batch(out)
-                for obj, j in zip(out, batch):
-                    lines[gold[todo[j]].key] = obj
+                for obj, i in zip(out, batch):
+                    lines[gold[i].key] = obj
                 if on_progress is not None:
                     on_progress(len(batch))
 
-            generate_all(model, tokenizer, ids, settings, batch_size=batch_size, on_batch=write, stop_ids=stop_ids)
+            plan.generate(todo, write)
 
     # final form: every line for this fingerprint in gold order, rescored (the gold answers may have changed)
     final: list[Scored] = []
@@ -155,6 +202,7 @@ def run_eval(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, settin
                       state.truncated_tail, dict(reasons), normalizer)
 
 
+
 def evaluate(model_name: str | Path, loaded: LoadedModel, gold: Sequence[GoldItem], output: Path,
              settings: GenerationSettings, **options) -> RunOutcome:
     """`run_eval` for `eval run`: a model that cannot generate (ValueError) or an output that cannot be written is
@@ -163,6 +211,15 @@ def evaluate(model_name: str | Path, loaded: LoadedModel, gold: Sequence[GoldIte
         return run_eval(loaded, gold, output, settings, **options)
     except ValueError as err:
         raise EvalInputError(f"{model_name}: {err}") from None
+    except OSError as err:
+        raise EvalInputError(f"{err.filename or output}: {err.strerror}") from None
+
+
+def evaluate_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, **options) -> RunOutcome:
+    """`run_plan` for `eval run --backend openai`: an output that cannot be written is an EvalInputError naming
+    the file. `options` are run_plan's."""
+    try:
+        return run_plan(plan, gold, output, **options)
     except OSError as err:
         raise EvalInputError(f"{err.filename or output}: {err.strerror}") from None
 

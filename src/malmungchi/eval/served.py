@@ -1,0 +1,264 @@
+"""A small client for OpenAI-compatible servers (vLLM, SGLang, TGI, llama.cpp, the OpenAI API itself).
+
+Only what `eval run --backend openai` and `eval judge` need: `GET /models`, `POST /completions`,
+`POST /chat/completions`, with
+
+- bounded concurrency (`parallel_batches`: a thread pool of `concurrency` workers; each finished task is handed
+  back in the calling thread, `batch_size` at a time, so the caller appends and fsyncs a batch at once);
+- retries with exponential backoff (and the server's `Retry-After`) on 429, 5xx, timeouts and dropped
+  connections; other 4xx answers are not retried;
+- one-line errors that say what to do: a server that cannot be reached, a model name it does not serve, a
+  refused API key.
+
+The API key is sent in the `Authorization` header only; every message made from a server's answer goes through
+`redact`, so the key never reaches a results file, a log or an error line, even from a server that echoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from malmungchi.errors import UserError
+
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+STARTUP_RETRIES = 2  # for the first request: a wrong URL should be one line within a second or two, not after 15 s
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+_BODY_CHARS = 200  # of a server's error body quoted in a message
+
+
+class ServedError(UserError):
+    """The server could not be used at all (unreachable, unknown model, refused key): stops the command."""
+
+
+class RequestFailed(Exception):
+    """One request failed for good (after its retries, or a 4xx that retrying cannot fix); `message` is
+    already redacted."""
+
+    def __init__(self, message: str, status: int | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.unreachable = unreachable  # the last try could not connect at all: the server is gone
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 5  # retries after the first try
+    base_delay: float = 0.5  # seconds before the first retry; doubled each time
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry `attempt` (0-based): the server's Retry-After when it gives one (capped),
+        else base · 2^attempt with ±25% jitter so 40 workers do not all come back at the same instant."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        return min(self.base_delay * (2 ** attempt), self.max_delay) * random.uniform(0.75, 1.25)
+
+
+def redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def normalize_base_url(url: str) -> str:
+    """`http://host:8000/v1` as the OpenAI clients expect it: a scheme, no trailing slash."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"--base-url {url}: give an http:// or https:// URL ending in /v1 "
+                        "(e.g. http://127.0.0.1:8000/v1)")
+    return url
+
+
+class ServedClient:
+    """Thread-safe: one httpx connection pool shared by the workers."""
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 120.0,
+                 retry: RetryPolicy = RetryPolicy(), concurrency: int = 16):
+        import httpx
+
+        self.base_url = normalize_base_url(base_url)
+        self.retry = retry
+        self._key = api_key or None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._http = httpx.Client(headers=headers, timeout=timeout, limits=limits)
+        self._sleep = threading.Event()  # set by close(): a waiting retry gives up at once
+
+    def close(self) -> None:
+        self._sleep.set()
+        self._http.close()
+
+    def abort(self, hard: bool) -> None:
+        """Stop: no request waits for a retry any more; `hard` (Ctrl-C) also closes the connections, so a request
+        in flight fails at once instead of finishing (its answer is lost, and asked again on resume)."""
+        self._sleep.set()
+        if hard:
+            self._http.close()
+
+    def __enter__(self) -> ServedClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- requests -------------------------------------------------------------------------------------------
+
+    def get(self, path: str, *, retries: int | None = None) -> dict:
+        return self._request("GET", path, None, retries)
+
+    def post(self, path: str, body: dict) -> dict:
+        return self._request("POST", path, body, None)
+
+    def _request(self, method: str, path: str, body: dict | None, retries: int | None) -> dict:
+        """The answer's JSON object; RequestFailed once the retries are spent or the error cannot be retried;
+        ServedError for what stops everything (no server, a refused key, an unknown model)."""
+        import httpx
+
+        url = f"{self.base_url}{path}"
+        last = ""
+        retries = self.retry.max_retries if retries is None else retries
+        for attempt in range(retries + 1):
+            retry_after, unreachable = None, False
+            try:
+                response = self._http.request(method, url, json=body)
+            except httpx.TimeoutException:
+                last = f"{url}: no answer within the timeout"
+            except httpx.TransportError as err:
+                last, unreachable = f"{url}: cannot reach the server ({_reason(err)})", True
+            else:
+                status = response.status_code
+                if status < 400:
+                    obj = _json_object(response)
+                    if obj is not None:
+                        return obj
+                    # a garbled answer (a proxy cut it, the server crashed mid-write) is worth another try
+                    last = f"{url}: the answer is not a JSON object: {redact(response.text[:_BODY_CHARS], self._key)!r}"
+                else:
+                    detail = redact(_error_detail(response), self._key)
+                    if status in (401, 403):
+                        raise ServedError(f"{url}: the server refused the API key ({status}: {detail}); set the "
+                                          "variable named by --api-key-env to a key it accepts")
+                    if status == 404 and _unknown_model(detail):
+                        raise ServedError(f"{url}: {detail}; check the model name against {self.base_url}/models")
+                    last = f"{url}: HTTP {status}: {detail}"
+                    if status not in RETRY_STATUSES:
+                        raise RequestFailed(last, status)
+                    retry_after = _retry_after(response)
+            if attempt < retries:
+                if self._sleep.wait(self.retry.delay(attempt, retry_after)):
+                    break  # the client was closed while waiting
+        raise RequestFailed(f"{last} (after {retries + 1} tries)", unreachable=unreachable)
+
+    # -- the model ------------------------------------------------------------------------------------------
+
+    def model_info(self, name: str) -> dict:
+        """The `/models` entry for `name` (its id, root, max_model_len where the server says): a one-line
+        ServedError when the server cannot be reached or does not serve that model."""
+        try:
+            listing = self.get("/models", retries=min(self.retry.max_retries, STARTUP_RETRIES))
+        except RequestFailed as err:
+            raise ServedError(f"{err.message}; is the server running at {self.base_url}? (the URL ends in /v1)")
+        models = [m for m in listing.get("data") or [] if isinstance(m, dict)]
+        for m in models:
+            if m.get("id") == name:
+                return m
+        served = ", ".join(str(m.get("id")) for m in models) or "none"
+        raise ServedError(f"{self.base_url}: serves no model named {name!r} (it serves: {served}); "
+                          "give one of these to --served-model / --judge-model")
+
+
+def parallel_batches(tasks: Sequence[Any], work: Callable[[Any], Any], *, concurrency: int, batch_size: int,
+                     on_batch: Callable[[list[tuple[int, Any]]], None], abort: Callable[[bool], None]) -> None:
+    """Run `work(task)` for every task on `concurrency` threads; hand back `(index, result)` pairs in the calling
+    thread, `batch_size` at a time as they finish (at most `batch_size` finished results wait unwritten).
+
+    When `work` raises, the tasks not started are cancelled, `abort(False)` stops the running ones from waiting
+    for retries, the requests in flight are let finish (a dead server fails them at once), whatever finished well
+    is handed back, and the error is raised here: no answer had is lost, nothing hangs on a dead server. On
+    Ctrl-C, `abort(True)` drops the requests in flight too."""
+    if not tasks:
+        return
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="served")
+    futures: dict[Future, int] = {pool.submit(work, t): i for i, t in enumerate(tasks)}
+    waiting = set(futures)
+    pending: list[tuple[int, Any]] = []
+    try:
+        while waiting:
+            finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            error = None
+            for f in _in_order(finished, futures):
+                if f.exception() is not None:
+                    error = error or f.exception()
+                    continue
+                pending.append((futures[f], f.result()))
+                if len(pending) >= batch_size:
+                    batch, pending = pending, []
+                    on_batch(batch)
+            if error is not None:
+                raise error
+    except BaseException as err:
+        for f in waiting:
+            f.cancel()
+        abort(isinstance(err, KeyboardInterrupt))
+        pool.shutdown(wait=True)
+        pending += [(futures[f], f.result()) for f in _in_order(waiting, futures)
+                    if not f.cancelled() and f.exception() is None]
+        if pending:
+            on_batch(pending)
+        raise
+    pool.shutdown(wait=True)
+    if pending:
+        on_batch(pending)
+
+
+def _in_order(finished: Iterable[Future], futures: dict[Future, int]) -> list[Future]:
+    return sorted(finished, key=lambda f: futures[f])
+
+
+def _json_object(response) -> dict | None:
+    try:
+        obj = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
+def _error_detail(response) -> str:
+    """The server's error message (`{"error": {"message": ...}}`, `{"message": ...}`, `{"detail": ...}`), else the
+    start of the body."""
+    try:
+        obj = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        obj = None
+    if isinstance(obj, dict):
+        err = obj.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:_BODY_CHARS]
+        for key in ("message", "detail", "error"):
+            if isinstance(obj.get(key), str) and obj[key]:
+                return obj[key][:_BODY_CHARS]
+    text = response.text.strip().replace("\n", " ")
+    return text[:_BODY_CHARS] or response.reason_phrase
+
+
+def _unknown_model(detail: str) -> bool:
+    low = detail.lower()
+    return "model" in low and ("does not exist" in low or "not found" in low or "unknown" in low)
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,201 @@
+"""`eval run --backend openai` against a real HTTP server on 127.0.0.1 (tests/openai_server.py) serving a tiny
+random Llama through transformers: greedy answers equal the local backend's, concurrency is bounded, 429s and
+garbled answers are retried, a server that dies mid-run leaves a resumable file, and errors are one line."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from malmungchi.cli import main
+from malmungchi.eval.generate import GenerationSettings
+from malmungchi.eval.load import load
+from malmungchi.eval.records import read_gold
+from malmungchi.eval.run import run_eval, run_plan
+from malmungchi.eval.served import RetryPolicy, ServedClient
+from malmungchi.eval.served_run import served_plan
+from openai_server import OpenAIServer, TinyModelResponder
+
+QA = [("질문: 한국의 수도는 어디인가요?\n답:", "서울"), ("사과는 무슨 색인가요?", "빨간색"), ("안녕하세요", "반갑습니다"),
+      ("바다는", "파랗다"), ("옛날 옛적에 작은 마을에 한 소년이 살았습니다.", "철수"), ("1 더하기 1은?", "2")]
+N = len(QA) + 2
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory, qwen3_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from malmungchi.train.tiny import make_tiny_model
+
+    tok = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir)
+    return load(make_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tok, seed=0), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def responder(loaded):
+    return TinyModelResponder(loaded.model, loaded.tokenizer)
+
+
+@pytest.fixture(scope="module")
+def gold(tmp_path_factory) -> Path:
+    rows = [{"id": f"q{i}", "prompt": p, "answer": a} for i, (p, a) in enumerate(QA)]
+    for j in range(2):  # chat items: the answered assistant turn is last, as the build writes them
+        rows.append({"id": f"c{j}", "answer": "말뭉치",
+                     "messages": [{"role": "system", "content": "짧게 답하세요."},
+                                  {"role": "user", "content": f"이름이 뭐예요? ({j})"},
+                                  {"role": "assistant", "content": "말뭉치"}]})
+    path = tmp_path_factory.mktemp("gold") / "gold.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_lines(loaded, gold, tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("local") / "r.jsonl"
+    run_eval(loaded, read_gold(gold), out, GenerationSettings(max_new_tokens=6), batch_size=4)
+    return _lines(out)
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _cli(url, gold, out, *extra):
+    args = ["eval", "run", "--backend", "openai", "--base-url", url, "--served-model", "tiny", "--data", str(gold),
+            "--output", str(out), "--max-new-tokens", "6", "--json", *map(str, extra)]
+    return CliRunner().invoke(main, args)
+
+
+def _prompt_ids(server: OpenAIServer, gold: Path) -> list[str]:
+    """The gold ids the server was asked for, from the prompts it received."""
+    by_prompt = {}
+    for item in read_gold(gold):
+        by_prompt[item.prompt if item.messages is None else json.dumps(item.messages[:-1], ensure_ascii=False)] = \
+            item.key
+    return [by_prompt[b["prompt"] if "prompt" in b else json.dumps(b["messages"], ensure_ascii=False)]
+            for b in server.completions_bodies()]
+
+
+def test_greedy_served_answers_equal_the_local_backend(responder, gold, local_lines, tmp_path):
+    out = tmp_path / "served.jsonl"
+    with OpenAIServer(responder, delay=0.05) as server:
+        r = _cli(server.url, gold, out, "--concurrency", 3, "--batch-size", 2)
+        assert r.exit_code == 0, r.output
+        s = json.loads(r.stdout)
+        assert (s["n_total"], s["generated"], s["resumed"]) == (N, N, 0)
+        served = _lines(out)
+        assert [x["id"] for x in served] == [x["id"] for x in local_lines]
+        assert [x["prediction"] for x in served] == [x["prediction"] for x in local_lines]
+        assert [x["stop_reason"] for x in served] == [x["stop_reason"] for x in local_lines]
+        assert [x["new_tokens"] for x in served] == [x["new_tokens"] for x in local_lines]
+        assert 1 < server.max_in_flight <= 3  # really parallel, and never more than --concurrency
+
+        bodies = server.completions_bodies()
+        paths = sorted(r["path"] for r in server.requests)
+        assert paths == ["/chat/completions"] * 2 + ["/completions"] * len(QA)
+        for b in bodies:
+            assert (b["max_tokens"], b["temperature"], b["skip_special_tokens"]) == (6, 0.0, False)
+            assert "seed" not in b and "top_p" not in b  # greedy: nothing that could change the answer
+            if "messages" in b:  # the reference answer is never sent
+                assert [m["role"] for m in b["messages"]] == ["system", "user"]
+
+        # the same command again: everything resumed, the server is not asked anything
+        again = _cli(server.url, gold, out, "--concurrency", 3)
+        assert again.exit_code == 0, again.output
+        assert (json.loads(again.stdout)["resumed"], len(server.completions_bodies())) == (N, N)
+        assert "resuming" in again.stderr
+
+        # another sampling setting is another fingerprint: every item is asked again, the file holds each id once
+        sampled = _cli(server.url, gold, out, "--temperature", 0.7, "--seed", 3)
+        assert sampled.exit_code == 0, sampled.output
+        assert json.loads(sampled.stdout)["generated"] == N
+        assert all(b["seed"] == 3 and b["temperature"] == 0.7 for b in server.completions_bodies()[N:])
+        assert sorted(x["id"] for x in _lines(out)) == sorted(x["id"] for x in local_lines)
+
+
+def test_429_and_a_garbled_answer_are_retried(responder, gold, local_lines, tmp_path):
+    calls = {"n": 0}
+
+    def garble_the_fourth(path, body):
+        calls["n"] += 1
+        return (200, "{not json") if calls["n"] == 4 else responder(path, body)
+
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(garble_the_fourth, fail_first=3) as server, \
+            ServedClient(server.url, retry=RetryPolicy(max_retries=4, base_delay=0.01), concurrency=2) as client:
+        plan = served_plan(client, "tiny", read_gold(gold), out, GenerationSettings(max_new_tokens=6),
+                           concurrency=2, batch_size=3)
+        outcome = run_plan(plan, read_gold(gold), out)
+        assert (outcome.generated, outcome.summary.n_total) == (N, N)
+        assert len(server.requests) == N + 3 + 1  # every item once, plus the three 429s and the garbled one
+    assert [x["prediction"] for x in _lines(out)] == [x["prediction"] for x in local_lines]
+
+
+def test_server_dies_mid_run_then_the_rerun_asks_only_the_rest(responder, gold, local_lines, tmp_path):
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(responder, die_after=3) as dying:
+        r = _cli(dying.url, gold, out, "--concurrency", 2, "--batch-size", 1, "--max-retries", 1)
+    assert r.exit_code == 2, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+    assert "cannot reach the server" in r.stderr and "rerun the same command to resume" in r.stderr
+    written = [x["id"] for x in _lines(out)]
+    assert 3 <= len(written) == dying.answered < N  # every answer the server gave was kept
+    assert len(set(written)) == len(written)
+
+    with OpenAIServer(responder) as server:
+        again = _cli(server.url, gold, out, "--concurrency", 2)  # another port: the same model, so it resumes
+        assert again.exit_code == 0, again.output
+        s = json.loads(again.stdout)
+        assert (s["resumed"], s["generated"]) == (len(written), N - len(written))
+        assert sorted(_prompt_ids(server, gold)) == sorted(x["id"] for x in local_lines if x["id"] not in written)
+    assert [x["id"] for x in _lines(out)] == [x["id"] for x in local_lines]  # each id once, in gold order
+    assert [x["prediction"] for x in _lines(out)] == [x["prediction"] for x in local_lines]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["unreachable", "unknown model", "model folder too", "device", "no url"])
+def test_one_line_errors(responder, gold, tmp_path, case):
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(responder) as server:
+        if case == "unreachable":
+            r = _cli(f"http://127.0.0.1:{_free_port()}/v1", gold, out, "--max-retries", 0)
+            expected = "cannot reach the server"
+        elif case == "unknown model":
+            r = CliRunner().invoke(main, ["eval", "run", "--backend", "openai", "--base-url", server.url,
+                                          "--served-model", "nope", "--data", str(gold), "--output", str(out)])
+            expected = "serves no model named 'nope' (it serves: tiny)"
+        elif case == "model folder too":
+            r = CliRunner().invoke(main, ["eval", "run", str(tmp_path), "--backend", "openai", "--base-url",
+                                          server.url, "--served-model", "tiny", "--data", str(gold), "--output",
+                                          str(out)])
+            expected = "leave out RUN_DIR_OR_MODEL"
+        elif case == "device":
+            r = _cli(server.url, gold, out, "--device", "cuda")
+            expected = "with --backend openai the server decides"
+        else:
+            r = CliRunner().invoke(main, ["eval", "run", "--backend", "openai", "--data", str(gold), "--output",
+                                          str(out)])
+            expected = "--backend openai needs --base-url"
+        assert server.requests == []
+    assert r.exit_code == 2, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and expected in r.stderr, r.stderr
+    assert not out.exists()
