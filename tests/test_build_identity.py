@@ -18,8 +18,8 @@ from malmungchi.schemas.registry import default_registry
 POLICIES = ARMS
 
 
-def _build(corpus, tok_dir, out, **cfg):
-    p = plan([str(corpus)], BuildConfig(**cfg), default_registry(), tokenizer_source=str(tok_dir))
+def _build(corpus, tok_dir, out, parsed=None, **cfg):
+    p = plan([str(corpus)], BuildConfig(**cfg), default_registry(), tokenizer_source=str(tok_dir), parsed=parsed)
     write_build(p, out)
     items = [json.loads(line) for line in (out / "eval" / "test.jsonl").read_text(encoding="utf-8").splitlines()]
     m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -63,6 +63,28 @@ def test_every_policy_and_tokenizer_gives_the_same_split_and_items(builds):
         assert "<|sound|>" in special[i["id"]]["answer"] and i["answer"] == i["answer_canonical"]
     for i in builds["qwen3", "drop"][2]:
         assert "|SOUND|>" not in i["answer"] and content_text(i["answer_canonical"])
+
+
+def _content_hash(out) -> str:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))["content_hash"]
+
+
+def _parse(corpus, **cfg):
+    from malmungchi.prep.readers import find_inputs
+    from malmungchi.prep.stream import parse_all
+
+    return parse_all(find_inputs([str(corpus)]), default_registry(), BuildConfig(**cfg))
+
+
+def test_one_parse_builds_every_policy_byte_identically(builds, corpus, qwen3_tokenizer_dir, tmp_path):
+    """`experiment markers` parses the inputs once and builds every policy from those trees: each build is the
+    same, byte for byte, as one that reads the files (and building one policy leaves the trees for the next)."""
+    parsed = _parse(corpus)
+    for policy in ("drop", "special", "strip"):
+        out = tmp_path / policy
+        _build(corpus, qwen3_tokenizer_dir, out, parsed=parsed, split_unit="document",
+               **policy_settings(policy, default_registry()))
+        assert _content_hash(out) == _content_hash(builds["qwen3", policy][0]), policy
 
 
 def test_renaming_the_folder_moves_no_document(corpus, qwen3_tokenizer_dir, tmp_path):
@@ -119,12 +141,17 @@ def test_chat_mode_items_and_content_are_the_same_under_every_policy(corpus, qwe
     import pyarrow.parquet as pq
 
     seen = {}
+    parsed = _parse(corpus, mode="chat")
     for policy in ("special", "drop", "text"):
         out = tmp_path / policy
         splits, items = _build(corpus, qwen3_tokenizer_dir, out, mode="chat", split_unit="document",
                                **policy_settings(policy, default_registry()))
         t = pq.read_table(out / "eval" / "content.parquet").to_pylist()
         seen[policy] = (splits, items, t)
+        if policy != "text":  # built again from one parse: the same bytes
+            _build(corpus, qwen3_tokenizer_dir, tmp_path / f"{policy}-parsed", parsed=parsed, mode="chat",
+                   split_unit="document", **policy_settings(policy, default_registry()))
+            assert _content_hash(tmp_path / f"{policy}-parsed") == _content_hash(out), policy
     splits, items, table = seen["special"]
     assert len(items) >= 5 and all(":t" in i["id"] for i in items)
     for policy, (s, its, _) in seen.items():

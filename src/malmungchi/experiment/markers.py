@@ -123,6 +123,36 @@ def check(s: Settings) -> None:
         raise ExperimentError(lines)
 
 
+@dataclass
+class Corpus:
+    """The inputs, read and parsed once for every stage: the builds render these trees under each policy."""
+
+    config: object  # the malmungchi.toml every command would use (`load_settings_config`)
+    inputs: list  # `find_inputs`
+    sources: list  # `prep.stream.parse_all`: SourceFiles with their trees
+    hashes: list  # [key, sha256 of the file] per input: what the stages' fingerprints hold
+
+    @classmethod
+    def read(cls, s: Settings) -> Corpus:
+        from malmungchi.prep.readers import find_inputs
+        from malmungchi.prep.stream import parse_all
+
+        config = load_settings_config(s)
+        inputs = find_inputs(list(s.inputs))
+        reading = build_config(s, s.policies[0], Path("."), config, "document")  # policies play no part in it
+        sources = parse_all(inputs, config.registry(), reading)
+        return cls(config, inputs, sources, [[src.key, src.sha256] for src in sources])
+
+    def documents(self):
+        """(document, its source file, its canonical text) for every input document."""
+        from malmungchi.prep.identity import Canonical
+
+        canonical = Canonical(self.config.registry())
+        for src in self.sources:
+            for doc in src.documents:
+                yield doc, src, canonical.renderer.render(doc, src.key).text
+
+
 def run(s: Settings, progress: Callable[[str, bool], None] | None = None) -> dict:
     """Run (or resume) the experiment; returns report.json's content."""
     from malmungchi.experiment import report as report_mod
@@ -146,12 +176,14 @@ def run(s: Settings, progress: Callable[[str, bool], None] | None = None) -> dic
         if progress:
             progress(name, True)
 
+    c = Corpus.read(s)  # once: every stage's fingerprint and every build start from it
     tok_dir, base_dir = _base_paths(s)
-    step("tokenizer", lambda: _tokenizer(s, tok_dir))
+    step("tokenizer", lambda: _tokenizer(s, c, tok_dir))
     step("base model", lambda: _base_model(s, tok_dir, base_dir))
-    unit = split_unit(s)
+    unit = split_unit(s, c)
+    tok_hash = _tree_hash(tok_dir)
     for arm in s.policies:
-        step(f"build {arm}", lambda arm=arm: _build(s, arm, tok_dir, unit))
+        step(f"build {arm}", lambda arm=arm: _build(s, c, arm, tok_dir, tok_hash, unit))
     for arm in s.policies:
         for seed in s.seeds:
             step(f"train {arm} seed {seed}", lambda arm=arm, seed=seed: _train(s, arm, seed, base_dir))
@@ -172,18 +204,18 @@ def _base_paths(s: Settings) -> tuple[Path, Path]:
     return tok, base
 
 
-def _tokenizer(s: Settings, tok_dir: Path) -> bool:
+def _tokenizer(s: Settings, c: Corpus, tok_dir: Path) -> bool:
     if s.tokenizer != "train":
         if not tok_dir.is_dir():
             raise ExperimentError(f"--tokenizer {s.tokenizer}: no such folder (or give --tokenizer train)")
         return True
-    fp = _sha({"inputs": _input_hashes(s), "vocab_size": s.vocab_size})
+    fp = _sha({"inputs": c.hashes, "vocab_size": s.vocab_size})
     if _done(tok_dir, fp):
         return True
     from malmungchi.quickstart.tokenizer import train_tokenizer
 
     _fresh(tok_dir)
-    train_tokenizer(_canonical_texts(s), tok_dir, vocab_size=s.vocab_size)
+    train_tokenizer(_canonical_texts(c), tok_dir, vocab_size=s.vocab_size)
     _finish(tok_dir, fp)
     return False
 
@@ -220,7 +252,7 @@ def load_settings_config(s: Settings):
     return load_config(Path(s.inputs[0]) if s.inputs else Path.cwd(), Path(s.config) if s.config else None)
 
 
-def split_unit(s: Settings, config=None) -> str:
+def split_unit(s: Settings, corpus: Corpus | None = None) -> str:
     """"document" or "chunk": with `auto`, whole documents when the test split would get MIN_TEST_UNITS of them
     (decided from the documents' identities, as the build decides), else pieces of them, so a small corpus still
     gives an interval."""
@@ -231,7 +263,7 @@ def split_unit(s: Settings, config=None) -> str:
     from malmungchi.schemas.config import SplitRatios
 
     identity, groups = {}, {}
-    for doc, src, text in _documents(s, config):
+    for doc, src, text in (corpus or Corpus.read(s)).documents():
         identity[doc.id] = text_key(text)
         groups.update(src.groups)
     ratios = SplitRatios(**dict(zip(("train", "validation", "test"), s.splits)))
@@ -240,11 +272,10 @@ def split_unit(s: Settings, config=None) -> str:
     return "document" if test >= MIN_TEST_UNITS else "chunk"
 
 
-def build_config(s: Settings, arm: str, tok_dir: Path, config=None, unit: str | None = None):
+def build_config(s: Settings, arm: str, tok_dir: Path, config, unit: str):
+    """The build config of policy `arm`: the config file's [build] with what the experiment sets itself."""
     from malmungchi.schemas.config import BuildConfig
 
-    config = config or load_settings_config(s)
-    unit = unit or split_unit(s, config)
     own = {k: v for k, v in config.build.model_dump(exclude_unset=True).items() if k not in EXPERIMENT_KEYS}
     return BuildConfig(**{**own, "tokenizer": str(tok_dir), "mode": "chat" if s.chat else "text",
                           "max_length": s.max_length, "eval_context": s.eval_context, "seed": 0,
@@ -254,20 +285,19 @@ def build_config(s: Settings, arm: str, tok_dir: Path, config=None, unit: str | 
                           **policy_settings(arm, config.registry())})
 
 
-def _build(s: Settings, arm: str, tok_dir: Path, unit: str) -> bool:
+def _build(s: Settings, c: Corpus, arm: str, tok_dir: Path, tok_hash: str, unit: str) -> bool:
     from malmungchi.prep.build import plan
     from malmungchi.prep.write import write_build
 
     folder = Path(s.out) / "builds" / arm
-    config = load_settings_config(s)
-    registry = config.registry()
-    cfg = build_config(s, arm, tok_dir, config, unit)
-    fp = _sha({"inputs": _input_hashes(s), "tokenizer": _tree_hash(tok_dir), "config": cfg.model_dump(mode="json"),
+    registry = c.config.registry()
+    cfg = build_config(s, arm, tok_dir, c.config, unit)
+    fp = _sha({"inputs": c.hashes, "tokenizer": tok_hash, "config": cfg.model_dump(mode="json"),
                "markers": sorted(registry.tokens)})
     if _done(folder, fp):
         return True
     _fresh(folder)
-    p = plan(list(s.inputs), cfg, registry)
+    p = plan(list(s.inputs), cfg, registry, parsed=c.sources)
     manifest = write_build(p, folder)
     _finish(folder, fp, content_hash=manifest["content_hash"])
     return False
@@ -320,16 +350,6 @@ def _evaluate(s: Settings, arm: str, seed: int) -> bool:
 # -- helpers -------------------------------------------------------------------------------------------------------
 
 
-def _input_hashes(s: Settings) -> list:
-    from malmungchi.prep.readers import find_inputs
-
-    out = []
-    for path, key in find_inputs(list(s.inputs)):
-        h = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        out.append([key, h])
-    return out
-
-
 def _tree_hash(folder: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAGE_FILE):
@@ -337,27 +357,13 @@ def _tree_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _canonical_texts(s: Settings) -> list[str]:
+def _canonical_texts(c: Corpus) -> list[str]:
     """Every input document's text without its markers: what a tokenizer for the experiment is trained on, so
     that, as with a pretrained tokenizer, `|SOUND|>` spelled as text costs several tokens and `special` adds
     one token per marker."""
     from malmungchi.prep.identity import MARKER
 
-    return [MARKER.sub("", text) for _, _, text in _documents(s)]
-
-
-def _documents(s: Settings, config=None):
-    """(document, its source file, its canonical text) for every input document."""
-    from malmungchi.prep.identity import Canonical
-    from malmungchi.prep.readers import find_inputs, read_source
-
-    config = config or load_settings_config(s)
-    registry = config.registry()
-    canonical = Canonical(registry)
-    for path, key in find_inputs(list(s.inputs)):
-        src = read_source(path, key, registry, config.build)
-        for doc in src.documents:
-            yield doc, src, canonical.renderer.render(doc, key).text
+    return [MARKER.sub("", text) for _, _, text in c.documents()]
 
 
 def _reset_peak_memory():

@@ -95,8 +95,11 @@ class Plan:
 
 def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_source: str | None = None,
          tokenizer=None, exclude: list[str] | None = None, jobs: int | None = None, progress=None,
-         write_rows: bool = True, encoder: str = "auto") -> Plan:
+         write_rows: bool = True, encoder: str = "auto", parsed: list[SourceFile] | None = None) -> Plan:
     """Everything the build directory will hold, computed in memory. `progress(stage, advance, total)`.
+
+    `parsed`: `prep.stream.parse_all` of the same inputs (with this registry and reading options), to build
+    from trees already parsed instead of reading the files again; the build is the same.
 
     `encoder` (text mode; the ids are the same whichever): "tiktoken" encodes with tiktoken's BPE where it gives
     the tokenizer's ids (`fastbpe`; a BuildError says why when the tokenizer is not one of those), "tokenizers"
@@ -105,16 +108,18 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
         raise BuildError([f"encoder {encoder!r}: choose one of {', '.join(ENCODERS)}"])
     try:
         return _plan(paths, cfg, registry, tokenizer_source=tokenizer_source, tokenizer=tokenizer, exclude=exclude,
-                     jobs=jobs, progress=progress, encoder_choice=encoder)
+                     jobs=jobs, progress=progress, encoder_choice=encoder, parsed=parsed)
     except EncoderMismatch as exc:
         raise BuildError([str(exc)]) from None
 
 
 def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_source: str | None, tokenizer,
-          exclude: list[str] | None, jobs: int | None, progress, encoder_choice: str) -> Plan:
+          exclude: list[str] | None, jobs: int | None, progress, encoder_choice: str,
+          parsed: list[SourceFile] | None = None) -> Plan:
     """The pipeline of `docs/DESIGN.md`, one named step per line; each step reads and fills `_Work`."""
     w = _setup(paths, cfg, registry, tokenizer_source=tokenizer_source, tokenizer=tokenizer, exclude=exclude,
                progress=progress, encoder_choice=encoder_choice)
+    w.parsed = parsed
     _start_encoding_early(w)  # text mode, tokens known before reading: encode while reading
     _read_parse_render(w, jobs)  # + dedup (and encoding, when started early) as documents arrive
     _lint_gate(w)
@@ -192,6 +197,7 @@ class _Work:
     encoder: Encoder | None = None
     split_unit: str = "document"  # as decided by `_choose_split_unit` (`assign` decides the same again)
     reencode: bool = False  # pieces replaced renderings the early encoder already had
+    parsed: list[SourceFile] | None = None  # the inputs already parsed (`plan`'s `parsed`)
 
     def step(self, stage: str, total: int | None = None) -> Callable | None:
         """A progress callback for one stage, or None."""
@@ -243,7 +249,7 @@ def _read_parse_render(w: _Work, jobs: int | None) -> None:
     `w.early`, into the encoder as they arrive."""
     input_bytes = sum(os.path.getsize(p) for p, _ in w.inputs if os.path.isfile(p))
     results = stream(w.inputs, w.registry, w.cfg, jobs, w.cfg.mode == "text", w.step("reading", input_bytes),
-                     w.early.encoder.text_encoder if w.early else None)
+                     w.early.encoder.text_encoder if w.early else None, w.parsed)
     for s, rendered in results:
         w.sources.append(s)
         w.groups.update(s.groups)

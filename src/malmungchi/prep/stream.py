@@ -6,10 +6,14 @@ before the first item is asked for (the caller can load the tokenizer meanwhile)
 tokens are known before reading, the workers also encode what they render, each single-threaded (one per core),
 without offsets where the tokenizer allows it (`prep.positions`); they send back rendered texts with their token
 ids, never document trees or Rust encodings. The result is the same as reading serially.
+
+`parse_all()` reads and parses every input once and keeps the trees: `stream(..., parsed=)` then renders copies
+of them, so one parse serves builds of the same inputs under several marker policies (`experiment markers`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -79,11 +83,27 @@ def _prepare_one(args: tuple[str, str]) -> tuple[SourceFile, list | None]:
         return prepare(read_source(args[0], args[1], registry, cfg), renderer, encoder)
 
 
+def parse_all(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig) -> list[SourceFile]:
+    """Every input read and parsed, trees kept, in input order. Marker policies play no part in reading, so
+    this serves every build of `inputs` whose reading options (`cfg`'s columns, grouping, …) are these."""
+    out = []
+    for path, key in inputs:
+        with collector_paused():
+            out.append(read_source(path, key, registry, cfg))
+    return out
+
+
 def stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, jobs: int | None, render: bool,
-           progress: Callable | None = None, encoder: TextEncoder | None = None) -> Iterator:
+           progress: Callable | None = None, encoder: TextEncoder | None = None,
+           parsed: list[SourceFile] | None = None) -> Iterator:
     """(SourceFile, rendered | None) per input, in input order (see the module docstring). Without a pool nothing
-    is encoded."""
+    is encoded. With `parsed` (`parse_all` of the same inputs) nothing is read: each tree is rendered in this
+    process from a copy of its SourceFile (the parsed trees stay as they were)."""
     sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p, _ in inputs]
+    if parsed is not None:
+        if [s.key for s in parsed] != [k for _, k in inputs]:
+            raise ValueError("parsed sources are not those of these inputs")
+        return _from_parsed(parsed, sizes, registry, cfg, render, progress)
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES and fork_is_safe():
         return _Pooled(inputs, sizes, registry, cfg, jobs, render, progress, encoder).results()
@@ -95,6 +115,17 @@ def _serial(inputs, sizes, registry: Registry, cfg: BuildConfig, render: bool, p
     for (p, k), size in zip(inputs, sizes):
         with collector_paused():  # as in _prepare_one
             res = prepare(read_source(p, k, registry, cfg), renderer)
+        if progress:
+            progress(size)
+        yield res
+
+
+def _from_parsed(parsed: list[SourceFile], sizes, registry: Registry, cfg: BuildConfig, render: bool,
+                 progress) -> Iterator:
+    renderer = _renderer(registry, cfg) if render else None
+    for src, size in zip(parsed, sizes):
+        with collector_paused():
+            res = prepare(dataclasses.replace(src), renderer)  # a copy: `prepare` lets its documents go
         if progress:
             progress(size)
         yield res
