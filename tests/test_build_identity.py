@@ -166,3 +166,36 @@ def test_chat_mode_items_and_content_are_the_same_under_every_policy(corpus, qwe
     # drop also removes the cue text
     assert 0 < content["special"] == content["text"] and content["drop"] < content["special"]
     assert content["special"] < sum(map(sum, (r["chars"] for r in table)))
+
+
+@pytest.mark.parametrize("policies, fallbacks", [({}, 0), ({"SOUND": 'replace:"<소리>"'}, 1)])
+def test_respelling_gives_the_canonical_rendering(corpus, tmp_path, policies, fallbacks):
+    """Text mode renders each document once; its identity, canonical answers and leaf sizes come from respelling
+    the markers (`prep.identity.Respell`) — exactly what rendering the tree canonically gives, also where the
+    source text itself holds a marker's spelling (`<소리>` below: then it renders again; `<|sound|>` in the
+    source is read as the marker)."""
+    from malmungchi.prep.identity import Canonical
+    from malmungchi.prep.policies import Policies
+    from malmungchi.prep.readers import find_inputs, read_source
+    from malmungchi.prep.render import TextRenderer
+
+    literal = tmp_path / "literal.txt"
+    literal.write_text("|START_OF_TITLE|>토큰|END_OF_TITLE|>\n\n"
+                       "<|sound|> 라고 쓰면 토큰이 된다. <소리> 도 그렇다.\n\n|START_OF_DIALOGUE|>\n"
+                       "가: |SOUND|>(웃음) 정말?\n나: 응.\n|END_OF_DIALOGUE|>\n", encoding="utf-8")
+    registry = default_registry()
+    cfg = BuildConfig(policies=policies)
+    renderer = TextRenderer(Policies(registry, cfg), cfg.speakers)
+    fast, slow = Canonical(registry, cfg), Canonical(registry, cfg)
+    assert fast.respell is not None
+    slow.respell = None
+    n = respelled = 0
+    for path, key in find_inputs([str(corpus), str(literal)]):
+        for doc in read_source(path, key, registry, cfg).documents:
+            a, b = renderer.render(doc, key), renderer.render(doc, key)
+            respelled += fast.respell.stamp(a)
+            fast.stamp(a, doc, key)
+            slow.stamp(b, doc, key)
+            assert (a.key, a.canon_answers, a.leaf_sizes) == (b.key, b.canon_answers, b.leaf_sizes), doc.id
+            n += 1
+    assert n > 10 and respelled == n - fallbacks

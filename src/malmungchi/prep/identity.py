@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections import Counter
 
+import numpy as np
 import regex
 
 from malmungchi.corpus.tree import Document
@@ -46,17 +48,75 @@ def is_canonical(cfg: BuildConfig) -> bool:
 
 class Canonical:
     """Renders documents canonically; `stamp` sets a rendering's identity from its document. `cfg`: the build's
-    (text mode renderings made with a canonical one are not rendered again)."""
+    (text mode renderings made with a canonical one are not rendered again; those whose policies only spell
+    markers otherwise are respelled, `Respell`)."""
 
     def __init__(self, registry: Registry, cfg: BuildConfig | None = None):
         self.renderer = TextRenderer(Policies(registry, CANONICAL), "name")
         self.same = cfg is not None and cfg.mode == "text" and is_canonical(cfg)
+        self.respell = Respell.of(registry, cfg) if cfg is not None and not self.same else None
 
     def stamp(self, r: Rendered, doc: Document, source: str) -> None:
         """`r.key` (dedup and split key), `r.canon_answers` (each turn's content, canonical) and `r.leaf_sizes`
         (each paragraph's and turn's canonical characters) from `doc`."""
+        if self.respell is not None and self.respell.stamp(r):
+            return
         c = r if self.same else self.renderer.render(doc, source)
         r.key = text_key(c.text)
         r.canon_answers = [c.text[s:e] for _, s, e in c.turns]
         ends = [*c.leaf_cuts[1:], len(c.text)]
         r.leaf_sizes = [max(0, b - a) for a, b in zip(c.leaf_cuts, ends)]
+
+
+class Respell:
+    """Text mode, when every marker renders to a string of its own (`special`, `text`, `replace:"…"`: nothing
+    stripped or dropped) and speakers by name: the rendering has the canonical one's layout, only the markers are
+    spelled otherwise, so the canonical text is the rendering with each marker respelled `|NAME|>` — half the cost
+    of rendering the tree again. It is used only where it is exact: each spelling is found in the text exactly as
+    often as the renderer wrote that marker (a spelling also in the source text, or shared by two markers, falls
+    back to rendering)."""
+
+    def __init__(self, pattern: regex.Pattern, names: dict[str, str]):
+        self.pattern = pattern
+        self.names = names  # spelling → marker name
+        self.canon = {s: f"|{n}|>" for s, n in names.items()}
+
+    @classmethod
+    def of(cls, registry: Registry, cfg: BuildConfig) -> Respell | None:
+        if cfg.mode != "text" or cfg.speakers != "name":
+            return None
+        infos = list(Policies(registry, cfg).info.values())
+        if not all(i.rendered for i in infos):
+            return None
+        names = {i.rendered: i.token_name for i in infos if i.rendered != f"|{i.token_name}|>"}
+        spellings = [i.rendered for i in infos]
+        if len(set(spellings)) != len(spellings) or not names:
+            return None
+        return cls(regex.compile("(" + "|".join(regex.escape(s) for s in sorted(names, key=len, reverse=True)) + ")"),
+                   names)
+
+    def stamp(self, r: Rendered) -> bool:
+        """`Canonical.stamp` by respelling; False (nothing set) where that would not be exact."""
+        parts = self.pattern.split(r.text)  # text, spelling, text, …
+        spelled = parts[1::2]
+        seen = Counter(spelled)
+        if any(seen[s] != r.markers.get(n, 0) for s, n in self.names.items()):
+            return False
+        sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        starts = np.cumsum(sizes)[0:-1:2]  # where each spelling starts in the rendering
+        canon = self.canon
+        parts[1::2] = [canon[s] for s in spelled]
+        c = "".join(parts)
+        grow = np.concatenate([[0], np.cumsum(np.fromiter(map(len, parts[1::2]), dtype=np.int64, count=len(spelled))
+                                              - sizes[1::2])])
+
+        def at(offsets) -> np.ndarray:  # where an offset of the rendering is in the canonical text
+            x = np.asarray(offsets, dtype=np.int64)
+            return x + grow[np.searchsorted(starts, x, "left")]
+
+        r.key = text_key(c)
+        turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)
+        r.canon_answers = [c[a:b] for a, b in zip(at(turns[:, 1]).tolist(), at(turns[:, 2]).tolist())]
+        cuts = at(r.leaf_cuts)
+        r.leaf_sizes = np.maximum(0, np.diff(np.append(cuts, len(c)))).tolist()
+        return True
