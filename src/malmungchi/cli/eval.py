@@ -44,6 +44,16 @@ def _normalizer_for(tokenizer_dir: str | None, end_markers: tuple[str, ...], dro
 
 _DROP_MARKERS_HELP = "Remove <|name|> tokens and |NAME|> markers from both sides before comparing."
 _SHOW_HELP = "How many of the worst mismatches to list (0: none)."
+_SEED_HELP = "Seed of --sample (the same seed and gold give the same ids on every machine)."
+
+
+def _sample_options(f):
+    """--sample N and --stratify FIELD (eval score, run and judge; each has a --seed)."""
+    f = click.option("--stratify", metavar="FIELD",
+                     help="Draw --sample in proportion to this gold-record field's values (e.g. a source).")(f)
+    return click.option("--sample", "sample_size", type=click.IntRange(min=1),
+                        help="Work on a random N of the gold records (reproducible: see --seed); the ids drawn are "
+                             "recorded in the summary.")(f)
 
 
 @eval_group.command()
@@ -55,23 +65,31 @@ _SHOW_HELP = "How many of the worst mismatches to list (0: none)."
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(),
               help="A tokenizer folder: its EOS and end-of-turn tokens are cut at too.")
 @click.option("--end-marker", "end_markers", multiple=True, help="Another end-of-sequence string to cut at.")
+@_sample_options
+@click.option("--seed", type=int, default=0, show_default=True, help=_SEED_HELP)
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help=_SHOW_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, show, as_json):
-    """Score predictions made anywhere against gold answers on three exact-match tiers and character F1.
+def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, sample_size, stratify, seed, show,
+          as_json):
+    """Score predictions made anywhere against gold answers on three exact-match tiers and character F1, each
+    with a 95% confidence interval (Wilson for the tiers, a seeded bootstrap for char F1).
 
     Exit status: 0 scored, 2 usage or input error.
     """
     from malmungchi.eval import report
     from malmungchi.eval.records import read_gold, read_predictions
+    from malmungchi.eval.sample import sample_gold
     from malmungchi.eval.score import score_items, summarize, worst, write_results
 
     normalizer = _normalizer_for(tokenizer_dir, end_markers, drop_markers)
-    gold_items = read_gold(gold)
+    all_gold = read_gold(gold)
+    gold_items, sample = sample_gold(all_gold, gold, sample_size, seed, stratify)
     preds = read_predictions(predictions)
     scored = score_items(gold_items, preds, normalizer)
-    gold_keys = {g.key for g in gold_items}
+    gold_keys = {g.key for g in all_gold}
     summary = summarize(scored, normalizer, n_extra=sum(1 for k in preds if k not in gold_keys))
+    if sample is not None:
+        summary.extra["sample"] = sample.as_dict()
     if output:
         try:
             write_results(output, scored)

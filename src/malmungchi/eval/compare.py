@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from math import exp, lgamma, log
 from pathlib import Path
 
+from malmungchi.eval.intervals import bootstrap_mean
 from malmungchi.eval.records import EvalInputError, id_key, read_jsonl
 from malmungchi.eval.score import METRICS
 
@@ -102,20 +103,8 @@ def mcnemar_exact(b: int, c: int) -> float:
 def paired_bootstrap(a: list[float], b: list[float], *, resamples: int, seed: int,
                      confidence: float) -> tuple[float, float]:
     """Percentile confidence interval of mean(b - a) over items resampled with replacement (paired)."""
-    import numpy as np
-
-    diff = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
-    n = len(diff)
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    chunk = max(1, 2_000_000 // max(n, 1))  # bound memory: chunk x n indices at a time
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = diff[idx].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
+    return bootstrap_mean([y - x for x, y in zip(a, b, strict=True)], resamples=resamples, seed=seed,
+                          confidence=confidence)
 
 
 def compare(path_a: str | Path, path_b: str | Path, *, resamples: int = 10_000, seed: int = 0,

@@ -24,14 +24,30 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def ci_text(ci) -> str:
+    """A 95% interval as the tables show it: [68.1%, 72.3%] (– when there was nothing to count)."""
+    return "–" if ci is None else f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def sample_text(sample: dict) -> str:
+    """The summary's sample block in words: 1,500 of 13,000 (seed 0, stratified by source)."""
+    how = f"seed {sample['seed']}" + (f", stratified by {sample['stratify']}" if sample.get("stratify") else "")
+    return f"{sample['size']:,} of {sample['population']:,} ({how}; ids {sample['ids_sha']})"
+
+
 def summary_table(summary: Summary, title: str = "exact match") -> Table:
     table = Table(title=title, show_edge=False, title_justify="left")
     table.add_column("metric")
     table.add_column("score", justify="right")
+    table.add_column("95% CI", justify="right")
     for metric in METRICS:
         label = f"{metric} (headline)" if metric == HEADLINE else metric
-        table.add_row(Text(label, style="bold" if metric == HEADLINE else ""), _pct(summary.means[metric]))
+        table.add_row(Text(label, style="bold" if metric == HEADLINE else ""), _pct(summary.means[metric]),
+                      ci_text(summary.cis.get(metric)))
     table.add_section()
+    sample = summary.extra.get("sample")
+    if sample:
+        table.caption, table.caption_justify = f"sample: {sample_text(sample)}", "left"
     table.add_row("items", str(summary.n_total))
     table.add_row("scored", str(summary.n_scored))
     table.add_row("missing predictions", Text(str(summary.n_missing), style="yellow" if summary.n_missing else ""))
