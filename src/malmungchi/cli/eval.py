@@ -182,9 +182,11 @@ def _check_backend(backend, model_path, base_url, served_model, device, dtype) -
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="0 decodes greedily; above 0 samples (with --top-p and --seed).")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --sample, and of sampled decoding (--temperature above 0).")
 @click.option("--stop", "stops", multiple=True, help="Stop generating at this string (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N gold records.")
+@_sample_options
 @click.option("--drop-markers", is_flag=True, help=_DROP_MARKERS_HELP)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
@@ -192,8 +194,8 @@ def _check_backend(backend, model_path, base_url, served_model, device, dtype) -
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help=_SHOW_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(model_path, data, output, backend, base_url, served_model, concurrency, api_key_env, timeout, max_retries,
-        keep_special_tokens, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, drop_markers,
-        device, dtype, show, as_json):
+        keep_special_tokens, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, sample_size,
+        stratify, drop_markers, device, dtype, show, as_json):
     """Generate answers for the gold prompts with a run folder or model folder (or a served model), then score
     them.
 
@@ -203,15 +205,18 @@ def run(model_path, data, output, backend, base_url, served_model, concurrency, 
     from malmungchi.eval import report
     from malmungchi.eval.records import read_gold, resolve_gold_path
     from malmungchi.eval.run import generation_settings, run_notes
+    from malmungchi.eval.sample import check_options, sample_gold
 
     _check_backend(backend, model_path, base_url, served_model, device, dtype)
+    check_options(sample_size, stratify, limit)
     err = console(stderr=True)
     settings, text_stop = generation_settings(data, max_new_tokens=max_new_tokens, temperature=temperature,
                                               top_p=top_p, seed=seed, stops=stops)
     out_path = Path(output)
     gold_path = resolve_gold_path(data)
-    gold_items = read_gold(gold_path)
-    options = dict(gold_source=gold_path, batch_size=batch_size, limit=limit, drop_markers=drop_markers)
+    gold_items, sample = sample_gold(read_gold(gold_path), gold_path, sample_size, seed, stratify)
+    options = dict(gold_source=gold_path, batch_size=batch_size, limit=limit, sample=sample,
+                   drop_markers=drop_markers)
     try:
         if backend == "local":
             outcome = _run_local(err, model_path, device, dtype, gold_items, out_path, settings, text_stop, options)
@@ -254,13 +259,13 @@ def _run_served(err, client, served_model, gold_items, out_path, settings, text_
     from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate_plan
     from malmungchi.eval.served_run import served_plan
 
-    limit = options.pop("limit")
+    limit, sample = options.pop("limit"), options.pop("sample")
     plan = served_plan(client, served_model, gold_items, out_path, settings, concurrency=concurrency,
                        keep_special_tokens=keep_special_tokens, **options)
     if text_stop:
         err.print(TEXT_STOP_NOTE)
     with report.GenerationProgress(err) as progress:
-        return evaluate_plan(plan, gold_items, out_path, limit=limit, on_start=progress.start,
+        return evaluate_plan(plan, gold_items, out_path, limit=limit, sample=sample, on_start=progress.start,
                              on_progress=progress.advance)
 
 
@@ -317,24 +322,27 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Verdicts written per fsync.")
 @click.option("--drop-markers", is_flag=True, help=_DROP_MARKERS_HELP + " (for the exact-match side)")
+@_sample_options
+@click.option("--seed", type=int, default=0, show_default=True, help=_SEED_HELP)
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many of the strongest judge/EM disagreements to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def judge_command(predictions, gold, output, base_url, judge_model, concurrency, api_key_env, timeout, max_retries,
-                  rubric, scale, pass_score, max_tokens, price_input, price_output, batch_size, drop_markers, show,
-                  as_json):
+                  rubric, scale, pass_score, max_tokens, price_input, price_output, batch_size, drop_markers,
+                  sample_size, stratify, seed, show, as_json):
     """Grade predictions with an LLM judge over an OpenAI-compatible API, and compare it with exact match.
 
-    Prints the judge's accuracy with a Wilson 95% CI, its agreement with each exact-match tier (2x2 table,
-    Cohen's kappa), the items where they disagree most, token usage and a cost estimate. Items without a valid
+    Prints the judge's accuracy with a Wilson 95% CI (on --scale 10 also the mean score, with a bootstrap one),
+    its agreement with each exact-match tier (2x2 table, Cohen's kappa), the items where they disagree most, token usage and a cost estimate. Items without a valid
     verdict get score null with the error and are left out of the accuracy; rerun to ask them again.
     """
     from malmungchi.eval import judge_report, report
     from malmungchi.eval.judge import JudgeSettings, Rubric, judge
     from malmungchi.eval.normalize import Normalizer
     from malmungchi.eval.records import read_gold, read_predictions
+    from malmungchi.eval.sample import sample_gold
 
-    gold_items = read_gold(gold)
+    gold_items, sample = sample_gold(read_gold(gold), gold, sample_size, seed, stratify)
     preds = read_predictions(predictions)
     settings = JudgeSettings(judge_model, Rubric.load(rubric, scale), max_tokens=max_tokens, pass_score=pass_score)
     out_path = Path(output)
@@ -344,7 +352,8 @@ def judge_command(predictions, gold, output, base_url, judge_model, concurrency,
                 report.GenerationProgress(err) as progress:
             outcome = judge(client, settings, gold_items, preds, out_path, normalizer=Normalizer(drop_markers=drop_markers),
                             concurrency=concurrency, batch_size=batch_size, show=show,
-                            prices=(price_input, price_output), on_start=progress.start, on_progress=progress.advance)
+                            prices=(price_input, price_output), sample=sample, on_start=progress.start,
+                            on_progress=progress.advance)
     except KeyboardInterrupt:
         click.echo(f"interrupted: finished verdicts are in {out_path}; rerun the same command to resume", err=True)
         sys.exit(INTERRUPTED)
