@@ -281,7 +281,11 @@ def _run_served(err, client, served_model, gold_items, out_path, settings, text_
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (every flipped id).")
 def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     """Compare two results files item by item: per-tier means, flipped items, and whether B really differs
-    from A (exact McNemar test on em_normalized, paired bootstrap CI of each difference)."""
+    from A (exact McNemar test on em_normalized, paired bootstrap CI of each difference).
+
+    When one file's ids are a subset of the other's (a --sample against the full set), also whether the gap
+    between their means is inside what sampling explains; when they overlap only partly, the non-shared items
+    compared unpaired."""
     from malmungchi.eval import report
     from malmungchi.eval.compare import compare as do_compare
 
@@ -295,6 +299,9 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     out = console()
     out.print(report.compare_table(c))
     out.print(report.verdict(c))
+    for line in (report.sample_verdict(c), report.unpaired_verdict(c)):
+        if line:
+            out.print(line)
     if show and (c.fixed or c.broken):
         out.print(report.flips_table(c, show))
 
