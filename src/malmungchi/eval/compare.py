@@ -154,9 +154,9 @@ def compare(path_a: str | Path, path_b: str | Path, *, resamples: int = 10_000, 
                         f"overlap only partly; pairing the {len(paired)} in both, the others compared unpaired")
     elif relation != SAME:
         sample, full = (a, b) if relation == A_IN_B else (b, a)
-        warnings.append(f"{sample.path.name}'s {len(sample.rows)} ids are a subset of {full.path.name}'s "
-                        f"{len(full.rows)}: pairing the {len(paired)} in both, and testing the sample against the "
-                        "full set")
+        warnings.append(f"{len(full.rows) - len(sample.rows)} ids only in {full.path.name}: {sample.path.name}'s "
+                        f"{len(sample.rows)} ids are a subset of its {len(full.rows)}; pairing the {len(paired)} in "
+                        "both, and testing the sample against the full set")
     tiers = {}
     for metric in METRICS:
         va = [float(a.rows[k][metric]) for k in paired]
