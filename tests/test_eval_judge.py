@@ -109,6 +109,7 @@ def test_judge_end_to_end_statistics_and_resume(files, tmp_path):
         assert s["judge_accuracy"] == 0.625
         # the roots of (5/8 − p)² = z²·p(1 − p)/8, z = 1.95996
         assert s["judge_accuracy_ci95"] == pytest.approx([0.305742, 0.863156], abs=1e-6)
+        assert s["judge_accuracy_ci"] == s["judge_accuracy_ci95"]
         em = s["agreement"]["em_normalized"]
         assert (em["judge_yes_em_yes"], em["judge_yes_em_no"], em["judge_no_em_yes"], em["judge_no_em_no"]) == \
             (4, 1, 0, 3)
@@ -174,6 +175,28 @@ def test_structured_output_falls_back_and_a_ten_point_scale(files, tmp_path):
     assert [x["score"] for x in _lines(out)] == [9, 3, 9]
     s = outcome.summary
     assert (s["judge_accuracy"], s["mean_score"], s["agreement"]["em_strict"]["kappa"]) == (0.666667, 7.0, 1.0)
+    low, high = s["mean_score_ci"]  # a bootstrap of (9, 3, 9): resample means lie on a grid from 3 to 9
+    assert 3 <= low < 7.0 < high <= 9 and outcome.summary["mean_score_ci"] == s["mean_score_ci"]
+
+
+def test_a_sample_is_judged_and_recorded(files, tmp_path):
+    from malmungchi.eval.sample import draw
+
+    gold, _ = files
+    expected = draw(read_gold(gold), 5, 3)
+    out = tmp_path / "v.jsonl"
+    with OpenAIServer(_scripted_judge, models=("judge",)) as server:
+        r = _cli(server.url, files, out, "--sample", 5, "--seed", 3, "--concurrency", 1)
+        assert r.exit_code == 0, r.output
+        asked = _asked(server)
+    s = json.loads(r.stdout)
+    assert s["n_total"] == 5 and s["sample"]["ids"] == list(expected.keys) and s["sample"]["seed"] == 3
+    lines = _lines(out)
+    assert [str(x["id"]) for x in lines] == list(expected.keys)
+    assert {x["sample"] for x in lines} == {expected.ids_sha}
+    predicted = {i: p for i, _, p in ITEMS}
+    wanted = {predicted[k].removesuffix("<|im_end|>") for k in expected.keys if predicted[k] is not None}
+    assert set(asked) == wanted  # only the sampled items were asked (`echo` twice: its 500 is retried)
 
 
 def test_verdict_validation_and_statistics():

@@ -331,3 +331,24 @@ def test_text_mode_build_stops_each_answer_at_the_line_break(tmp_path, qwen3_tok
     assert "stops at a line break" in result.output
     row = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert "\n" not in row["prediction"]
+
+
+def test_a_sample_is_generated_alone_and_enters_the_fingerprint(tiny_model, tmp_path):
+    from malmungchi.eval.sample import draw
+
+    gold = _gold(tmp_path / "gold.jsonl")
+    out = tmp_path / "r.jsonl"
+    r = _run(tiny_model, gold, out, "--sample", 3, "--seed", 1)
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    expected = draw(read_gold(gold), 3, 1)
+    assert (s["n_total"], s["generated"]) == (3, 3) and s["sample"]["ids"] == list(expected.keys)
+    assert [x["id"] for x in _lines(out)] == list(expected.keys)
+    assert {x["fingerprint"] for x in _lines(out)} == {s["fingerprint"]}
+    again = json.loads(_run(tiny_model, gold, out, "--sample", 3, "--seed", 1).stdout)
+    assert (again["generated"], again["resumed"], again["fingerprint"]) == (0, 3, s["fingerprint"])
+    other = _run(tiny_model, gold, out, "--sample", 3, "--seed", 2)
+    assert json.loads(other.stdout)["fingerprint"] != s["fingerprint"]  # another sample: another fingerprint
+    assert "fingerprint changed" in other.stderr
+    refused = _run(tiny_model, gold, out, "--sample", 3, "--limit", 5)
+    assert refused.exit_code == 2 and "--sample and --limit: give one" in refused.stderr

@@ -44,6 +44,16 @@ def _normalizer_for(tokenizer_dir: str | None, end_markers: tuple[str, ...], dro
 
 _DROP_MARKERS_HELP = "Remove <|name|> tokens and |NAME|> markers from both sides before comparing."
 _SHOW_HELP = "How many of the worst mismatches to list (0: none)."
+_SEED_HELP = "Seed of --sample (the same seed and gold give the same ids on every machine)."
+
+
+def _sample_options(f):
+    """--sample N and --stratify FIELD (eval score, run and judge; each has a --seed)."""
+    f = click.option("--stratify", metavar="FIELD",
+                     help="Draw --sample in proportion to this gold-record field's values (e.g. a source).")(f)
+    return click.option("--sample", "sample_size", type=click.IntRange(min=1),
+                        help="Work on a random N of the gold records (reproducible: see --seed); the ids drawn are "
+                             "recorded in the summary.")(f)
 
 
 @eval_group.command()
@@ -55,23 +65,31 @@ _SHOW_HELP = "How many of the worst mismatches to list (0: none)."
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(),
               help="A tokenizer folder: its EOS and end-of-turn tokens are cut at too.")
 @click.option("--end-marker", "end_markers", multiple=True, help="Another end-of-sequence string to cut at.")
+@_sample_options
+@click.option("--seed", type=int, default=0, show_default=True, help=_SEED_HELP)
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help=_SHOW_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, show, as_json):
-    """Score predictions made anywhere against gold answers on three exact-match tiers and character F1.
+def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, sample_size, stratify, seed, show,
+          as_json):
+    """Score predictions made anywhere against gold answers on three exact-match tiers and character F1, each
+    with a 95% confidence interval (Wilson for the tiers, a seeded bootstrap for char F1).
 
     Exit status: 0 scored, 2 usage or input error.
     """
     from malmungchi.eval import report
     from malmungchi.eval.records import read_gold, read_predictions
+    from malmungchi.eval.sample import sample_gold
     from malmungchi.eval.score import score_items, summarize, worst, write_results
 
     normalizer = _normalizer_for(tokenizer_dir, end_markers, drop_markers)
-    gold_items = read_gold(gold)
+    all_gold = read_gold(gold)
+    gold_items, sample = sample_gold(all_gold, gold, sample_size, seed, stratify)
     preds = read_predictions(predictions)
     scored = score_items(gold_items, preds, normalizer)
-    gold_keys = {g.key for g in gold_items}
+    gold_keys = {g.key for g in all_gold}
     summary = summarize(scored, normalizer, n_extra=sum(1 for k in preds if k not in gold_keys))
+    if sample is not None:
+        summary.extra["sample"] = sample.as_dict()
     if output:
         try:
             write_results(output, scored)
@@ -164,9 +182,11 @@ def _check_backend(backend, model_path, base_url, served_model, device, dtype) -
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="0 decodes greedily; above 0 samples (with --top-p and --seed).")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --sample, and of sampled decoding (--temperature above 0).")
 @click.option("--stop", "stops", multiple=True, help="Stop generating at this string (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N gold records.")
+@_sample_options
 @click.option("--drop-markers", is_flag=True, help=_DROP_MARKERS_HELP)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
@@ -174,8 +194,8 @@ def _check_backend(backend, model_path, base_url, served_model, device, dtype) -
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help=_SHOW_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(model_path, data, output, backend, base_url, served_model, concurrency, api_key_env, timeout, max_retries,
-        keep_special_tokens, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, drop_markers,
-        device, dtype, show, as_json):
+        keep_special_tokens, batch_size, max_new_tokens, temperature, top_p, seed, stops, limit, sample_size,
+        stratify, drop_markers, device, dtype, show, as_json):
     """Generate answers for the gold prompts with a run folder or model folder (or a served model), then score
     them.
 
@@ -185,15 +205,18 @@ def run(model_path, data, output, backend, base_url, served_model, concurrency, 
     from malmungchi.eval import report
     from malmungchi.eval.records import read_gold, resolve_gold_path
     from malmungchi.eval.run import generation_settings, run_notes
+    from malmungchi.eval.sample import check_options, sample_gold
 
     _check_backend(backend, model_path, base_url, served_model, device, dtype)
+    check_options(sample_size, stratify, limit)
     err = console(stderr=True)
     settings, text_stop = generation_settings(data, max_new_tokens=max_new_tokens, temperature=temperature,
                                               top_p=top_p, seed=seed, stops=stops)
     out_path = Path(output)
     gold_path = resolve_gold_path(data)
-    gold_items = read_gold(gold_path)
-    options = dict(gold_source=gold_path, batch_size=batch_size, limit=limit, drop_markers=drop_markers)
+    gold_items, sample = sample_gold(read_gold(gold_path), gold_path, sample_size, seed, stratify)
+    options = dict(gold_source=gold_path, batch_size=batch_size, limit=limit, sample=sample,
+                   drop_markers=drop_markers)
     try:
         if backend == "local":
             outcome = _run_local(err, model_path, device, dtype, gold_items, out_path, settings, text_stop, options)
@@ -236,13 +259,13 @@ def _run_served(err, client, served_model, gold_items, out_path, settings, text_
     from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate_plan
     from malmungchi.eval.served_run import served_plan
 
-    limit = options.pop("limit")
+    limit, sample = options.pop("limit"), options.pop("sample")
     plan = served_plan(client, served_model, gold_items, out_path, settings, concurrency=concurrency,
                        keep_special_tokens=keep_special_tokens, **options)
     if text_stop:
         err.print(TEXT_STOP_NOTE)
     with report.GenerationProgress(err) as progress:
-        return evaluate_plan(plan, gold_items, out_path, limit=limit, on_start=progress.start,
+        return evaluate_plan(plan, gold_items, out_path, limit=limit, sample=sample, on_start=progress.start,
                              on_progress=progress.advance)
 
 
@@ -258,7 +281,11 @@ def _run_served(err, client, served_model, gold_items, out_path, settings, text_
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (every flipped id).")
 def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     """Compare two results files item by item: per-tier means, flipped items, and whether B really differs
-    from A (exact McNemar test on em_normalized, paired bootstrap CI of each difference)."""
+    from A (exact McNemar test on em_normalized, paired bootstrap CI of each difference).
+
+    When one file's ids are a subset of the other's (a --sample against the full set), also whether the gap
+    between their means is inside what sampling explains; when they overlap only partly, the non-shared items
+    compared unpaired."""
     from malmungchi.eval import report
     from malmungchi.eval.compare import compare as do_compare
 
@@ -272,6 +299,9 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     out = console()
     out.print(report.compare_table(c))
     out.print(report.verdict(c))
+    for line in (report.sample_verdict(c), report.unpaired_verdict(c)):
+        if line:
+            out.print(line)
     if show and (c.fixed or c.broken):
         out.print(report.flips_table(c, show))
 
@@ -299,24 +329,27 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Verdicts written per fsync.")
 @click.option("--drop-markers", is_flag=True, help=_DROP_MARKERS_HELP + " (for the exact-match side)")
+@_sample_options
+@click.option("--seed", type=int, default=0, show_default=True, help=_SEED_HELP)
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many of the strongest judge/EM disagreements to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def judge_command(predictions, gold, output, base_url, judge_model, concurrency, api_key_env, timeout, max_retries,
-                  rubric, scale, pass_score, max_tokens, price_input, price_output, batch_size, drop_markers, show,
-                  as_json):
+                  rubric, scale, pass_score, max_tokens, price_input, price_output, batch_size, drop_markers,
+                  sample_size, stratify, seed, show, as_json):
     """Grade predictions with an LLM judge over an OpenAI-compatible API, and compare it with exact match.
 
-    Prints the judge's accuracy with a Wilson 95% CI, its agreement with each exact-match tier (2x2 table,
-    Cohen's kappa), the items where they disagree most, token usage and a cost estimate. Items without a valid
+    Prints the judge's accuracy with a Wilson 95% CI (on --scale 10 also the mean score, with a bootstrap one),
+    its agreement with each exact-match tier (2x2 table, Cohen's kappa), the items where they disagree most, token usage and a cost estimate. Items without a valid
     verdict get score null with the error and are left out of the accuracy; rerun to ask them again.
     """
     from malmungchi.eval import judge_report, report
     from malmungchi.eval.judge import JudgeSettings, Rubric, judge
     from malmungchi.eval.normalize import Normalizer
     from malmungchi.eval.records import read_gold, read_predictions
+    from malmungchi.eval.sample import sample_gold
 
-    gold_items = read_gold(gold)
+    gold_items, sample = sample_gold(read_gold(gold), gold, sample_size, seed, stratify)
     preds = read_predictions(predictions)
     settings = JudgeSettings(judge_model, Rubric.load(rubric, scale), max_tokens=max_tokens, pass_score=pass_score)
     out_path = Path(output)
@@ -326,7 +359,8 @@ def judge_command(predictions, gold, output, base_url, judge_model, concurrency,
                 report.GenerationProgress(err) as progress:
             outcome = judge(client, settings, gold_items, preds, out_path, normalizer=Normalizer(drop_markers=drop_markers),
                             concurrency=concurrency, batch_size=batch_size, show=show,
-                            prices=(price_input, price_output), on_start=progress.start, on_progress=progress.advance)
+                            prices=(price_input, price_output), sample=sample, on_start=progress.start,
+                            on_progress=progress.advance)
     except KeyboardInterrupt:
         click.echo(f"interrupted: finished verdicts are in {out_path}; rerun the same command to resume", err=True)
         sys.exit(INTERRUPTED)

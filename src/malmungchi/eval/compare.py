@@ -3,7 +3,12 @@
 A two-point change on a 200-item test set is often luck. Two paired tests answer "did B really help?":
 the exact McNemar test on the headline tier looks only at the items that flipped (A wrong → B right vs A right →
 B wrong), and a paired bootstrap gives a confidence interval for the difference in each tier's mean. Both pair
-items by id; items present in only one file are reported and left out.
+items by id, over the items both files hold.
+
+When the files hold different items, `relation` says how, and `eval.unpaired` adds what pairing cannot: for a
+sample against the full set it was drawn from (one file's ids a subset of the other's), whether the gap between
+the two means is inside what sampling explains (the finite-population-corrected standard error); for a partial
+overlap, an unpaired comparison of the non-shared items.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ from dataclasses import dataclass, field
 from math import exp, lgamma, log
 from pathlib import Path
 
+from malmungchi.eval.intervals import bootstrap_mean
 from malmungchi.eval.records import EvalInputError, id_key, read_jsonl
 from malmungchi.eval.score import METRICS
+from malmungchi.eval.unpaired import SampleGap, UnpairedGap, sample_gap, unpaired_gap
 
 HEADLINE = "em_normalized"
+# how the two files' ids relate
+SAME, A_IN_B, B_IN_A, OVERLAP = "same", "a_in_b", "b_in_a", "overlap"
 
 
 @dataclass
@@ -42,9 +51,28 @@ class Comparison:
     seed: int
     confidence: float
     warnings: list[str] = field(default_factory=list)
+    relation: str = SAME  # SAME, A_IN_B, B_IN_A or OVERLAP
+    sampling: dict[str, SampleGap] = field(default_factory=dict)  # metric → sample vs full (a subset relation)
+    unpaired: dict[str, UnpairedGap] = field(default_factory=dict)  # metric → non-shared items (OVERLAP)
+
+    @property
+    def sample_side(self) -> str | None:
+        """Which file is the sample ("a" or "b") when one's ids are a subset of the other's."""
+        return {A_IN_B: "a", B_IN_A: "b"}.get(self.relation)
+
+    def sampling_dict(self) -> dict | None:
+        side = self.sample_side
+        if side is None:
+            return None
+        sample, full = (self.a, self.b) if side == "a" else (self.b, self.a)
+        return {"sample": side, "n_sample": len(sample.rows), "n_full": len(full.rows),
+                "metrics": {m: g.as_dict() for m, g in self.sampling.items()}}
 
     def as_dict(self) -> dict:
         return {
+            "relation": self.relation,
+            "sampling": self.sampling_dict(),
+            "unpaired": {m: g.as_dict() for m, g in self.unpaired.items()} or None,
             "a": str(self.a.path), "b": str(self.b.path),
             "n_paired": len(self.paired), "only_a": self.only_a, "only_b": self.only_b,
             "tiers": self.tiers,
@@ -102,20 +130,8 @@ def mcnemar_exact(b: int, c: int) -> float:
 def paired_bootstrap(a: list[float], b: list[float], *, resamples: int, seed: int,
                      confidence: float) -> tuple[float, float]:
     """Percentile confidence interval of mean(b - a) over items resampled with replacement (paired)."""
-    import numpy as np
-
-    diff = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
-    n = len(diff)
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    chunk = max(1, 2_000_000 // max(n, 1))  # bound memory: chunk x n indices at a time
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = diff[idx].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
+    return bootstrap_mean([y - x for x, y in zip(a, b, strict=True)], resamples=resamples, seed=seed,
+                          confidence=confidence)
 
 
 def compare(path_a: str | Path, path_b: str | Path, *, resamples: int = 10_000, seed: int = 0,
@@ -132,9 +148,15 @@ def compare(path_a: str | Path, path_b: str | Path, *, resamples: int = 10_000, 
     if a.normalizers != b.normalizers or len(a.normalizers) > 1:
         warnings.append(f"normalizer versions differ ({sorted(map(str, a.normalizers))} vs "
                         f"{sorted(map(str, b.normalizers))}); rescore both with `eval score` for a fair comparison")
-    if only_a or only_b:
-        warnings.append(f"{len(only_a)} ids only in {a.path.name}, {len(only_b)} only in {b.path.name}; "
-                        f"comparing the {len(paired)} in both")
+    relation = relation_of(only_a, only_b)
+    if relation == OVERLAP:
+        warnings.append(f"{len(only_a)} ids only in {a.path.name}, {len(only_b)} only in {b.path.name}: the files "
+                        f"overlap only partly; pairing the {len(paired)} in both, the others compared unpaired")
+    elif relation != SAME:
+        sample, full = (a, b) if relation == A_IN_B else (b, a)
+        warnings.append(f"{len(full.rows) - len(sample.rows)} ids only in {full.path.name}: {sample.path.name}'s "
+                        f"{len(sample.rows)} ids are a subset of its {len(full.rows)}; pairing the {len(paired)} in "
+                        "both, and testing the sample against the full set")
     tiers = {}
     for metric in METRICS:
         va = [float(a.rows[k][metric]) for k in paired]
@@ -145,5 +167,27 @@ def compare(path_a: str | Path, path_b: str | Path, *, resamples: int = 10_000, 
                          "ci_low": round(low, 6), "ci_high": round(high, 6)}
     fixed = [a.rows[k]["id"] for k in paired if not a.rows[k][HEADLINE] and b.rows[k][HEADLINE]]
     broken = [a.rows[k]["id"] for k in paired if a.rows[k][HEADLINE] and not b.rows[k][HEADLINE]]
-    return Comparison(a, b, paired, [a.rows[k]["id"] for k in only_a], [b.rows[k]["id"] for k in only_b], tiers,
-                      fixed, broken, mcnemar_exact(len(fixed), len(broken)), resamples, seed, confidence, warnings)
+    c = Comparison(a, b, paired, [a.rows[k]["id"] for k in only_a], [b.rows[k]["id"] for k in only_b], tiers,
+                   fixed, broken, mcnemar_exact(len(fixed), len(broken)), resamples, seed, confidence, warnings,
+                   relation)
+    if relation in (A_IN_B, B_IN_A):
+        sample, full = (a, b) if relation == A_IN_B else (b, a)
+        c.sampling = {m: sample_gap(_values(sample, sample.order, m), _values(full, full.order, m),
+                                    _values(full, sample.order, m), confidence) for m in METRICS}
+    elif relation == OVERLAP:
+        c.unpaired = {m: unpaired_gap(_values(a, only_a, m), _values(b, only_b, m), confidence) for m in METRICS}
+    return c
+
+
+def relation_of(only_a: list, only_b: list) -> str:
+    if only_a and only_b:
+        return OVERLAP
+    if only_b:
+        return A_IN_B
+    if only_a:
+        return B_IN_A
+    return SAME
+
+
+def _values(side: ResultsSide, keys: list[str], metric: str) -> list[float]:
+    return [float(side.rows[k][metric]) for k in keys]

@@ -99,3 +99,13 @@ def served_fingerprint(*, model: str, model_info: dict, settings: GenerationSett
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def with_sample(fingerprint: str, sample) -> str:
+    """The fingerprint of a run on a `--sample` (an `eval.sample.Sample`): the backend's fingerprint and the sample
+    drawn (size, seed, stratify field, hash of its ids), so a results file says which sample it holds and a rerun
+    with another sample into the same file starts it afresh. Without a sample, the backend's fingerprint as is."""
+    if sample is None:
+        return fingerprint
+    blob = json.dumps({"run": fingerprint, "sample": sample.identity()}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

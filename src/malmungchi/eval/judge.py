@@ -27,9 +27,11 @@ from pathlib import Path
 
 from malmungchi.eval.agreement import agreement, wilson
 from malmungchi.eval.generate import prompt_messages
+from malmungchi.eval.intervals import bootstrap_mean, rounded
 from malmungchi.eval.normalize import TIERS, Normalizer, cut_at_end_marker, strip_reasoning
 from malmungchi.eval.records import EvalInputError, GoldItem
 from malmungchi.eval.results import Appender, load_for_resume, rewrite_in_order
+from malmungchi.eval.sample import Sample
 from malmungchi.eval.served import RequestFailed, ServedClient, ServedError, parallel_batches
 
 SCALES = ("binary", "10")
@@ -262,9 +264,12 @@ class JudgeOutcome:
 def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem],
           predictions: dict[str, str | None], output: Path, *, normalizer: Normalizer | None = None,
           concurrency: int = 40, batch_size: int = 16, show: int = 10,
-          prices: tuple[float | None, float | None] = (None, None), on_start=None, on_progress=None) -> JudgeOutcome:
+          prices: tuple[float | None, float | None] = (None, None), sample: Sample | None = None, on_start=None,
+          on_progress=None) -> JudgeOutcome:
     """Ask the judge for every gold item that has a prediction and no verdict in `output` yet; rewrite `output`
-    in gold order; return the lines and the summary."""
+    in gold order; return the lines and the summary. With `--sample`, `gold` is the sampled items and `sample`
+    the draw: each line records its hash (`sample`) and the summary the draw and its ids. A verdict depends on
+    the item alone, so the resume fingerprint leaves the sample out: a verdict already paid for is kept."""
     normalizer = normalizer or Normalizer()
     client.model_info(settings.judge_model)  # one line now if the server does not serve it
     prompts, shas = {}, {}
@@ -285,7 +290,7 @@ def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem
     log = Appender(output)
 
     def write(batch: list[tuple[int, dict]]) -> None:
-        out = [_line(todo[j], v, settings, fingerprint, shas[todo[j].key]) for j, v in batch]
+        out = [_line(todo[j], v, settings, fingerprint, shas[todo[j].key], sample) for j, v in batch]
         log.write_batch(out)
         for obj in out:
             lines[str(obj["id"])] = obj
@@ -300,20 +305,32 @@ def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem
                           "resume") from None
     finally:
         log.close()
-    final = [lines[item.key] if item.key in lines else _line(item, _verdict(None, None, "no prediction", {}),
-                                                             settings, fingerprint, None)
+    final = [_with_sample(lines[item.key], sample) if item.key in lines
+             else _line(item, _verdict(None, None, "no prediction", {}), settings, fingerprint, None, sample)
              for item in gold]
     rewrite_in_order(output, final)
     summary = summarize(gold, predictions, final, settings, normalizer, show=show, prices=prices)
     summary.update(asked=len(todo), resumed=len(prompts) - len(todo), structured_output=worker.format.mode,
                    output=str(output))
+    if sample is not None:
+        summary["sample"] = sample.as_dict()
     return JudgeOutcome(final, summary, len(todo), len(prompts) - len(todo), worker.format.mode)
 
 
-def _line(item: GoldItem, verdict: dict, settings: JudgeSettings, fingerprint: str, sha: str | None) -> dict:
-    return {"id": item.id, "score": verdict["score"], "reason": verdict["reason"], "error": verdict["error"],
-            "judge_model": settings.judge_model, "prompt_sha": settings.rubric.sha, "usage": verdict["usage"],
-            "fingerprint": fingerprint, "input_sha": sha}
+def _line(item: GoldItem, verdict: dict, settings: JudgeSettings, fingerprint: str, sha: str | None,
+          sample: Sample | None = None) -> dict:
+    return _with_sample({"id": item.id, "score": verdict["score"], "reason": verdict["reason"],
+                         "error": verdict["error"], "judge_model": settings.judge_model,
+                         "prompt_sha": settings.rubric.sha, "usage": verdict["usage"], "fingerprint": fingerprint,
+                         "input_sha": sha}, sample)
+
+
+def _with_sample(line: dict, sample: Sample | None) -> dict:
+    """The line with the hash of the sample it was judged in (`sample`), or without one when there is none."""
+    out = {k: v for k, v in line.items() if k != "sample"}
+    if sample is not None:
+        out["sample"] = sample.ids_sha
+    return out
 
 
 def judged_right(score: int, settings: JudgeSettings) -> bool:
@@ -358,7 +375,8 @@ def summarize(gold: Sequence[GoldItem], predictions: dict[str, str | None], line
         "n_total": len(gold), "n_asked": asked, "n_judged": n, "n_failed": asked - n,
         "n_no_prediction": len(gold) - asked,
         "judge_accuracy": round(k / n, 6) if n else None,
-        "judge_accuracy_ci95": [round(ci[0], 6), round(ci[1], 6)] if ci else None,
+        "judge_accuracy_ci": rounded(ci),
+        "judge_accuracy_ci95": rounded(ci),  # the name before every headline got its "<metric>_ci"
         "agreement": {tier: agreement(right, [bool(getattr(sc, tier)) for _, _, sc in judged]).as_dict()
                       for tier in TIERS},
         "disagreements": disagreements[:show],
@@ -368,6 +386,7 @@ def summarize(gold: Sequence[GoldItem], predictions: dict[str, str | None], line
     if scale == "10":
         out["pass_score"] = settings.pass_score
         out["mean_score"] = round(sum(line["score"] for _, line, _ in judged) / n, 6) if n else None
+        out["mean_score_ci"] = rounded(bootstrap_mean([line["score"] for _, line, _ in judged]))
     errors = [line["error"] for line in lines if line.get("score") is None and line.get("error")
               and line["error"] != "no prediction"]
     out["last_error"] = errors[-1] if errors else None

@@ -6,6 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from malmungchi.eval.normalize import TIERS
+from malmungchi.eval.report import ci_text, sample_text
 
 SHOW_CHARS = 50
 
@@ -24,11 +25,15 @@ def summary_table(s: dict) -> Table:
                   show_edge=False, title_justify="left")
     table.add_column("")
     table.add_column("value", justify="right")
-    ci = s["judge_accuracy_ci95"]
-    table.add_row(Text("judge accuracy", style="bold"), _pct(s["judge_accuracy"]))
-    table.add_row("95% CI (Wilson)", "–" if ci is None else f"[{_pct(ci[0])}, {_pct(ci[1])}]")
+    table.add_column("95% CI", justify="right")
+    table.add_row(Text("judge accuracy", style="bold"), _pct(s["judge_accuracy"]),
+                  ci_text(s["judge_accuracy_ci"]) + " Wilson")
     if s.get("mean_score") is not None:
-        table.add_row(f"mean score (right: ≥ {s['pass_score']})", f"{s['mean_score']:.2f}")
+        ci = s["mean_score_ci"]
+        table.add_row(f"mean score (right: ≥ {s['pass_score']})", f"{s['mean_score']:.2f}",
+                      f"[{ci[0]:.2f}, {ci[1]:.2f}] bootstrap")
+    if s.get("sample"):
+        table.caption, table.caption_justify = f"sample: {sample_text(s['sample'])}", "left"
     table.add_section()
     table.add_row("items", str(s["n_total"]))
     table.add_row("judged", str(s["n_judged"]))

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from malmungchi.eval.compare import HEADLINE, Comparison
+from malmungchi.eval.unpaired import SampleGap, UnpairedGap
 from malmungchi.eval.normalize import Normalizer
 from malmungchi.eval.score import METRICS, Scored, Summary, worst
 
@@ -24,14 +25,30 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def ci_text(ci) -> str:
+    """A 95% interval as the tables show it: [68.1%, 72.3%] (– when there was nothing to count)."""
+    return "–" if ci is None else f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def sample_text(sample: dict) -> str:
+    """The summary's sample block in words: 1,500 of 13,000 (seed 0, stratified by source)."""
+    how = f"seed {sample['seed']}" + (f", stratified by {sample['stratify']}" if sample.get("stratify") else "")
+    return f"{sample['size']:,} of {sample['population']:,} ({how}; ids {sample['ids_sha']})"
+
+
 def summary_table(summary: Summary, title: str = "exact match") -> Table:
     table = Table(title=title, show_edge=False, title_justify="left")
     table.add_column("metric")
     table.add_column("score", justify="right")
+    table.add_column("95% CI", justify="right")
     for metric in METRICS:
         label = f"{metric} (headline)" if metric == HEADLINE else metric
-        table.add_row(Text(label, style="bold" if metric == HEADLINE else ""), _pct(summary.means[metric]))
+        table.add_row(Text(label, style="bold" if metric == HEADLINE else ""), _pct(summary.means[metric]),
+                      ci_text(summary.cis.get(metric)))
     table.add_section()
+    sample = summary.extra.get("sample")
+    if sample:
+        table.caption, table.caption_justify = f"sample: {sample_text(sample)}", "left"
     table.add_row("items", str(summary.n_total))
     table.add_row("scored", str(summary.n_scored))
     table.add_row("missing predictions", Text(str(summary.n_missing), style="yellow" if summary.n_missing else ""))
@@ -176,3 +193,45 @@ def flips_table(c: Comparison, limit: int) -> Table:
             table.add_row(Text(label, style=style), key, _clip(pa if pa is not None else "(missing)"),
                           _clip(pb if pb is not None else "(missing)"))
     return table
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f} points"
+
+
+def sample_verdict(c: Comparison) -> str | None:
+    """For a sample against its full set: is the gap between their means inside what sampling explains (and if
+    not, is it the items or the runs)? None when neither file's ids are a subset of the other's."""
+    side = c.sample_side
+    if side is None:
+        return None
+    g: SampleGap = c.sampling[HEADLINE]
+    n = len((c.a if side == "a" else c.b).rows)
+    level = int(round(100 * c.confidence))
+    head = (f"{HEADLINE}: sample ({side.upper()}) {_pct(g.sample)} vs full {_pct(g.full)}: {_points(g.gap)}, "
+            f"{{}} what a {n:,}-item sample explains ({level}% range ±{100 * g.half_range:.1f}, p = {g.p_value:.3g})")
+    if g.inside:
+        return head.format("inside")
+    why = []
+    if not g.items_inside:
+        easier = "easier" if g.items_gap > 0 else "harder"
+        why.append(f"the sampled items are {easier} (the full run scores them {_pct(g.full_on_sample)}, "
+                   f"{_points(g.items_gap)}): the sample is not representative")
+    if abs(g.runs_gap) > g.half_range or g.items_inside:
+        why.append(f"the runs score the same items differently ({_points(g.runs_gap)} on the sampled items): "
+                   "another model or settings, or items it has seen")
+    return head.format("outside") + " → " + "; ".join(why) + "."
+
+
+def unpaired_verdict(c: Comparison) -> str | None:
+    """For a partial overlap: the non-shared items compared unpaired. None for any other relation."""
+    if not c.unpaired:
+        return None
+    g: UnpairedGap = c.unpaired[HEADLINE]
+    low, high = g.ci
+    level = int(round(100 * c.confidence))
+    differ = low > 0 or high < 0
+    tail = ("the non-shared items score differently: the files are not the same test" if differ
+            else "no sign that the non-shared items differ")
+    return (f"{HEADLINE} on the non-shared items: A {_pct(g.a)} ({g.n_a:,}) vs B {_pct(g.b)} ({g.n_b:,}): "
+            f"{_points(g.diff)} ({level}% CI [{100 * low:+.1f}, {100 * high:+.1f}], p = {g.p_value:.3g}) → {tail}.")

@@ -25,6 +25,7 @@ from malmungchi.eval.load import LoadedModel
 from malmungchi.eval.normalize import Normalizer
 from malmungchi.eval.records import EvalInputError, GoldItem
 from malmungchi.eval.results import Appender, load_for_resume, rewrite_in_order
+from malmungchi.eval.sample import Sample
 from malmungchi.eval.score import Scored, Summary, summarize
 
 # warn when at least this share of the generated items ran into --max-new-tokens
@@ -142,23 +143,27 @@ def local_plan(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, sett
 
 def run_eval(loaded: LoadedModel, gold: Sequence[GoldItem], output: Path, settings: GenerationSettings, *,
              gold_source: Path | str = "gold", batch_size: int = 16, limit: int | None = None,
-             drop_markers: bool = False, on_start: Callable[[int, int], None] | None = None,
+             sample: Sample | None = None, drop_markers: bool = False,
+             on_start: Callable[[int, int], None] | None = None,
              on_progress: Callable[[int], None] | None = None) -> RunOutcome:
     """`run_plan` with the local backend."""
     plan = local_plan(loaded, gold, output, settings, gold_source=gold_source, batch_size=batch_size,
                       drop_markers=drop_markers)
-    return run_plan(plan, gold, output, limit=limit, on_start=on_start, on_progress=on_progress)
+    return run_plan(plan, gold, output, limit=limit, sample=sample, on_start=on_start, on_progress=on_progress)
 
 
 def run_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, *, limit: int | None = None,
-             on_start: Callable[[int, int], None] | None = None,
+             sample: Sample | None = None, on_start: Callable[[int, int], None] | None = None,
              on_progress: Callable[[int], None] | None = None) -> RunOutcome:
     """Generate for the selected gold items not already in `output` under the same fingerprint, appending
     each batch as it finishes; then rewrite `output` in gold order with fresh scores and summarize. The same for
     every backend: this is what makes a results file resumable and hold each id exactly once.
 
+    `gold` is what to evaluate: with `--sample` the sampled items already (`eval.sample.sample_gold`), and
+    `sample` the draw, which the fingerprint and the summary record.
+
     `on_start(total, already_done)` is called once before generating, `on_progress(n)` after each batch."""
-    normalizer, fingerprint = plan.normalizer, plan.fingerprint
+    normalizer, fingerprint = plan.normalizer, fp.with_sample(plan.fingerprint, sample)
     state = load_for_resume(output, fingerprint, plan.shas)
 
     selected = list(range(len(gold) if limit is None else min(limit, len(gold))))
@@ -198,6 +203,8 @@ def run_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, *, limit: in
     reasons = Counter(s.extra.get("stop_reason") for s in chosen)
     summary.extra = {"stop_reasons": dict(sorted(reasons.items())), "fingerprint": fingerprint,
                      "generated": len(todo), "resumed": len(selected) - len(todo)}
+    if sample is not None:
+        summary.extra["sample"] = sample.as_dict()
     return RunOutcome(chosen, summary, fingerprint, len(selected) - len(todo), len(todo), state.stale,
                       state.truncated_tail, dict(reasons), normalizer)
 
@@ -231,8 +238,8 @@ def run_notes(outcome: RunOutcome, output: Path, max_new_tokens: int) -> list[st
     if outcome.resumed:
         notes.append(f"resuming {output}: {outcome.resumed} of {outcome.summary.n_total} items already done")
     if outcome.stale:
-        notes.append(f"note: dropped {outcome.stale} line(s) of {output} written with another model, settings or "
-                     "prompt (fingerprint changed); they were regenerated")
+        notes.append(f"note: dropped {outcome.stale} line(s) of {output} written with another model, settings, "
+                     "prompt or --sample (fingerprint changed); they were regenerated")
     if outcome.truncated_tail:
         notes.append(f"note: {output} ended in a half-written line from an interrupted run; it was discarded")
     n = outcome.summary.n_total

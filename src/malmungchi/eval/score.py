@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from malmungchi.atomic import write_text
+from malmungchi.eval.agreement import wilson
+from malmungchi.eval.intervals import bootstrap_mean, rounded
 from malmungchi.eval.normalize import NORMALIZER_VERSION, TIERS, ItemScore, Normalizer
 from malmungchi.eval.records import GoldItem
 
@@ -40,11 +42,13 @@ class Summary:
     fixed_by: dict[str, int]  # normalization step → items it turned from wrong to right
     reasoning_removed: int
     n_extra: int = 0  # predictions whose id is not in the gold file
+    cis: dict[str, list[float] | None] = field(default_factory=dict)  # metric → 95% interval [low, high]
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        cis = {f"{metric}_ci": ci for metric, ci in self.cis.items()}
         return {"normalizer_version": NORMALIZER_VERSION, "n_total": self.n_total, "n_scored": self.n_scored,
-                "n_missing": self.n_missing, "n_extra": self.n_extra, **self.means, "fixed_by": self.fixed_by,
+                "n_missing": self.n_missing, "n_extra": self.n_extra, **self.means, **cis, "fixed_by": self.fixed_by,
                 "reasoning_removed": self.reasoning_removed, **self.extra}
 
 
@@ -54,8 +58,17 @@ def score_items(gold: Sequence[GoldItem], predictions: Mapping[str, str | None],
     return [Scored(g, predictions.get(g.key), normalizer.score(predictions.get(g.key), g.answers)) for g in gold]
 
 
+def intervals(scored: Sequence[Scored]) -> dict[str, list[float] | None]:
+    """Each metric's 95% interval: Wilson for the exact-match tiers (right / items), a seeded bootstrap of the
+    mean for char F1 (`eval.intervals`)."""
+    out = {tier: rounded(wilson(sum(int(getattr(s.score, tier)) for s in scored), len(scored))) for tier in TIERS}
+    out["char_f1"] = rounded(bootstrap_mean([s.score.char_f1 for s in scored]))
+    return out
+
+
 def summarize(scored: Sequence[Scored], normalizer: Normalizer, n_extra: int = 0) -> Summary:
-    """Means over every gold item (a missing prediction counts as 0), and the per-step fix counts."""
+    """Means over every gold item (a missing prediction counts as 0) with their 95% intervals, and the per-step
+    fix counts."""
     n = len(scored)
     missing = sum(1 for s in scored if s.prediction is None)
     means = {m: (sum(getattr(s.score, m) for s in scored) / n if n else 0.0) for m in METRICS}
@@ -68,6 +81,7 @@ def summarize(scored: Sequence[Scored], normalizer: Normalizer, n_extra: int = 0
         fixed_by={name: fixed.get(name, 0) for name in normalizer.step_names},
         reasoning_removed=sum(1 for s in scored if s.score.reasoning_removed),
         n_extra=n_extra,
+        cis=intervals(scored),
     )
 
 
