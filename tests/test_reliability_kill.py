@@ -141,8 +141,10 @@ def test_a_killed_quick_start_reruns(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert not (out / "run" / "run_manifest.json").exists()
-    rerun = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=600)
     # three steps may be too few to show learning: then it says so (exit 2), having run every stage
     assert rerun.returncode == 0 or "did not rise" in rerun.stderr, rerun.stderr[-2000:]
     assert "Traceback" not in rerun.stderr
+    summary = json.loads(rerun.stdout)  # --json: the summary alone on stdout, the stages on stderr
+    assert summary["steps"] == 3 and set(summary["em"]) == {"before", "after"} and "2/5 build" in rerun.stderr
     assert (out / "run" / "run_manifest.json").is_file() and (out / "eval" / "after-memorized.jsonl").is_file()

@@ -66,8 +66,10 @@ def test_build_train_eval_offline_without_remote_code_or_secrets(tmp_path, monke
 
     build, run = tmp_path / "build", tmp_path / "run"
     cli("corpus", "build", sample_dir, "--tokenizer", qwen3_tokenizer_dir, "--out", build, "--max-length", 128)
-    cli("train", "run", build, "--model", model, "--out", run, "--quant", "none", "--max-steps", 2,
-        "--batch-size", 2, "--lora-r", 4)
+    trained = cli("train", "run", build, "--model", model, "--out", run, "--quant", "none", "--max-steps", 2,
+                  "--batch-size", 2, "--lora-r", 4, "--json")
+    summary = json.loads(trained.stdout)  # --json: only the outcome on stdout, progress on stderr
+    assert summary["steps"] == 2 and summary["run_dir"] == str(run) and summary["train_loss"] > 0
     cli("eval", "run", run, "--data", build, "--output", tmp_path / "results.jsonl", "--limit", 3,
         "--max-new-tokens", 4, "--device", "cpu")
     assert no_network == [], f"tried to connect: {no_network}"
@@ -120,3 +122,21 @@ def test_a_hub_id_fails_clearly_without_connecting(tmp_path, monkeypatch, no_net
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "someone/not-cached" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert no_network == [] and not (tmp_path / "o").exists()
+
+
+def test_loading_a_tokenizer_leaves_the_process_online(monkeypatch, qwen3_tokenizer_dir):
+    """The Python API goes offline for its own loads only: a caller that builds and then pushes to the Hub in one
+    process (or sets HF_HUB_OFFLINE itself) finds the environment and huggingface_hub as it left them."""
+    import os
+
+    import huggingface_hub.constants as hub_constants
+
+    from malmungchi.prep.tokenizer import load_tokenizer
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    assert len(load_tokenizer(str(qwen3_tokenizer_dir))) > 1000
+    assert "HF_HUB_OFFLINE" not in os.environ and hub_constants.HF_HUB_OFFLINE is False
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    load_tokenizer(str(qwen3_tokenizer_dir))
+    assert os.environ["HF_HUB_OFFLINE"] == "0" and hub_constants.HF_HUB_OFFLINE is False

@@ -3,6 +3,8 @@ written), a missing model, --dry-run."""
 
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner
 
 from malmungchi.cli import main
@@ -82,6 +84,9 @@ def test_dry_run_prints_the_plan(tmp_path, tiny_build, tiny_model):
     for needle in ("quantization", "LoRA targets", "q_proj", "trainable parameters", "new tokens",
                    "<|sound|>=151669", "소리", "trainable_token_indices", "GPU memory (estimate)", "steps", "7"):
         assert needle in text, needle
+    as_json = _run(tiny_build, "--model", tiny_model, "--out", out, "--dry-run", "--max-steps", "7", "--json")
+    plan = json.loads(as_json.stdout)["plan"]
+    assert "trainable_token_indices" in plan["new tokens trained by"] and "quantization" in plan
     assert not out.exists()
 
 

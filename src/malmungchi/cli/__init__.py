@@ -7,6 +7,7 @@ import click
 from malmungchi import __version__
 from malmungchi.cli.build import build_command, stats_command
 from malmungchi.cli.common import fail
+from malmungchi.cli.config import config_command
 from malmungchi.cli.corpus import corpus
 from malmungchi.cli.env import env_command
 from malmungchi.cli.quickstart import quickstart
@@ -58,5 +59,6 @@ main.add_command(corpus)
 main.add_command(train)
 main.add_command(eval_group)
 main.add_command(quickstart)
+main.add_command(config_command)
 main.add_command(env_command)
 main.add_command(experiment)

@@ -18,6 +18,11 @@ from malmungchi.corpus import report as lint_report
 from malmungchi.schemas.config import BuildConfig, format_validation_error
 
 
+
+def _complete_policy(ctx, param, incomplete: str) -> list[str]:
+    """Shell completion for a policy value (`replace:"…"` is the user's own)."""
+    return [p for p in ("special", "text", "strip", "drop", 'replace:"') if p.startswith(incomplete)]
+
 def _options(f):
     opts = [
         click.argument("inputs", nargs=-1, required=True, type=click.Path()),
@@ -30,7 +35,8 @@ def _options(f):
         click.option("--max-length", type=int, help="Row length in tokens (default 2048)."),
         click.option("--policy", "policies", multiple=True, metavar="NAME=POLICY",
                      help='Marker policy: special | text | strip | drop | replace:"…" (repeatable).'),
-        click.option("--default-policy", help="Policy for markers without their own (default special)."),
+        click.option("--default-policy", help="Policy for markers without their own (default special).",
+                     shell_complete=_complete_policy),
         click.option("--speakers", type=click.Choice(["name", "token", "drop"]),
                      help="Speaker prefixes: keep the name, per-dialogue <|speaker_N|> tokens, or drop."),
         click.option("--assistant-speaker", "assistant_speakers", multiple=True,

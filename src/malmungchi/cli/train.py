@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 from malmungchi.cli.common import console, load_config_or_fail
@@ -43,7 +46,9 @@ def train() -> None:
 @_setting("merge", is_flag=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in RUN_DIR/checkpoints.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit; loads no weights.")
-def run(build_dir, config_path, resume, dry_run, **options):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome (or, with --dry-run, the plan) as JSON on stdout; progress stays on stderr.")
+def run(build_dir, config_path, resume, dry_run, as_json, **options):
     """Train LoRA adapters (and the new tokens' rows) on BUILD_DIR's packed rows; write RUN_DIR.
 
     Exit status: 0 done, 2 usage, configuration or I/O error.
@@ -56,6 +61,9 @@ def run(build_dir, config_path, resume, dry_run, **options):
     out = console()
     plan = resolve(build_dir, cfg)
     sft_config(plan)  # bad [train.args] values fail here, before anything is written
+    if dry_run and as_json:
+        click.echo(json.dumps({"dry_run": True, "plan": dict(describe(plan))}, ensure_ascii=False, indent=2))
+        return
     if dry_run:
         from rich.table import Table
 
@@ -67,6 +75,22 @@ def run(build_dir, config_path, resume, dry_run, **options):
         out.print(table)
         return
     outcome = do_train(plan, resume=resume, console=console(stderr=True))
-    if is_main_process():
+    if not is_main_process():
+        return
+    if as_json:
+        click.echo(json.dumps(outcome_summary(outcome, plan.out), ensure_ascii=False, indent=2))
+    else:
         out.print(finished_line(outcome.manifest, plan.out))
+
+
+def outcome_summary(outcome, run_dir) -> dict:
+    """What `train run --json` prints: where the run is and what it did (the files hold the rest)."""
+    from malmungchi.contracts.run import RunPaths
+
+    m = outcome.metrics
+    paths = RunPaths(Path(run_dir))
+    return {"run_dir": str(run_dir), "steps": m.get("steps"), "train_loss": m.get("train_loss"),
+            "eval_loss": m.get("eval_loss"), "real_tokens": m.get("real_tokens"), "tokens_per_s": m.get("tokens_per_s"),
+            "train_seconds": m.get("train_seconds"), "manifest": str(paths.manifest), "metrics": str(paths.metrics),
+            "loss_curve": [[p["step"], p["loss"]] for p in m.get("loss_curve", [])]}
 

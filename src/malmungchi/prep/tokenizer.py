@@ -1,7 +1,8 @@
 """Load the tokenizer offline, register marker/speaker tokens, and describe what that did to the vocabulary.
 
 Loading never touches the network: a directory is read as it is, anything else is tried as a hub id from the
-local cache only (`local_files_only`, `HF_HUB_OFFLINE=1`), so a missing tokenizer is one clear error, not a hang.
+local cache only (`local_files_only`, the hub offline while it loads: `malmungchi.offline`), so a missing tokenizer
+is one clear error, not a hang.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import regex
 
 from malmungchi.errors import UserError
+from malmungchi.offline import hub_offline
 
 HUB_ID = regex.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
@@ -24,13 +26,12 @@ class TokenizerError(UserError):
 
 def load_tokenizer(source: str):
     """A fast tokenizer from a local directory (or a cached hub id), without network access."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    import huggingface_hub.constants as hub
+    with hub_offline():
+        return _load_tokenizer(source)
 
-    # huggingface_hub reads HF_HUB_OFFLINE once, at import: when something imported it earlier, its own flag is
-    # what keeps it from going online (it fetches a user-agent registry the first time it builds a session)
-    hub.HF_HUB_OFFLINE = True
+
+def _load_tokenizer(source: str):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast  # slow import: only when needed
     from transformers.utils import logging as hf_logging
 
