@@ -1,12 +1,20 @@
-"""Packed padding-free rows vs. trl's default unpacked, padded batches: real (non-pad) tokens per second.
+"""Ours (packed rows kept apart) vs. trl at its best settings and at its default: real (non-pad) tokens per second.
 
 Same tiny-but-not-trivial Llama-style model (random weights, same seed), same LoRA, same documents, same number of
-real tokens (one epoch over the same documents), same per-device batch size:
+real tokens (one epoch over the same documents), each method in its own process (so its peak memory is its own),
+one after the other:
 
-* packed:  the build's layout: documents packed first-fit into rows of `--row-len` tokens, collated by
-           `malmungchi.train.collate.PackedCollator` (position_ids, no attention_mask; documents kept apart),
-           trained by `malmungchi.train.progress.PackedSFTTrainer`;
-* padded:  one document per example, trl's SFTTrainer with its default collator (padding + attention_mask).
+* ours:             the build's layout: documents packed first-fit into rows of `--row-len` tokens, collated by
+                    `malmungchi.train.collate.PackedCollator` (position_ids, no attention_mask; documents kept
+                    apart), trained by `malmungchi.train.progress.PackedSFTTrainer`; `--batch-size` rows a step;
+* trl-padding-free: the same rows and order, trl's SFTTrainer with `padding_free=True` and its own collator
+                    (a batch flattened into one sequence, position_ids from each row's `seq_lengths`: documents
+                    kept apart too, but attention over the flattened batch);
+* trl-bfd:          trl's own packing from the documents (`packing=True`, `packing_strategy="bfd"`, max_length
+                    = `--row-len`, padding-free as trl does it), the same batch size in rows;
+* trl-padded:       trl's default: one document per example, padding + attention_mask, `--batch-size` documents.
+
+The last line is `ratio ours / trl-padding-free: X.XXx` (trl's best padding-free setting on the same rows).
 
 Documents: KoCoNovel scenes from ../shared/data (beside the checkout) (tokenized with the real Qwen3 tokenizer; token ids are
 renumbered into the compact set actually used, so the LM head stays small and the comparison is about the
@@ -134,10 +142,9 @@ def run_packed(docs, vocab, pad_id, args, tmp):
                                                           max_length=None),
                                data_collator=PackedCollator(pad_token_id=pad_id), train_dataset=ds,
                                processing_class=tokenizer_stub(vocab, pad_id))
-    t0 = time.perf_counter()
-    trainer.train()
-    dt = time.perf_counter() - t0
-    return {"rows": len(rows), "steps": trainer.state.global_step, "seconds": dt, "real_tokens": trainer.real_tokens}
+    out = _timed(trainer, 0, len(rows))
+    out["real_tokens"] = trainer.real_tokens
+    return out
 
 
 def run_padded(docs, vocab, pad_id, args, tmp):
@@ -147,14 +154,72 @@ def run_padded(docs, vocab, pad_id, args, tmp):
     ds = datasets.Dataset.from_dict({"input_ids": docs})
     trainer = SFTTrainer(model=make_model(vocab, args), args=sft_args(tmp / "padded", args, max_length=None),
                          train_dataset=ds, processing_class=tokenizer_stub(vocab, pad_id), peft_config=lora())
+    return _timed(trainer, sum(map(len, docs)), len(docs))
+
+
+def run_trl_padding_free(docs, vocab, pad_id, args, tmp):
+    """Our rows (the same packing and order), trl's padding-free collator."""
+    import datasets
+    from trl import SFTTrainer
+
+    rows = pack(docs, args.row_len)
+    ds = datasets.Dataset.from_dict({"input_ids": [[i for d in r for i in d] for r in rows],
+                                     "seq_lengths": [[len(d) for d in r] for r in rows]})
+    trainer = SFTTrainer(model=make_model(vocab, args),
+                         args=sft_args(tmp / "pf", args, padding_free=True, max_length=None,
+                                       dataset_kwargs={"skip_prepare_dataset": True}),
+                         train_dataset=ds, processing_class=tokenizer_stub(vocab, pad_id), peft_config=lora())
+    return _timed(trainer, sum(map(len, docs)), len(rows))
+
+
+def run_trl_bfd(docs, vocab, pad_id, args, tmp):
+    """trl packs the documents itself (best-fit decreasing), padding-free."""
+    import datasets
+    from trl import SFTTrainer
+
+    ds = datasets.Dataset.from_dict({"input_ids": docs})
+    trainer = SFTTrainer(model=make_model(vocab, args),
+                         args=sft_args(tmp / "bfd", args, packing=True, packing_strategy="bfd", max_length=args.row_len),
+                         train_dataset=ds, processing_class=tokenizer_stub(vocab, pad_id), peft_config=lora())
+    real = sum(len(x) for x in trainer.train_dataset["input_ids"])
+    return _timed(trainer, real, len(trainer.train_dataset))
+
+
+def _timed(trainer, real_tokens: int, rows: int) -> dict:
     t0 = time.perf_counter()
     trainer.train()
     dt = time.perf_counter() - t0
-    return {"rows": len(docs), "steps": trainer.state.global_step, "seconds": dt,
-            "real_tokens": sum(map(len, docs))}
+    return {"rows": rows, "steps": trainer.state.global_step, "seconds": dt, "real_tokens": real_tokens}
+
+
+RUNS = {"ours": run_packed, "trl-padding-free": run_trl_padding_free, "trl-bfd": run_trl_bfd,
+        "trl-padded": run_padded}
+
+
+def worker(method: str, data: str, args) -> dict:
+    """One method in this (fresh) process: a warm-up on a few documents, then the timed run, and its peak memory."""
+    import resource
+
+    import torch
+
+    payload = json.loads(Path(data).read_text())
+    docs, vocab, pad_id = payload["docs"], payload["vocab"], payload["pad_id"]
+    torch.set_num_threads(torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        RUNS[method](docs[:2 * args.batch_size], vocab, pad_id, args, tmp / "warm")  # lazy imports, allocator
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        out = RUNS[method](docs, vocab, pad_id, args, tmp)
+    out["peak_mb"] = (torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
+                      else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
 
 
 def main():
+    import subprocess
+    import sys
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--novel-docs", type=int, default=40, help="book chunks (KoCoNovel scenes)")
     ap.add_argument("--dialogue-docs", type=int, default=600, help="short dialogues (ChatbotData pairs)")
@@ -164,6 +229,9 @@ def main():
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default=",".join(RUNS), help="comma-separated subset of " + ",".join(RUNS))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.hidden % 64:
         ap.error("--hidden must be a multiple of 64 (bitsandbytes' 4-bit CPU path repacks in blocks of 64 inputs)")
@@ -171,33 +239,46 @@ def main():
     from malmungchi.quiet import quiet_third_party_logs
 
     quiet_third_party_logs()
-    print_machine()
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.data, args)))
+        return
+    print_machine()
     docs, vocab, pad_id = load_docs(args.novel_docs, args.dialogue_docs, args.row_len, args.seed)
     total = sum(map(len, docs))
     lengths = sorted(map(len, docs))
     print(f"{len(docs)} documents, {total:,} real tokens (length min {lengths[0]}, median "
           f"{lengths[len(lengths) // 2]}, max {lengths[-1]}); compact vocabulary {vocab:,}; model hidden "
           f"{args.hidden}, {args.layers} layers; batch size {args.batch_size}, row length {args.row_len}")
+    methods = [m for m in args.methods.split(",") if m]
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        warm = docs[:2 * args.batch_size]  # first-call costs (lazy imports, allocator) out of the timings
-        run_padded(warm, vocab, pad_id, args, tmp / "warm")
-        run_packed(warm, vocab, pad_id, args, tmp / "warm")
-        padded = run_padded(docs, vocab, pad_id, args, tmp)
-        packed = run_packed(docs, vocab, pad_id, args, tmp)
-    assert packed["real_tokens"] == padded["real_tokens"] == total, (packed, padded)
-    tp = packed["real_tokens"] / packed["seconds"]
-    td = padded["real_tokens"] / padded["seconds"]
-    print(f"padded (trl default, one document per example): {padded['steps']} steps, {padded['seconds']:.1f} s, "
-          f"{td:,.0f} real tokens/s")
-    print(f"packed (malmungchi, padding-free rows):          {packed['steps']} steps, {packed['seconds']:.1f} s, "
-          f"{tp:,.0f} real tokens/s")
-    print(f"ratio packed / padded: {tp / td:.2f}x")
+        data = Path(tmp) / "docs.json"
+        data.write_text(json.dumps({"docs": docs, "vocab": vocab, "pad_id": pad_id}))
+        passed = [a for a in sys.argv[1:] if not a.startswith("--methods")]
+        for m in methods:
+            proc = subprocess.run([sys.executable, __file__, *passed, "--worker", m, "--data", str(data)],
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                raise SystemExit(f"{m} failed:\n{proc.stderr[-3000:]}")
+            results[m] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{'method':18} {'steps':>6} {'seconds':>8} {'real tokens/s':>14} {'peak MB':>8}")
+    for m, r in results.items():
+        print(f"{m:18} {r['steps']:>6} {r['seconds']:>8.1f} {r['real_tokens'] / r['seconds']:>14,.0f} "
+              f"{r['peak_mb']:>8,.0f}")
+    speed = {m: r["real_tokens"] / r["seconds"] for m, r in results.items()}
+    for m, r in results.items():
+        if m != "trl-bfd" and r["real_tokens"] != total:  # trl's BFD truncates nothing here (rows >= documents)
+            raise SystemExit(f"{m} trained {r['real_tokens']} real tokens, not {total}")
+    if "ours" in speed:
+        for m in speed:
+            if m != "ours" and m != "trl-padding-free":
+                print(f"ratio ours / {m}: {speed['ours'] / speed[m]:.2f}x")
+        if "trl-padding-free" in speed:
+            print(f"ratio ours / trl-padding-free: {speed['ours'] / speed['trl-padding-free']:.2f}x")
 
 
 if __name__ == "__main__":
