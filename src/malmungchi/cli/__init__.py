@@ -12,6 +12,7 @@ from malmungchi.cli.corpus import corpus
 from malmungchi.cli.env import env_command
 from malmungchi.cli.quickstart import quickstart
 from malmungchi.cli.eval import eval_group
+from malmungchi.cli.export import export_command
 from malmungchi.cli.experiment import experiment
 from malmungchi.cli.train import train
 from malmungchi.errors import UserError
@@ -55,6 +56,7 @@ def main(verbose: bool) -> None:
 
 corpus.add_command(build_command)
 corpus.add_command(stats_command)
+corpus.add_command(export_command)
 main.add_command(corpus)
 main.add_command(train)
 main.add_command(eval_group)

@@ -377,3 +377,37 @@ def judge_command(predictions, gold, output, base_url, judge_model, concurrency,
     if show and s["disagreements"]:
         out.print(judge_report.disagreements_table(s))
     out.print(f"verdicts: {out_path}")
+
+
+@eval_group.command(name="export")
+@click.argument("build_dir", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["lm-eval"]), default="lm-eval", show_default=True,
+              help="lm-eval: an lm-evaluation-harness task YAML and its scoring hook (utils.py).")
+@click.option("--out", "-o", "out", required=True, type=click.Path(), help="Folder to write the task into.")
+@click.option("--task", "task", help="The task's name (default: malmungchi_ and the build folder's name).")
+@click.option("--force", is_flag=True, help="Replace the task's files in an existing --out folder.")
+def export_command(build_dir, fmt, out, task, force):
+    """Write BUILD_DIR's eval/test.jsonl as an lm-eval `generate_until` task scored with malmungchi's exact-match
+    tiers (run it with `lm_eval --tasks TASK --include_path OUT`)."""
+    from malmungchi.atomic import write_text
+    from malmungchi.contracts.build import BuildPaths
+    from malmungchi.eval.lmeval import task_files, task_name
+
+    paths = BuildPaths(Path(build_dir))
+    if not paths.eval_items.is_file():
+        fail(f"{paths.eval_items}: missing (is {build_dir} a build directory? run `malmungchi corpus build`)")
+    try:
+        manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"{paths.manifest}: cannot read: {exc}")
+    task = task or task_name(build_dir)
+    files = task_files(build_dir, manifest, task)
+    out_p = Path(out)
+    there = [name for name in files if (out_p / name).exists()]
+    if there and not force:
+        fail(f"{out_p / there[0]} already exists; pass --force to replace it")
+    out_p.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        write_text(out_p / name, text)  # each file written to a temporary name, then renamed
+    console().print(f"[green]wrote[/] lm-eval task {task} for {paths.eval_items} ({manifest.get('mode')} mode): "
+                    + ", ".join(str(out_p / n) for n in files))
