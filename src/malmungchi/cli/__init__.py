@@ -11,6 +11,7 @@ from malmungchi.cli.corpus import corpus
 from malmungchi.cli.env import env_command
 from malmungchi.cli.quickstart import quickstart
 from malmungchi.cli.eval import eval_group
+from malmungchi.cli.hub import hub
 from malmungchi.cli.experiment import experiment
 from malmungchi.cli.train import train
 from malmungchi.errors import UserError
@@ -60,3 +61,4 @@ main.add_command(eval_group)
 main.add_command(quickstart)
 main.add_command(env_command)
 main.add_command(experiment)
+main.add_command(hub)
