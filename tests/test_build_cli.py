@@ -150,3 +150,17 @@ def test_stats_prints_the_report(corpus_dir, qwen3_tokenizer_dir):
     assert r.exit_code == 0, r.output
     for text in ("splits", "tokens per Hangul syllable", "SOUND", "packing", "longest documents", "split unit"):
         assert text in r.output
+
+
+def test_the_dataset_card_makes_load_dataset_load_the_training_splits(built):
+    """Without the card, `load_dataset(BUILD_DIR)` infers splits from file names and loads eval/test.jsonl alone."""
+    import datasets
+
+    card = (built / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "configs:" in card and '"data/train.parquet"' in card
+    m = json.loads((built / "manifest.json").read_text())
+    assert m["content_hash"] in card and str(built) not in card  # no machine path: rebuilds elsewhere match
+    ds = datasets.load_dataset(str(built))
+    assert sorted(ds) == ["test", "train", "validation"]
+    assert {s: len(ds[s]) for s in ds} == {s: m["splits"][s]["rows"] for s in ds}
+    assert ds["test"].column_names == ds["train"].column_names and "answer" not in ds["test"].column_names

@@ -96,5 +96,6 @@ def test_push_to_hub_in_train_args_is_refused(tmp_path, tiny_build, tiny_model):
     result = _run(tiny_build, "--model", tiny_model, "--out", tmp_path / "run", "--config", cfg)
     assert result.exit_code == 2
     lines = _error_lines(result)
-    assert len(lines) == 2 and all("nothing is uploaded during training" in x for x in lines)
+    assert len(lines) == 2 and all("nothing is uploaded during training" in x and "malmungchi hub push" in x
+                                   for x in lines)
     assert not (tmp_path / "run").exists()

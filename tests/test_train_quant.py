@@ -40,13 +40,6 @@ def test_4bit_trains_on_cpu_and_reloads(tmp_path, tiny_build, tiny_model):
     torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-2)
 
 
-def test_merge_refuses_a_quantized_base(tmp_path, tiny_build, tiny_model):
-    from malmungchi.train.errors import TrainError
-
-    with pytest.raises(TrainError, match="--merge needs an unquantized base"):
-        resolve(tiny_build, train_cfg(tiny_model, tmp_path / "run", quant="4bit", merge=True))
-
-
 def _linear4(model_dir):
     import bitsandbytes as bnb
 

@@ -71,6 +71,13 @@ def remove_orphans(folder: str | Path) -> list[Path]:
     return removed
 
 
+def umask() -> int:
+    """The process's umask (read without changing it for longer than the call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

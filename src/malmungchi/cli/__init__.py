@@ -13,6 +13,7 @@ from malmungchi.cli.env import env_command
 from malmungchi.cli.quickstart import quickstart
 from malmungchi.cli.eval import eval_group
 from malmungchi.cli.export import export_command
+from malmungchi.cli.hub import hub
 from malmungchi.cli.experiment import experiment
 from malmungchi.cli.train import train
 from malmungchi.errors import UserError
@@ -64,3 +65,4 @@ main.add_command(quickstart)
 main.add_command(config_command)
 main.add_command(env_command)
 main.add_command(experiment)
+main.add_command(hub)

@@ -94,3 +94,28 @@ def outcome_summary(outcome, run_dir) -> dict:
             "train_seconds": m.get("train_seconds"), "manifest": str(paths.manifest), "metrics": str(paths.metrics),
             "loss_curve": [[p["step"], p["loss"]] for p in m.get("loss_curve", [])]}
 
+
+@train.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(), help="The model folder to write (a new folder; "
+              "RUN_DIR/merged is where `train run --merge` puts it).")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+              help="Weights dtype of the merged model (default: the run's).")
+@click.option("--device", default="cpu", show_default=True, help="Where the base is loaded and merged (cpu, cuda, "
+              "cuda:1).")
+@click.option("--model", "base_model", default=None, help="The base model, when it has moved since training "
+              "(default: the one the run manifest records).")
+def merge(run_dir, out, dtype, device, base_model):
+    """Merge RUN_DIR's adapter into its base model (QLoRA runs too: the base is reloaded unquantized) and write one
+    plain model folder with the tokenizer: `AutoModelForCausalLM.from_pretrained(OUT)` or `vllm serve OUT`.
+
+    Exit status: 0 done, 2 usage or I/O error.
+    """
+    from malmungchi.train.merge import merge_run
+    from malmungchi.train.runner import quiet_libraries
+
+    quiet_libraries()
+    done = merge_run(run_dir, out, dtype=dtype, device=device, base_model=base_model)
+    note = " (trained on a 4-bit base; merged into its full-precision weights)" \
+        if done["quantization_trained"] != "none" else ""
+    console().print(f"merged {run_dir} into {done['out']}: {done['dtype']}, {done['rows']:,} vocabulary rows{note}")

@@ -16,6 +16,7 @@ from malmungchi.errors import UserError
 
 BUILD_MANIFEST = "manifest.json"  # written last: its presence means the build finished
 BUILD_REPORT = "report.json"
+BUILD_CARD = "README.md"  # the dataset card: its `configs:` make `datasets.load_dataset(BUILD_DIR)` load the splits
 BUILD_TOKENIZER = "tokenizer"
 BUILD_DATA = "data"
 EVAL_ITEMS = "eval/test.jsonl"  # as the manifest's "eval.path" names it
@@ -41,6 +42,10 @@ class BuildPaths:
     @property
     def report(self) -> Path:
         return self.root / BUILD_REPORT
+
+    @property
+    def card(self) -> Path:
+        return self.root / BUILD_CARD
 
     @property
     def tokenizer(self) -> Path:

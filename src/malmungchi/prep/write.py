@@ -16,9 +16,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from malmungchi import __version__
-from malmungchi.atomic import process_alive
+from malmungchi.atomic import process_alive, umask
 from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths, is_build_dir
 from malmungchi.errors import UserError
+from malmungchi.hub.card import dataset_card
 from malmungchi.outdir import build_out_problem
 from malmungchi.prep.build import Plan
 from malmungchi.prep.content import content_table
@@ -82,7 +83,7 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     prefix = f".{out.name}.{os.getpid()}."
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=out.parent))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the build is shared like any other output
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700; the build is shared like any other output
         manifest = _write_into(p, tmp)
         if force and out.exists():
             old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=out.parent))
@@ -101,12 +102,6 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def restore_interrupted_swap(out: str | Path) -> Path | None:
@@ -212,5 +207,8 @@ def _write_into(p: Plan, root: Path) -> dict:
         "figures": {k: rep[k] for k in ("tokens", "lengths", "packing", "truncation", "korean", "unicode")}
         | {"duplicates": rep["documents"]["duplicates"], "notes": rep["notes"], "warnings": rep["warnings"]},
     }
+    # the card is made from the manifest (no path, no clock): the same build gives the same bytes; it is no input
+    # of the content hash, which covers what training reads
+    paths.card.write_text(dataset_card(manifest), encoding="utf-8")
     paths.manifest.write_text(_dump(manifest), encoding="utf-8")
     return manifest

@@ -52,7 +52,8 @@ TRAIN_ARGS_MANAGED = {
     "eval_packing": "the build directory is already packed",
     "resume_from_checkpoint": "use --resume",
     # the trainer would upload every checkpoint with the user's token in the middle of the run
-    **{k: "nothing is uploaded during training; upload the finished run directory yourself (e.g. `hf upload`)"
+    **{k: "nothing is uploaded during training; push the finished run with "
+          "`malmungchi hub push RUN_DIR --repo OWNER/NAME`"
        for k in ("push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo")},
 }
 

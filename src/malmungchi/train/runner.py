@@ -70,8 +70,6 @@ def resolve(build_dir: str | Path, cfg: TrainConfig) -> Plan:
         raise TrainError(problem)
     build = read_build_dir(build_dir)
     quant, notice = modeling.resolve_quant(cfg.quant)
-    if quant != "none" and cfg.merge:
-        raise TrainError(f"--merge needs an unquantized base (--quant none); this run is {quant}")
     dtype = modeling.resolve_dtype(cfg.dtype)
     world = modeling.env_world_size()
     p = Plan(
@@ -419,14 +417,10 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
     metrics = {}
     if trainer.is_world_process_zero():
         metrics = write_run_dir(plan, prep, trainer, manifest, callback, result, eval_metrics, started)
-        if plan.cfg.merge:
-            import copy
+        if plan.cfg.merge:  # the same path as `train merge`: the base reloaded unquantized from disk
+            from malmungchi.train.merge import merge_run
 
-            merged = copy.deepcopy(model).merge_and_unload()
-            merged.config.use_cache = True
-            merged.save_pretrained(RunPaths(plan.out).merged)
-            shutil.copytree(plan.build.tokenizer_dir, RunPaths(plan.out).merged, dirs_exist_ok=True)
-            del merged
+            merge_run(plan.out, RunPaths(plan.out).merged, dtype=modeling.dtype_name(plan.dtype))
     trainer.accelerator.wait_for_everyone()
     del trainer
     if torch.cuda.is_available():

@@ -50,7 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("seed", 42, "seed", "Random seed (default {default})."),
     Setting("report_to", "none", "report_to", "Trackers (none, tensorboard, wandb, ...; default {default})."),
     Setting("trust_remote_code", False, None, "Allow the model's own code to run."),
-    Setting("merge", False, None, "Also write merged/ (needs an unquantized base)."),
+    Setting("merge", False, None, "Also write merged/: the adapter merged into the base, reloaded unquantized "
+            "(what `malmungchi train merge` does)."),
 )
 
 BY_FIELD: dict[str, Setting] = {s.field: s for s in SETTINGS}

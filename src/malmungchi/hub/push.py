@@ -1,0 +1,233 @@
+"""`malmungchi hub push RUN_OR_BUILD --repo OWNER/NAME`: what goes up (`plan_push`) and sending it (`push`).
+
+A run goes up as a model repo: its adapter folder (adapter weights, adapter_config.json, the tokenizer saved beside
+it), or with `merged` its `merged/` model folder, plus `run_manifest.json`, `metrics.json`, the build's manifest as
+`build_manifest.json` (where the build is still there) and a generated card. A build goes up as a dataset repo:
+every file of the build directory, its card regenerated with the license given. Everything is one commit
+(`HfApi.create_commit`), after `create_repo(exist_ok=True)`.
+
+The token is `HF_TOKEN` or the saved login (`huggingface_hub.get_token`); it is passed to `HfApi` and written
+nowhere. The endpoint is `HF_ENDPOINT` read at push time (huggingface_hub reads it once, at import). Telemetry
+stays off, as everywhere in malmungchi.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from malmungchi.contracts.build import BUILD_MANIFEST, BuildPaths, is_build_dir
+from malmungchi.contracts.run import RunPaths, is_run_dir
+from malmungchi.errors import UserError
+from malmungchi.hub import card as cards
+
+REPO_ID = re.compile(r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]{0,95})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,95})$")
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+class HubError(UserError):
+    """A push that cannot be made or was refused: one line naming the repo or the file and what to do."""
+
+
+@dataclass
+class Upload:
+    """What one push sends: (path in the repo, bytes or a local file) in repo order, and the card among them."""
+
+    repo_id: str
+    repo_type: str  # "model" | "dataset"
+    source: Path
+    files: list[tuple[str, bytes | Path]] = field(default_factory=list)
+
+    def size(self, item: bytes | Path) -> int:
+        return len(item) if isinstance(item, bytes) else item.stat().st_size
+
+    @property
+    def card(self) -> str:
+        for path, item in self.files:
+            if path == cards.CARD_NAME:
+                return item.decode("utf-8") if isinstance(item, bytes) else item.read_text(encoding="utf-8")
+        return ""
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.size(item) for _, item in self.files)
+
+
+def check_repo_id(repo_id: str) -> str:
+    """OWNER/NAME as the Hub accepts it, else a HubError line."""
+    m = REPO_ID.match(repo_id or "")
+    if not m or "--" in repo_id or ".." in repo_id or repo_id.endswith((".git", ".")):
+        raise HubError(f"--repo {repo_id!r}: not a Hub repo name; use OWNER/NAME (letters, digits, '-', '_', '.'; "
+                       "no '--' or '..', at most 96 characters each)")
+    return repo_id
+
+
+def _folder_files(root: Path, prefix: str = "") -> list[tuple[str, Path]]:
+    """The plain files under `root` (hidden ones and temporaries left out), as (path in repo, file), sorted."""
+    out = []
+    for f in sorted(root.rglob("*")):
+        rel = f.relative_to(root)
+        if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+            out.append((prefix + rel.as_posix(), f))
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HubError(f"{path}: cannot read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
+            from None
+
+
+def plan_push(source: str | Path, repo_id: str, *, merged: bool = False, license: str = cards.DEFAULT_LICENSE,
+              base_model: str | None = None, results: list[Path] | tuple[Path, ...] = ()) -> Upload:
+    """The files and card of a push of the run or build at `source`, read from disk; nothing is sent."""
+    src = Path(source)
+    check_repo_id(repo_id)
+    if not src.is_dir():
+        raise HubError(f"{src}: no such folder; pass a run directory (`train run --out`) or a build directory")
+    if is_run_dir(src):
+        return _plan_run(src, repo_id, merged=merged, license=license, base_model=base_model, results=results)
+    if is_build_dir(src):
+        if merged or results or base_model:
+            raise HubError(f"{src}: a build directory; --merged, --results and --base-model are for runs")
+        return _plan_build(src, repo_id, license=license)
+    raise HubError(f"{src}: neither a run directory (run_manifest.json) nor a build directory ({BUILD_MANIFEST})")
+
+
+def _plan_build(src: Path, repo_id: str, *, license: str) -> Upload:
+    paths = BuildPaths(src)
+    manifest = _read_json(paths.manifest)
+    upload = Upload(repo_id, "dataset", src)
+    upload.files = [(rel, f) for rel, f in _folder_files(src) if rel != cards.CARD_NAME]
+    upload.files.append((cards.CARD_NAME, cards.dataset_card(manifest, license=license).encode("utf-8")))
+    return upload
+
+
+def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model: str | None,
+              results) -> Upload:
+    paths = RunPaths(src)
+    manifest = _read_json(paths.manifest)
+    build_manifest = None
+    build_path = Path((manifest.get("build") or {}).get("path") or "")
+    if build_path.name and BuildPaths(build_path).manifest.is_file():
+        candidate = _read_json(BuildPaths(build_path).manifest)
+        if candidate.get("content_hash") == (manifest.get("build") or {}).get("content_hash"):
+            build_manifest = candidate
+    upload = Upload(repo_id, "model", src)
+    folder = paths.merged if merged else paths.adapter
+    if not folder.is_dir():
+        raise HubError(f"{folder}: missing" + (" (write it with `malmungchi train merge "
+                                               f"{src} --out {paths.merged}`)" if merged else ""))
+    hub_base = base_model or cards.hub_base_model((manifest.get("base_model") or {}).get("name_or_path"))
+    for rel, f in _folder_files(folder):
+        if rel == cards.CARD_NAME:  # peft's template card; ours replaces it
+            continue
+        if rel == "adapter_config.json" and hub_base:
+            # the recorded base is often a local folder: who loads the repo needs the Hub id
+            config = _read_json(f)
+            config["base_model_name_or_path"] = hub_base
+            upload.files.append((rel, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")))
+        else:
+            upload.files.append((rel, f))
+    upload.files.append(("run_manifest.json", paths.manifest))
+    if paths.metrics.is_file():
+        upload.files.append(("metrics.json", paths.metrics))
+    if build_manifest is not None:
+        upload.files.append(("build_manifest.json", BuildPaths(build_path).manifest))
+    found = [p for p in sorted(src.glob("*.jsonl"))]  # results files written into the run folder
+    summaries = []
+    for path in list(results) + [p for p in found if p not in results]:
+        summary = cards.read_results(Path(path))
+        if summary is None and Path(path) in results:
+            raise HubError(f"--results {path}: not an `eval run`/`eval score` results file (one JSON line per item "
+                           f"with {', '.join(cards.METRICS)})")
+        if summary is not None:
+            summaries.append(summary)
+    text = cards.model_card(manifest, build_manifest, repo_id=repo_id, merged=merged, license=license,
+                            base_model=hub_base, results=summaries)
+    upload.files.append((cards.CARD_NAME, text.encode("utf-8")))
+    return upload
+
+
+# --- sending --------------------------------------------------------------------------------------------------------
+
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def find_token() -> str:
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if not token:
+        raise HubError("no Hugging Face token: set HF_TOKEN or log in once with `hf auth login` (a token with "
+                       "write access)")
+    return token
+
+
+@contextlib.contextmanager
+def _online(url: str) -> Iterator[None]:
+    """huggingface_hub's flags read at import (offline mode, endpoint) set for this push, and put back after;
+    telemetry off for good, as `train run` leaves it."""
+    from huggingface_hub import constants
+
+    from malmungchi.train.runner import no_hub_telemetry
+
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        raise HubError("HF_HUB_OFFLINE is set: unset it for `malmungchi hub push` (the one command that goes online)")
+    no_hub_telemetry()
+    saved = constants.HF_HUB_OFFLINE, constants.ENDPOINT
+    constants.HF_HUB_OFFLINE, constants.ENDPOINT = False, url
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, constants.ENDPOINT = saved
+
+
+def push(upload: Upload, *, private: bool = False, token: str | None = None,
+         message: str | None = None) -> str:
+    """Create the repo (if new) and commit every file in one commit; the commit's URL."""
+    from httpx2 import TransportError  # huggingface_hub's HTTP client
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    token = token or find_token()
+    url = endpoint()
+    api = HfApi(endpoint=url, token=token, library_name="malmungchi")
+    what = f"{upload.repo_type} repo {upload.repo_id}"
+    ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=item if isinstance(item, bytes) else str(item))
+           for rel, item in upload.files]
+    with _online(url):
+        try:
+            api.create_repo(upload.repo_id, repo_type=upload.repo_type, private=private, exist_ok=True)
+            info = api.create_commit(upload.repo_id, operations=ops, repo_type=upload.repo_type,
+                                     commit_message=message or f"malmungchi hub push {upload.source.name}")
+        except HfHubHTTPError as err:
+            raise HubError(_refused_line(err, url, what)) from None
+        except (OSError, TransportError) as err:  # connection refused, DNS, TLS, timeouts
+            raise HubError(f"cannot reach {url} to push the {what}: {_first(err)}") from None
+        except ValueError as err:  # huggingface_hub's own validation (repo id, README metadata)
+            raise HubError(f"{what}: {_first(err)}") from None
+    return str(getattr(info, "commit_url", "") or f"{url}/{upload.repo_id}")
+
+
+def _first(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _refused_line(err, url: str, what: str) -> str:
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status in (401, 403):
+        return (f"{url} refused the token for the {what} (HTTP {status}): check that HF_TOKEN (or the saved login) "
+                "is valid and has write access to that namespace")
+    if status == 404:
+        return f"{url}: the {what} was not found (HTTP 404) and could not be created"
+    return f"{url} refused the push to the {what} (HTTP {status}): {_first(err)}"

@@ -1,0 +1,83 @@
+"""`malmungchi train merge` (and `train run --merge`): a run's adapter merged into its base model, saved with the
+run's tokenizer as one plain model folder that `AutoModelForCausalLM.from_pretrained` (and vLLM, SGLang) load
+without peft or malmungchi.
+
+The base is always rebuilt from disk by the run's own loader (`loader.load_for_inference`, quant="none"): the
+same embedding resize and new-row initialisation as training, the adapter attached, then `merge_and_unload()`.
+For a QLoRA run this means the LoRA deltas (trained against the 4-bit NF4 base) are added to the original
+full-precision weights, not to their dequantized 4-bit copies: the merged model differs from the adapter run by
+the base's quantization error and nothing else (the README and the test state the size of that gap).
+
+The folder is written into a temporary sibling and renamed into place, so `--out` is either whole or absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from malmungchi.atomic import umask
+from malmungchi.contracts.run import RunPaths, is_run_dir
+from malmungchi.outdir import overlap_problem
+from malmungchi.train.errors import TrainError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def out_problem(run_dir: Path, out: Path) -> str | None:
+    """Why `--out` may not be written for `run_dir`, or None. RUN_DIR/merged (the run contract's place for it) is
+    allowed; anywhere else inside the run, or around it, is not."""
+    if out.exists() or out.is_symlink():
+        return f"--out {out}: already exists; choose a new folder (or remove that one yourself)"
+    if out.resolve() == RunPaths(run_dir).merged.resolve():
+        return None
+    return overlap_problem(out, [run_dir])
+
+
+def check_run(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise TrainError(f"{run_dir}: no such run directory")
+    if not is_run_dir(run_dir):
+        raise TrainError(f"{run_dir}: not a finished run directory (no {RunPaths(run_dir).manifest.name}); pass "
+                         "the --out folder of `malmungchi train run`")
+
+
+def merge_run(run_dir: str | Path, out: str | Path, *, dtype: str | None = None, device: str = "cpu",
+              base_model: str | None = None) -> dict[str, Any]:
+    """Merge the run's adapter into its base (loaded unquantized, in `dtype`, default the run's) and write `out`.
+    Returns what was done (for the CLI's line and the run manifest)."""
+    from malmungchi.train.loader import load_for_inference
+
+    run, out = Path(run_dir), Path(out)
+    check_run(run)
+    problem = out_problem(run, out)
+    if problem:
+        raise TrainError(problem)
+    model, tokenizer, manifest = load_for_inference(run, base_model=base_model, quant="none", dtype=dtype,
+                                                    device_map={"": device})
+    merged = model.merge_and_unload()
+    merged.config.use_cache = True  # training turned it off for packed rows; generation wants it
+    save_model_folder(merged, RunPaths(run).tokenizer, out)
+    return {"out": str(out), "dtype": str(merged.dtype).removeprefix("torch."),
+            "quantization_trained": manifest.get("quantization", "none"),
+            "rows": int(merged.get_input_embeddings().weight.shape[0])}
+
+
+def save_model_folder(model, tokenizer_dir: Path, out: Path) -> None:
+    """`model.save_pretrained` (safetensors) and the tokenizer's files into a temporary folder beside `out`, then
+    one rename."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    try:
+        model.save_pretrained(str(tmp))
+        for f in sorted(tokenizer_dir.iterdir()):
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700; a model folder is shared
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
