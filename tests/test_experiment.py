@@ -105,6 +105,26 @@ def test_experiment_markers_end_to_end(tmp_path):
     assert (out / "report.json").read_bytes() == first
 
 
+def test_experiment_markers_in_chat_mode(tmp_path):
+    """--chat: the arms are scored on the same assistant turns (ids from the source, canonical answers) and content
+    bits per character covers the assistant messages under every policy, also `drop`, which removes turns that
+    hold only a marker."""
+    out = tmp_path / "exp"
+    r = CliRunner().invoke(main, ["experiment", "markers", str(sample_dir()), "--out", str(out), "--chat",
+                                  "--policies", "special,drop", "--max-steps", "2", "--hidden-size", "64",
+                                  "--layers", "1", "--vocab-size", "400", "--max-length", "128", "--batch-size", "4",
+                                  "--limit", "3", "--max-new-tokens", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output[r.output.index("{"):])
+    special, drop = rep["policies"]["special"], rep["policies"]["drop"]
+    assert special["test_ids_sha256"] == drop["test_ids_sha256"] and rep["n_items"] == 3
+    assert 0 < special["bpc"] < 20 and 0 < drop["bpc"] < 20
+    (pair,) = rep["pairs"]
+    assert pair["bpc_diff"] == pytest.approx(drop["bpc"] - special["bpc"])
+    items = [json.loads(x) for x in (out / "builds" / "drop" / "eval" / "test.jsonl").read_text().splitlines()]
+    assert items and all(":t" in i["id"] and "answer_canonical" in i for i in items)
+
+
 def test_experiment_refuses_bad_options_in_one_line(tmp_path):
     r = CliRunner().invoke(main, ["experiment", "markers", str(sample_dir()), "--out", str(tmp_path / "e"),
                                   "--policies", "special,bogus"])

@@ -38,7 +38,7 @@ class QuickstartError(UserError):
 @dataclass
 class Settings:
     out: Path
-    steps: int = 120
+    steps: int = 100
     max_length: int = 256
     memorize: int = 24  # eval pairs taken from the train split
     lr: float = 3e-3

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import torch
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 from trl import SFTTrainer
 
 from malmungchi.train.collate import NUM_REAL_TOKENS
@@ -15,7 +15,11 @@ from malmungchi.train.collate import NUM_REAL_TOKENS
 
 class PackedSFTTrainer(SFTTrainer):
     """SFTTrainer fed the build's rows as they are; counts the real (non-pad) tokens of every training step, across
-    processes."""
+    processes.
+
+    On the CPU the loss is the model's own (transformers' `Trainer.compute_loss`: the same token-level NLL over
+    `num_items_in_batch`) instead of trl's fused LM head, whose chunked log-probs save GPU memory but cost 1.7x a
+    plain forward and backward on the CPU with a 151k-token vocabulary (tiny model, 128 tokens: 0.52 s vs 0.30 s)."""
 
     real_tokens: int = 0
 
@@ -26,6 +30,10 @@ class PackedSFTTrainer(SFTTrainer):
             if self.accelerator.num_processes > 1:
                 n = self.accelerator.reduce(n, reduction="sum")
             self.real_tokens += int(n)
+        if self.accelerator.device.type == "cpu":
+            inputs["use_cache"] = False
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
         return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                     num_items_in_batch=num_items_in_batch)
 
