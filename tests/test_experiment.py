@@ -112,7 +112,7 @@ def test_experiment_markers_in_chat_mode(tmp_path):
     out = tmp_path / "exp"
     r = CliRunner().invoke(main, ["experiment", "markers", str(sample_dir()), "--out", str(out), "--chat",
                                   "--policies", "special,drop", "--max-steps", "2", "--hidden-size", "64",
-                                  "--layers", "1", "--vocab-size", "400", "--max-length", "128", "--batch-size", "4",
+                                  "--layers", "1", "--vocab-size", "400", "--max-length", "512", "--batch-size", "4",
                                   "--limit", "3", "--max-new-tokens", "4", "--json"])
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output[r.output.index("{"):])

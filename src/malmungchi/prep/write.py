@@ -51,8 +51,18 @@ def empty_build_problem(p: Plan) -> str | None:
     found = len(p.documents)
     kept = sum(d.kept for d in p.documents)
     rows = ", ".join(f"{name} {len(p.rows[name])}" for name in SPLITS)
+    why: dict[str, list[str]] = {}
+    for d in p.documents:
+        if not d.kept:
+            first = (d.reason or "").split("; ")[0]
+            why.setdefault(str(d.kind.value if d.kind is not None else "dropped"),
+                           []).append(first if len(first) <= 100 else first[:99] + "…")
+    dropped = "; ".join(f"{len(reasons)} {kind} (e.g. {reasons[0]})" if reasons[0] else f"{len(reasons)} {kind}"
+                        for kind, reasons in sorted(why.items(), key=lambda kv: -len(kv[1])))
+    lost = f"; {len(p.lost)} sequence(s) lost to max_length {p.cfg.max_length}" if p.lost else ""
     return (f"nothing to train on: 0 training rows ({rows} rows; {found} document(s) found, {kept} kept, "
-            f"{found - kept} dropped, in {len(p.sources)} file(s)); check the inputs and `malmungchi corpus lint`")
+            f"{found - kept} dropped{': ' + dropped if dropped else ''}{lost}, in {len(p.sources)} file(s)); "
+            "check the inputs and `malmungchi corpus lint`")
 
 
 def _dump(obj) -> str:
