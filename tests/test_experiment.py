@@ -82,6 +82,7 @@ def test_experiment_markers_end_to_end(tmp_path):
     assert special["test_ids_sha256"] == text["test_ids_sha256"] and rep["n_items"] == 3
     assert 0 < special["bpc"] < 20 and 0 < text["bpc"] < 20 and special["bpc"] != text["bpc"]
     assert special["train_tokens"] < text["train_tokens"]  # one token per marker instead of several
+    assert special["peak_memory_mb"] > 50 and text["peak_memory_mb"] > 50  # the training stage's (CPU: resident set)
     (pair,) = rep["pairs"]
     assert pair["a"] == "special" and pair["b"] == "text"
     assert pair["bpc_diff"] == pytest.approx(text["bpc"] - special["bpc"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import signal
 import subprocess
@@ -69,7 +68,7 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_build(corpus, qwen3_to
     reference = assert_complete(parent / "reference")
 
     targets = []
-    for seed in range(2):
+    for seed in range(1):
         delay = random.Random(seed).uniform(0.2, 1.05) * full
         out = parent / f"out{seed}"
         proc = start(corpus, qwen3_tokenizer_dir, out)
@@ -125,26 +124,3 @@ def test_two_builds_racing_on_one_out(corpus, qwen3_tokenizer_dir, tmp_path):
     assert "error:" in loser and "Traceback" not in loser and len(loser.strip().splitlines()) == 1, loser
     assert_complete(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-
-
-def test_a_killed_quick_start_reruns(tmp_path):
-    out = tmp_path / "qs"
-    args = [sys.executable, "-m", "malmungchi", "quickstart", "--out", str(out), "--steps", "3"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    try:
-        while not (out / "build" / "manifest.json").is_file():  # killed in the middle: after the build
-            assert proc.poll() is None, "the quick start ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert not (out / "run" / "run_manifest.json").exists()
-    rerun = subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=600)
-    # three steps may be too few to show learning: then it says so (exit 2), having run every stage
-    assert rerun.returncode == 0 or "did not rise" in rerun.stderr, rerun.stderr[-2000:]
-    assert "Traceback" not in rerun.stderr
-    summary = json.loads(rerun.stdout)  # --json: the summary alone on stdout, the stages on stderr
-    assert summary["steps"] == 3 and set(summary["em"]) == {"before", "after"} and "2/5 build" in rerun.stderr
-    assert (out / "run" / "run_manifest.json").is_file() and (out / "eval" / "after-memorized.jsonl").is_file()

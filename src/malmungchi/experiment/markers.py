@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -323,9 +324,10 @@ def _train(s: Settings, arm: str, seed: int, base_dir: Path) -> bool:
                       args={"logging_steps": max(1, steps // 40) if steps else 10, "save_steps": steps or 500,
                             "eval_steps": steps or 500})
     started = time.perf_counter()
-    peak = _reset_peak_memory()
-    train(resolve(build, cfg), console=None)
-    _finish(folder, fp, wall_s=round(time.perf_counter() - started, 3), peak_memory_mb=_peak_memory(peak))
+    with PeakMemory() as peak:
+        train(resolve(build, cfg), console=None)
+    _finish(folder, fp, wall_s=round(time.perf_counter() - started, 3), peak_memory_mb=peak.mb,
+            peak_memory_kind="cuda allocated" if peak.cuda else "process resident set")
     return False
 
 
@@ -366,19 +368,47 @@ def _canonical_texts(c: Corpus) -> list[str]:
     return [MARKER.sub("", text) for _, _, text in c.documents()]
 
 
-def _reset_peak_memory():
-    import torch
+class PeakMemory:
+    """The training stage's peak memory (MB): on CUDA the allocator's peak; on the CPU the process's resident set,
+    sampled every 20 ms while the stage runs (the process's lifetime peak, `ru_maxrss`, is not the stage's)."""
 
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        return "cuda"
-    return None
+    def __enter__(self) -> PeakMemory:
+        import threading
 
-
-def _peak_memory(kind) -> float | None:
-    """Peak GPU memory of the training (MB); None on the CPU, where the process's peak is not the run's."""
-    if kind == "cuda":
         import torch
 
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return None
+        self.cuda = torch.cuda.is_available()
+        self.mb: float | None = None
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            return self
+        self._stop = threading.Event()
+        self._rss = [_rss_mb()]
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self._rss.append(_rss_mb())
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            import torch
+
+            self.mb = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            return
+        self._stop.set()
+        self._thread.join()
+        self._rss.append(_rss_mb())
+        got = [x for x in self._rss if x is not None]
+        self.mb = round(max(got), 1) if got else None
+
+
+def _rss_mb() -> float | None:
+    """This process's resident set (MB), from /proc (None where there is none)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None

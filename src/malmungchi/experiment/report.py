@@ -171,15 +171,17 @@ def rows(rep: dict) -> list[list[str]]:
         out.append([arm, _fmt(p.get("bpc")) + (f" ±{sd:.4f}" if sd is not None else ""),
                     f"{_fmt(ci[0])}…{_fmt(ci[1])}" if ci else "–", _fmt(p["em_normalized"], ".3f"),
                     _fmt(p["content_em"], ".3f"), _fmt(p["char_f1"], ".3f"), ", ".join(fid) or "–",
-                    f"{p['train_tokens']:,}", _fmt(p["tokens_per_s"], ",.0f"), _fmt(p["wall_s"], ".0f")])
+                    f"{p['train_tokens']:,}", _fmt(p["tokens_per_s"], ",.0f"), _fmt(p["wall_s"], ".0f"),
+                    _fmt(p.get("peak_memory_mb"), ",.0f")])
     return out
 
 
 HEADERS = ["policy", "bpc", "95% CI", "EM", "EM content", "F1 content", "marker F1", "tokens/epoch", "tok/s",
-           "train s"]
+           "train s", "peak MB"]
 LEGEND = ("bpc: content bits per character (± seed sd); EM: exact match on the policy's own answers; EM and F1 "
           "content: against the canonical answers, markers and asides removed; marker F1: per marker kind; "
-          "tokens/epoch: training tokens; tok/s, train s: training speed and wall time")
+          "tokens/epoch: training tokens; tok/s, train s: training speed and wall time; peak MB: the training stage's "
+          "peak memory (GPU: allocated; CPU: the process's resident set)")
 
 
 def markdown(rep: dict) -> str:
