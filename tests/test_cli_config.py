@@ -36,6 +36,8 @@ def test_config_prints_the_resolved_settings_and_they_load_back(tmp_path):
 def test_config_without_a_file_and_with_a_bad_one(tmp_path):
     r = CliRunner().invoke(main, ["config", str(tmp_path)])
     assert r.exit_code == 0 and "built-in defaults" in r.output.splitlines()[0]
+    r = CliRunner().invoke(main, ["config", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "no such file or folder" in r.stderr and len(r.stderr.splitlines()) == 1
     (tmp_path / "malmungchi.toml").write_text("[build]\nmax_lenght = 3\n", encoding="utf-8")
     r = CliRunner().invoke(main, ["config", str(tmp_path)])
     assert r.exit_code == 2 and "max_lenght" in r.stderr and "Traceback" not in r.output

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from malmungchi.cli.common import load_config_or_fail
+from malmungchi.cli.common import fail, load_config_or_fail
 
 
 def resolved(config) -> dict:
@@ -58,6 +59,8 @@ def config_command(path, config_path, as_json):
     """Print the resolved settings for PATH (default: here): every [lint], [build], [train] and [markers] value a
     command run on PATH would use — the nearest malmungchi.toml (or pyproject.toml [tool.malmungchi]) over the
     built-in defaults — and the file they came from. Command-line options still override them."""
+    if path and not Path(path).exists():
+        fail(f"{path}: no such file or folder (give the folder your corpus or build is in)")
     config = load_config_or_fail([path] if path else [], config_path)
     data = resolved(config)
     source = str(config.source) if config.source else None
