@@ -113,7 +113,7 @@ def dump_rendered(corpus: Path, tok_dir: str, out: Path, max_length: int) -> int
     with out.open("w", encoding="utf-8") as fh:
         for s, rendered in stream(find_inputs([str(corpus)]), default_registry(), cfg, None, True):
             for _, r in rendered or ():
-                if r is None or r.dedup_key() in seen:
+                if isinstance(r, str) or r is None or r.dedup_key() in seen:  # dropped: no text, or markers only
                     continue
                 seen.add(r.dedup_key())
                 fh.write(json.dumps(r.text, ensure_ascii=False) + "\n")

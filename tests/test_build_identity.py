@@ -10,6 +10,7 @@ import pytest
 from malmungchi.experiment.arms import ARMS, policy_settings
 from malmungchi.prep.build import plan
 from malmungchi.prep.identity import content_text
+from malmungchi.prep.ledger import DropKind
 from malmungchi.prep.write import write_build
 from malmungchi.quickstart.pipeline import sample_dir
 from malmungchi.schemas.config import BuildConfig
@@ -199,3 +200,20 @@ def test_respelling_gives_the_canonical_rendering(corpus, tmp_path, policies, fa
             assert (a.key, a.canon_answers, a.leaf_sizes) == (b.key, b.canon_answers, b.leaf_sizes), doc.id
             n += 1
     assert n > 10 and respelled == n - fallbacks
+
+
+def test_a_book_of_markers_only_is_empty_under_every_policy(tmp_path, qwen3_tokenizer_dir):
+    """A book that holds only markers (and asides) renders to nothing under `drop` and to marker tokens under
+    `special`: it is dropped as empty under every policy, so every policy keeps the same documents."""
+    from build_helpers import book, write
+
+    corpus = tmp_path / "c"
+    write(corpus, "real.txt", book(1))
+    write(corpus, "hollow.txt", "|SOUND|>(바람 소리)\n\n|SOUND|>\n\n|END_OF_BOOK|>\n")  # (a title is content)
+    seen = {}
+    for policy in ("special", "drop", "text"):
+        p = plan([str(corpus)], BuildConfig(**policy_settings(policy, default_registry())), default_registry(),
+                 tokenizer_source=str(qwen3_tokenizer_dir))
+        seen[policy] = {d.source: (d.status, d.kind) for d in p.documents}
+    assert seen["special"] == seen["drop"] == seen["text"], seen
+    assert seen["special"]["c/hollow.txt"][1] is DropKind.EMPTY and seen["special"]["c/real.txt"][0] == "kept"

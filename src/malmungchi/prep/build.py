@@ -268,8 +268,8 @@ def _take_rendered(w: _Work, source: str, results: list) -> None:
     when the build will stop at the lint gate)."""
     refused = bool(w.errors) and not w.cfg.allow_errors
     for (doc_id, title), item in results:
-        if item is None:
-            w.render_ledger.append(dropped(doc_id, source, title, DropKind.EMPTY, "renders to no text"))
+        if item is None or isinstance(item, str):
+            w.render_ledger.append(dropped(doc_id, source, title, DropKind.EMPTY, item or "renders to no text"))
             continue
         r = item.r if isinstance(item, Piece) else item
         w.by_doc[doc_id] = [r]

@@ -36,6 +36,15 @@ def content_text(text: str) -> str:
     return unicodedata.normalize("NFC", " ".join(out.split()))
 
 
+def has_content(canonical: str, probe: int = 1000) -> bool:
+    """Whether a canonical text has content (`content_text` not empty). A long text nearly always shows some in
+    its first `probe` characters, so only those are looked at first (a marker or aside cut there only errs on
+    the side of content)."""
+    if PARENTHESIZED.sub(" ", MARKER.sub(" ", canonical[:probe])).strip():
+        return True
+    return len(canonical) > probe and bool(PARENTHESIZED.sub(" ", MARKER.sub(" ", canonical)).strip())
+
+
 def text_key(text: str) -> str:
     """sha256 of `text` NFC-normalised with whitespace runs collapsed."""
     return hashlib.sha256(unicodedata.normalize("NFC", " ".join(text.split())).encode()).hexdigest()
@@ -57,12 +66,14 @@ class Canonical:
         self.respell = Respell.of(registry, cfg) if cfg is not None and not self.same else None
 
     def stamp(self, r: Rendered, doc: Document, source: str) -> None:
-        """`r.key` (dedup and split key), `r.canon_answers` (each turn's content, canonical) and `r.leaf_sizes`
-        (each paragraph's and turn's canonical characters) from `doc`."""
+        """`r.key` (dedup and split key), `r.canon_answers` (each turn's content, canonical), `r.leaf_sizes`
+        (each paragraph's and turn's canonical characters) and `r.has_content` (False: only markers and asides,
+        a document under no policy) from `doc`."""
         if self.respell is not None and self.respell.stamp(r):
             return
         c = r if self.same else self.renderer.render(doc, source)
         r.key = text_key(c.text)
+        r.has_content = has_content(c.text)
         r.canon_answers = [c.text[s:e] for _, s, e in c.turns]
         ends = [*c.leaf_cuts[1:], len(c.text)]
         r.leaf_sizes = [max(0, b - a) for a, b in zip(c.leaf_cuts, ends)]
@@ -115,6 +126,7 @@ class Respell:
             return x + grow[np.searchsorted(starts, x, "left")]
 
         r.key = text_key(c)
+        r.has_content = has_content(c)
         turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)
         r.canon_answers = [c[a:b] for a, b in zip(at(turns[:, 1]).tolist(), at(turns[:, 2]).tolist())]
         cuts = at(r.leaf_cuts)

@@ -54,6 +54,7 @@ class Rendered:
     # those that render to nothing): where a cut before it goes (before the block marker that opens it)
     leaf_sizes: list[int] = field(default_factory=list, repr=False)  # per paragraph and turn: its characters in
     # the canonical rendering (`prep.identity`), for cutting split units the same way under every policy
+    has_content: bool = field(default=True, repr=False)  # False: only markers and asides (`prep.identity`)
     unit: str | None = None  # the split unit it belongs to when that is not its document (`prep.pieces`)
     gaps: list[int] = field(default_factory=list)  # where a segment too long for any row was taken out: no
     # sequence and no eval prompt spans a gap (prep.encode)

@@ -27,7 +27,7 @@ from malmungchi.prep.encode import BATCH_CHARS, TextEncoder, batches
 from malmungchi.prep.identity import Canonical
 from malmungchi.prep.policies import Policies
 from malmungchi.prep.readers import SourceFile, read_source
-from malmungchi.prep.render import TextRenderer
+from malmungchi.prep.render import Rendered, TextRenderer
 from malmungchi.schemas.config import BuildConfig
 from malmungchi.schemas.registry import Registry
 
@@ -35,6 +35,7 @@ PARALLEL_BYTES = 2 << 20  # below this a process pool costs more than it saves
 AHEAD_BYTES = 24 << 20  # input the readers may work ahead: two encode batches of Korean text, so they keep
 # the cores busy while the main process encodes (a constant, whatever the corpus size)
 
+NO_CONTENT = "no content: only markers and asides"  # a document dropped as EMPTY under every policy
 _worker: tuple | None = None  # (registry, cfg, renderer | None, encoder | None) in a pool worker
 
 
@@ -53,7 +54,7 @@ def prepare(src: SourceFile, renderer: tuple[TextRenderer, Canonical] | None,
             encoder: TextEncoder | None = None) -> tuple[SourceFile, list | None]:
     """With a renderer (text mode): every document rendered, with its identity (`prep.identity`) and figures,
     and the tree let go, so only strings (and, with an encoder, token ids) cross from a worker. `rendered` is
-    [(document, Rendered | Piece | None for "renders to no text")]."""
+    [(document, Rendered | Piece | None for "renders to no text" | NO_CONTENT)]."""
     if renderer is None or src.file_broken:
         return src, None
     out = []
@@ -63,12 +64,15 @@ def prepare(src: SourceFile, renderer: tuple[TextRenderer, Canonical] | None,
         r.cuts = array("q", r.cuts)  # a compact pickle: a book has thousands of cut offsets
         if r.text.strip():
             canonical.stamp(r, doc, src.key)
-            out.append(((doc.id, doc.title), r))
-        else:
+        if not r.text.strip():
             out.append(((doc.id, doc.title), None))
+        elif not r.has_content:  # only markers (and asides): under `drop` it would render to nothing
+            out.append(((doc.id, doc.title), NO_CONTENT))
+        else:
+            out.append(((doc.id, doc.title), r))
     src.documents = []
     if encoder is not None:
-        kept = [i for i, (_, r) in enumerate(out) if r is not None]
+        kept = [i for i, (_, r) in enumerate(out) if isinstance(r, Rendered)]
         pieces = (p for batch in batches((out[i][1] for i in kept), BATCH_CHARS, size=lambda r: len(r.text))
                   for p in encoder.encode(batch))
         for i, piece in zip(kept, pieces):
