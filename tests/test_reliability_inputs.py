@@ -287,7 +287,7 @@ def test_ten_thousand_tiny_files(tmp_path, qwen3_tokenizer_dir):
     for i in range(10_000):
         text = f"|START_OF_TITLE|>제목 {i}|END_OF_TITLE|>\n문장 {i}번. |SOUND|>(소리)\n|END_OF_BOOK|>\n"
         (d / ("first" if i < 2000 else "") / f"f{i:05d}.txt").write_text(text, encoding="utf-8")
-    (d / "first" / "f00007.txt").write_text("<|SOUND|>\n|END_OF_BOOK|>\n", encoding="utf-8")  # M003, among 10,000
+    (d / "first" / "f00007.txt").write_text("<|SOUND|> 문장 7번.\n|END_OF_BOOK|>\n", encoding="utf-8")  # M003, among 10,000
     t0 = time.monotonic()
     r = invoke("corpus", "lint", "many", "--output-format", "text", cwd=tmp_path)
     assert r.exit_code == 1 and "many/first/f00007.txt:1:1: M003" in r.stdout
