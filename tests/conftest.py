@@ -46,3 +46,14 @@ def sample_dir() -> Path:
     """The sample corpus shipped inside the package (what `malmungchi quickstart` uses)."""
     return Path(str(resources.files("malmungchi") / "data" / "sample"))
 
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """A tiny model's matmuls are far too small to split; on a shared 2-core box two threads mostly wait."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,14 +25,7 @@ QA = [("질문: 한국의 수도는 어디인가요?\n답:", "서울"), ("사과
 N = len(QA) + 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
