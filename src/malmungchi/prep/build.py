@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from malmungchi.corpus.diagnostics import Diagnostic
@@ -76,6 +77,7 @@ class Plan:
     doc_tokens: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     encoded_with: str = "tokenizers"  # or "tiktoken" (see `plan`'s encoder); the build's bytes are the same
+    byte_lengths: np.ndarray | None = None  # each token id's UTF-8 length, when exact (`positions.token_byte_lengths`)
     _eval_items: Records | None = field(default=None, repr=False)
     report_cache: dict | None = field(default=None, repr=False)  # `prep.stats.report`, once computed
 
@@ -120,8 +122,13 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
     w = _setup(paths, cfg, registry, tokenizer_source=tokenizer_source, tokenizer=tokenizer, exclude=exclude,
                progress=progress, encoder_choice=encoder_choice)
     w.parsed = parsed
-    _start_encoding_early(w)  # text mode, tokens known before reading: encode while reading
-    _read_parse_render(w, jobs)  # + dedup (and encoding, when started early) as documents arrive
+    if w.fast:  # tiktoken: the readers start first, this process sets up the encoder meanwhile and encodes
+        results = _start_reading(w, jobs, None)
+        _start_encoding_early(w)
+    else:  # the tokenizer's encoder is set up first, so the readers inherit it and encode what they render
+        _start_encoding_early(w)  # text mode, tokens known before reading: encode while reading
+        results = _start_reading(w, jobs, w.early.encoder.text_encoder if w.early else None)
+    _read_parse_render(w, results)  # + dedup (and encoding, when started early) as documents arrive
     _lint_gate(w)
     _load_tokenizer(w)
     if cfg.mode == "chat":
@@ -243,13 +250,18 @@ def _start_encoding_early(w: _Work) -> None:
         w.tok_error = exc  # raised where it would have been: after the lint gate (no stop token: below)
 
 
-def _read_parse_render(w: _Work, jobs: int | None) -> None:
+def _start_reading(w: _Work, jobs: int | None, encoder: TextEncoder | None) -> Iterable:
+    """The readers started (`prep.stream`: a process pool for large inputs, which begins at once); `encoder`:
+    the readers also encode what they render with it."""
+    input_bytes = sum(os.path.getsize(p) for p, _ in w.inputs if os.path.isfile(p))
+    return stream(w.inputs, w.registry, w.cfg, jobs, w.cfg.mode == "text", w.step("reading", input_bytes),
+                  encoder, w.parsed)
+
+
+def _read_parse_render(w: _Work, results: Iterable) -> None:
     """Every input read and parsed (text mode: rendered too) in input order: `w.sources`, `w.errors`,
     `w.groups`, the ledger's reading entries, `w.by_doc`; rendered documents go through dedup and, with
     `w.early`, into the encoder as they arrive."""
-    input_bytes = sum(os.path.getsize(p) for p, _ in w.inputs if os.path.isfile(p))
-    results = stream(w.inputs, w.registry, w.cfg, jobs, w.cfg.mode == "text", w.step("reading", input_bytes),
-                     w.early.encoder.text_encoder if w.early else None, w.parsed)
     for s, rendered in results:
         w.sources.append(s)
         w.groups.update(s.groups)
@@ -480,7 +492,7 @@ def _result(w: _Work, enc: Encoded, splits: dict[str, list[Seq]], rows: dict[str
                 documents=w.ledger, splits=splits, rows=rows, eval_source=items, lost=enc.lost,
                 split_unit=assignment.unit, notes=w.inputs.skipped + assignment.notes, warnings=w.warnings,
                 rendered=w.dedup.kept, doc_tokens=enc.doc_tokens, duplicates=w.dedup.count,
-                encoded_with="tokenizers" if w.encoder.text_encoder.fast is None else "tiktoken")
+                encoded_with="tokenizers" if w.encoder.text_encoder.fast is None else "tiktoken", byte_lengths=sizes)
 
 
 def start_encoding(tok, policies: Policies, cfg: BuildConfig, progress,

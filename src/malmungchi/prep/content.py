@@ -10,7 +10,9 @@ no text. `malmungchi.eval.bpc` sums the model's loss in bits over tokens weighte
 the content's characters: a figure comparable across marker policies and tokenizers (lm-evaluation-harness's
 `bits_per_byte` is the anchor).
 
-Cost: the test documents are encoded again with offsets (one batch), then numpy cumulative sums per document.
+Cost: numpy cumulative sums per document. Where tokens start comes from the ids the build has (their byte lengths,
+`positions.token_byte_lengths`, when the document's sequences hold all of them); otherwise the document is
+encoded again with offsets. Both give the same starts: a token starts at the character holding its first byte.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pyarrow as pa
 import regex
 
 from malmungchi.prep.encode import Seq
+from malmungchi.prep.evalset import known_offsets
 from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.positions import tokens_added_before
 
@@ -59,10 +62,11 @@ def content_mask(text: str, pattern: regex.Pattern | None, spans: list[tuple[int
 
 
 def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: bool = False,
-                  eot: str | None = None) -> tuple[pa.Table, int]:
+                  eot: str | None = None, sizes: np.ndarray | None = None) -> tuple[pa.Table, int]:
     """The test sequences' rows (see the module docstring) and how many sequences were left out because their
     ids could not be lined up with the text encoded again (a segment taken out as too long). `eot`: chat mode's
-    end-of-turn token (content is then the loss spans without it)."""
+    end-of-turn token (content is then the loss spans without it). `sizes`: token byte lengths (text mode), to
+    take token starts from the build's ids instead of encoding the text again."""
     pattern = marker_pattern(policies, speaker_tokens, eot)
     backend = tok.backend_tokenizer
     shift = tokens_added_before(backend)
@@ -74,9 +78,14 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
     for chunks in by_doc.values():
         r = chunks[0].src
         text = r.full_text()
-        enc = backend.encode(text, add_special_tokens=False)
-        ids = np.asarray(enc.ids, dtype=np.int64)
-        per_token = _per_token(text, enc.offsets, pattern, r.loss if eot is not None else None)
+        known = None if sizes is None or eot is not None else _starts_from_ids(text, chunks, sizes, shift)
+        if known is not None:
+            ids, starts = known
+        else:
+            enc = backend.encode(text, add_special_tokens=False)
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            starts = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
+        per_token = _per_token(text, starts, pattern, r.loss if eot is not None else None)
         for q in sorted(chunks, key=lambda q: q.tok_start):
             got = _line_up(q, ids, per_token, shift)
             if got is None:
@@ -91,19 +100,38 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
     return pa.table(rows, schema=SCHEMA), skipped
 
 
-def _per_token(text: str, offsets, pattern, spans=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Characters, content characters and content bytes of every token, from where the tokens start."""
+def _starts_from_ids(text: str, chunks: list[Seq], sizes: np.ndarray, shift: int
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the text's ids, the character each starts at) from the document's sequences (`evalset.known_offsets`),
+    or None when they do not hold the whole text. A token starts at the character that holds its first byte, as
+    the tokenizer's offsets say."""
+    got = known_offsets(text, chunks, sizes, shift)
+    if got is None:
+        return None
+    byte_starts, char_at = got
+    chunks = sorted(chunks, key=lambda q: q.tok_start)
+    ids = np.concatenate([q.ids[:q.tok_end - q.tok_start] for q in chunks])[shift:shift + len(byte_starts)]
+    return ids.astype(np.int64), np.searchsorted(char_at, byte_starts, "right") - 1
+
+
+def utf8_lengths(text: str) -> np.ndarray:
+    """The UTF-8 length of each character of `text` (1-4; a lone surrogate counts 3, as Python encodes none)."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
+
+
+def _per_token(text: str, starts: np.ndarray, pattern, spans=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Characters, content characters and content bytes of every token, from the character each token starts at."""
     mask = content_mask(text, pattern, spans)
-    utf8 = np.fromiter((len(c.encode("utf-8")) for c in text), dtype=np.int64, count=len(text))
+    utf8 = utf8_lengths(text)
     cum_c = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
     cum_b = np.concatenate([[0], np.cumsum(utf8 * mask, dtype=np.int64)])
-    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    if not len(spans):
+    if not len(starts):
         return np.zeros(0, np.int16), np.zeros(0, np.int16), np.zeros(0, np.int16)
     # a token covers the text from its start to the next token's, so every character counts once: the spaces a
     # SentencePiece tokenizer leaves out of its offsets, and a character split into byte-level pieces (which
-    # share a start: the first piece gets it)
-    starts = np.maximum.accumulate(spans[:, 0])
+    # share a start: the last piece gets it)
+    starts = np.maximum.accumulate(starts)
     starts[0] = 0
     ends = np.append(starts[1:], len(text))
     return ((ends - starts).astype(np.int16), (cum_c[ends] - cum_c[starts]).astype(np.int16),

@@ -174,7 +174,8 @@ class TextEncoder:
     def byte_lengths(self) -> np.ndarray | None:
         """Each token id's length in UTF-8 bytes, when the tokenizer makes token bytes add up to the text's."""
         if self._bytes is False:
-            self._bytes = token_byte_lengths(self.backend) if self.mode == "text" else None
+            self._bytes = token_byte_lengths(self.backend, getattr(self._fast_from, "_vocab", None)) \
+                if self.mode == "text" else None
         return self._bytes
 
     def encode(self, items: list[Rendered]) -> list[Piece]:

@@ -52,7 +52,7 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
     for chunks in by_doc.values():
         r = chunks[0].src
         text = r.full_text()  # read back one at a time
-        got = None if sizes is None else _known_offsets(text, chunks, sizes, shift)
+        got = None if sizes is None else known_offsets(text, chunks, sizes, shift)
         if got is None:
             todo.append((r, text))
             size += len(text)
@@ -68,7 +68,7 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
         yield from encoded(todo)
 
 
-def _known_offsets(text: str, chunks: list[Seq], sizes: np.ndarray, before: int = 0
+def known_offsets(text: str, chunks: list[Seq], sizes: np.ndarray, before: int = 0
                    ) -> tuple[np.ndarray, np.ndarray] | None:
     """`byte_offsets` from the ids the document was encoded to, when its sequences hold every one of them: one
     sequence, or chunks that follow one another from token 0 (each chunk's stop token is not the text's). The

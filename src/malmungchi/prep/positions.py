@@ -59,10 +59,12 @@ def tokens_added_before(backend) -> int:
     return next((k for k in range(len(full) - len(plain) + 1) if full[k:k + len(plain)] == plain), 0)
 
 
-def token_byte_lengths(backend) -> np.ndarray | None:
+def token_byte_lengths(backend, vocab: dict[str, int] | None = None) -> np.ndarray | None:
     """The UTF-8 length of the text each token id covers, or None when that is not exact for this tokenizer: it
     must be a byte-level BPE (every vocabulary entry spells one byte per character) with no normalizer but NFC
-    that adds tokens, if any, only before the text (`tokens_added_before`: the callers count those as no bytes)."""
+    that adds tokens, if any, only before the text (`tokens_added_before`: the callers count those as no bytes).
+    `vocab`: the model's vocabulary (entry → id) when the caller has it (a transformers tokenizer keeps it as
+    `_vocab`), which saves asking the Rust tokenizer for a copy."""
     pre, norm, dec = _state(backend.pre_tokenizer), _state(backend.normalizer), _state(backend.decoder)
     parts = pre.get("pretokenizers", [pre])
     if (type(backend.model).__name__ != "BPE" or dec.get("type") != "ByteLevel"
@@ -70,7 +72,8 @@ def token_byte_lengths(backend) -> np.ndarray | None:
             or norm.get("type", "NFC") != "NFC"
             or backend.num_special_tokens_to_add(False) != tokens_added_before(backend)):
         return None
-    vocab = backend.get_vocab(with_added_tokens=False)
+    if not isinstance(vocab, dict) or len(vocab) != backend.get_vocab_size(with_added_tokens=False):
+        vocab = backend.get_vocab(with_added_tokens=False)
     added = backend.get_added_tokens_decoder()
     size = max([*vocab.values(), *added.keys(), -1]) + 1
     out = np.zeros(size, dtype=np.int64)

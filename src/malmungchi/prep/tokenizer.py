@@ -149,10 +149,8 @@ def round_trip_problems(tok, texts: list[str], limit: int = 5, ids: list[list[in
     # minus the per-element conversion of the ids
     if ids is None or len(ids) != len(texts):
         ids = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
-    for text, enc_ids in zip(texts, ids):
-        if isinstance(enc_ids, np.ndarray):
-            enc_ids = enc_ids.tolist()
-        back = backend.decode(enc_ids, skip_special_tokens=False)
+    ids = [x.tolist() if isinstance(x, np.ndarray) else x for x in ids]
+    for text, back in zip(texts, backend.decode_batch(ids, skip_special_tokens=False)):  # in Rust's thread pool
         if back != text:
             at = next((i for i, (a, b) in enumerate(zip(text, back)) if a != b), min(len(text), len(back)))
             out.append(f"round trip changes the text at character {at}: {text[max(0, at - 15):at + 15]!r} → "

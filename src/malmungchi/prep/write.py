@@ -166,7 +166,8 @@ def _write_splits(p: Plan, paths: BuildPaths) -> None:
 def _write_content(p: Plan, paths: BuildPaths) -> dict:
     """`eval/content.parquet`: the test sequences with their content characters per token."""
     table, skipped = content_table(p.splits["test"], p.tokenizer, p.policies, p.cfg.speakers == "token",
-                                   p.stop[0] if p.cfg.mode == "chat" else None)  # chat: the end-of-turn
+                                   p.stop[0] if p.cfg.mode == "chat" else None,  # chat: the end-of-turn
+                                   sizes=p.byte_lengths)
     pq.write_table(table, paths.eval_content, compression="zstd", use_dictionary=False, write_statistics=False)
     return {"content": EVAL_CONTENT, "content_sequences": table.num_rows, "content_skipped": skipped}
 
