@@ -217,3 +217,35 @@ def test_a_book_of_markers_only_is_empty_under_every_policy(tmp_path, qwen3_toke
         seen[policy] = {d.source: (d.status, d.kind) for d in p.documents}
     assert seen["special"] == seen["drop"] == seen["text"], seen
     assert seen["special"]["c/hollow.txt"][1] is DropKind.EMPTY and seen["special"]["c/real.txt"][0] == "kept"
+
+
+@pytest.mark.parametrize("which", ["qwen3", "llama3"])  # llama3: a BOS before every text
+def test_content_from_the_build_ids_is_the_tokenizers_offsets(corpus, which, request):
+    """content.parquet takes where tokens start from the build's ids (their byte lengths); encoding the test
+    documents again with offsets gives the same rows, byte for byte."""
+    from malmungchi.prep.content import content_table
+
+    tok_dir = request.getfixturevalue(f"{which}_tokenizer_dir")
+    p = plan([str(corpus)], BuildConfig(tokenizer=str(tok_dir), max_length=128,
+                         splits={"train": 0.5, "validation": 0.0, "test": 0.5}),
+             default_registry())
+    assert p.byte_lengths is not None and len(p.splits["test"]) > 3
+    from_ids, skipped = content_table(p.splits["test"], p.tokenizer, p.policies, sizes=p.byte_lengths)
+    encoded, skipped_encoded = content_table(p.splits["test"], p.tokenizer, p.policies)
+    assert skipped == skipped_encoded == 0
+    assert from_ids.equals(encoded) and from_ids.num_rows == len(p.splits["test"])
+
+
+def test_a_build_does_not_import_pandas(tmp_path, qwen3_tokenizer_dir):
+    """pyarrow imports pandas on the first `pa.array` call (0.2-0.35 s of every build): tables are made from
+    buffers (`prep.arrays`)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from malmungchi.prep.build import plan; from malmungchi.prep.write import write_build; "
+            "from malmungchi.schemas.config import BuildConfig; from malmungchi.schemas.registry import "
+            "default_registry; from malmungchi.quickstart.pipeline import sample_dir; "
+            f"p = plan([str(sample_dir())], BuildConfig(tokenizer={str(qwen3_tokenizer_dir)!r}, max_length=256), "
+            f"default_registry()); write_build(p, {str(tmp_path / 'b')!r}); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False" and (tmp_path / "b" / "eval" / "content.parquet").is_file()

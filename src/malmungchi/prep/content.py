@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import regex
 
+from malmungchi.prep import arrays
 from malmungchi.prep.encode import Seq
 from malmungchi.prep.evalset import known_offsets
 from malmungchi.prep.policies import Policies, speaker_token
@@ -97,7 +98,10 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
             rows["chars"].append(got[0])
             rows["content_chars"].append(got[1])
             rows["content_bytes"].append(got[2])
-    return pa.table(rows, schema=SCHEMA), skipped
+    columns = [arrays.strings(rows["id"]), arrays.strings(rows["doc_id"]),
+               arrays.list_of_arrays(rows["input_ids"], np.int32)]
+    columns += [arrays.list_of_arrays(rows[name], np.int16) for name in ("chars", "content_chars", "content_bytes")]
+    return pa.Table.from_arrays(columns, schema=SCHEMA), skipped
 
 
 def _starts_from_ids(text: str, chunks: list[Seq], sizes: np.ndarray, shift: int

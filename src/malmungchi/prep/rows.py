@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from malmungchi.prep import arrays
 from malmungchi.prep.encode import Seq
 from malmungchi.prep.pack import best_fit_decreasing
 
@@ -46,12 +47,12 @@ def rows_table(seqs: list[Seq], rows: list[list[int]]) -> pa.Table:
     row_tokens = np.array([sum(seqs[i].n for i in row) for row in rows], dtype=np.int64)
     tok_offsets = np.concatenate([[0], np.cumsum(row_tokens)]).astype(np.int32)
     seq_offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32)
-    return pa.Table.from_arrays([
-        pa.ListArray.from_arrays(tok_offsets, pa.array(ids)),
-        pa.ListArray.from_arrays(tok_offsets, pa.array(masks)),
-        pa.ListArray.from_arrays(tok_offsets, pa.array(pos)),
-        pa.ListArray.from_arrays(seq_offsets, pa.array(lengths.astype(np.int32))),
-        pa.ListArray.from_arrays(seq_offsets, pa.array([seqs[i].id for i in order], pa.string())),
+    return pa.Table.from_arrays([  # from buffers (`prep.arrays`: no pandas import, no copy)
+        arrays.lists(tok_offsets, arrays.numeric(ids)),
+        arrays.lists(tok_offsets, arrays.numeric(masks)),
+        arrays.lists(tok_offsets, arrays.numeric(pos)),
+        arrays.lists(seq_offsets, arrays.numeric(lengths.astype(np.int32))),
+        arrays.lists(seq_offsets, arrays.strings([seqs[i].id for i in order])),
     ], schema=SCHEMA)
 
 
