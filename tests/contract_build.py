@@ -17,11 +17,12 @@ DEFAULT_MARKERS = {
 
 def write_contract_build(out_dir: str | Path, base_tokenizer_dir: str | Path, splits: dict[str, list[tuple[str, str]]],
                          *, row_len: int = 128, markers: dict[str, tuple[str, str]] | None = None,
-                         mask_first: int = 0) -> Path:
+                         mask_first: int = 0, pack: bool = True) -> Path:
     """Write a build directory exactly as the stage 2 → 3 contract (docs/DESIGN.md) describes it, from plain
     documents: `splits` maps a split name to `(doc_id, text)` pairs. Markers are added to the tokenizer as special
     tokens; each document is tokenized, ended with eos, cut to `row_len` and packed first-fit into rows of at most
-    `row_len` tokens. `mask_first` tokens of each document get assistant_mask 0 (to exercise loss masking).
+    `row_len` tokens (one document a row with `pack=False`, as `corpus build --no-pack` writes them). `mask_first`
+    tokens of each document get assistant_mask 0 (to exercise loss masking).
 
     Faster than `malmungchi corpus build`, and independent of it: the train tests read what the contract says."""
     import hashlib
@@ -54,7 +55,7 @@ def write_contract_build(out_dir: str | Path, base_tokenizer_dir: str | Path, sp
         rows: list[list[tuple[str, list[int]]]] = []
         for doc_id, ids in seqs:  # first fit
             for row in rows:
-                if sum(len(s) for _, s in row) + len(ids) <= row_len:
+                if pack and sum(len(s) for _, s in row) + len(ids) <= row_len:
                     row.append((doc_id, ids))
                     break
             else:

@@ -27,11 +27,12 @@ def docs(n: int, prefix: str = "d") -> list[tuple[str, str]]:
     return [(f"{prefix}{i}", STORY[i % len(STORY)] + f" ({i})") for i in range(n)]
 
 
-def make_build(out: Path, tokenizer_dir: Path, *, n_train: int = 8, n_val: int = 2, row_len: int = 64) -> Path:
+def make_build(out: Path, tokenizer_dir: Path, *, n_train: int = 8, n_val: int = 2, row_len: int = 64,
+               pack: bool = True) -> Path:
     from contract_build import write_contract_build
 
     return write_contract_build(out, tokenizer_dir, {"train": docs(n_train), "validation": docs(n_val, "v")},
-                                row_len=row_len, mask_first=2)
+                                row_len=row_len, mask_first=2, pack=pack)
 
 
 def make_model(out: Path, tokenizer_dir: Path, *, spare_rows: int = 0, tied: bool = True, seed: int = 0) -> Path:
@@ -41,6 +42,28 @@ def make_model(out: Path, tokenizer_dir: Path, *, spare_rows: int = 0, tied: boo
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     return make_tiny_model(out, tok, seed=seed, vocab_size=len(tok) + spare_rows, tie_word_embeddings=tied, **TINY)
+
+
+def make_hybrid_model(out: Path, tokenizer_dir: Path, *, seed: int = 0) -> Path:
+    """A tiny qwen3_next (random weights, saved with save_pretrained): one linear-attention layer (gated delta rule
+    and a short convolution, which carry state across tokens) and one full-attention layer, 4 experts, tied head.
+    peft's LoRA on the fused expert weights (all-linear targets them) needs lora_dropout=0."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3NextConfig
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    config = Qwen3NextConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        layer_types=["linear_attention", "full_attention"], num_attention_heads=2, num_key_value_heads=1,
+        head_dim=32, linear_num_key_heads=2, linear_num_value_heads=2, linear_key_head_dim=32,
+        linear_value_head_dim=32, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64,
+        shared_expert_intermediate_size=64, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
 
 
 def train_cfg(model: Path, out: Path, **kw) -> TrainConfig:

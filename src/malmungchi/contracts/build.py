@@ -145,6 +145,16 @@ class BuildDir:
         table = self.splits[split].data.table
         return int(pc.sum(pc.list_value_length(table.column("input_ids"))).as_py() or 0)
 
+    def most_sequences_per_row(self, split: str) -> int:
+        """The most packed sequences a row of `split` holds (`seq_lengths`): 1 when every row is one sequence, as in
+        a `--no-pack` build; 0 for no rows."""
+        if split not in self.splits or not len(self.splits[split]):
+            return 0
+        import pyarrow.compute as pc
+
+        table = self.splits[split].data.table
+        return int(pc.max(pc.list_value_length(table.column("seq_lengths"))).as_py() or 0)
+
 
 def _load_split(path: Path):
     import datasets

@@ -44,7 +44,8 @@ class LintConfig(_Strict):
 TRAIN_ARGS_MANAGED = {
     "output_dir": "the run directory is --out / train.out",
     "packing": "the build directory is already packed",
-    "padding_free": "packed rows are collated by malmungchi (position_ids keep documents apart)",
+    "padding_free": "packed rows are collated by malmungchi (position_ids, or cu_seq_lens and seq_idx, keep "
+                    "documents apart)",
     "dataset_kwargs": "the built rows are used as they are",
     "dataset_text_field": "the built rows are already tokenized",
     "remove_unused_columns": "the collator needs the build's columns",

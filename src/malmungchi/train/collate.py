@@ -9,8 +9,14 @@ inside each document:
   so each pad token is its own one-token block: it attends to nothing real and nothing real attends to it.
   Keeping rows apart (rather than flattening the batch into one long row, as trl's padding-free collator does)
   keeps the mask at B·L² instead of (B·L)².
-* flash-attention kernels: the batch is flattened into one row with `cu_seq_lens_*`/`max_length_*`, which the
-  varlen kernels read (trl's padding-free layout).
+* flash-attention kernels (`flatten=True`): the batch is flattened into one row with `cu_seq_lens_*`/`max_length_*`,
+  which the varlen kernels read (trl's padding-free layout).
+* layers that carry state from token to token (linear attention, mamba, short convolutions: `train.boundaries`)
+  read no mask; their kernels reset at `cu_seq_lens_q` (fla) or `seq_idx` (causal-conv1d, mamba), and fla's
+  varlen kernels take one row. On packed rows such a model gets `flatten=True, seq_idx=True`: the flattened row
+  with `seq_idx` (int32, the shape of `input_ids`: each token's packed-sequence index, as trl computes it).
+  `seq_idx` counts the position restarts along a row, so in the per-row layout it is each token's sequence index
+  within its row; every pad token (position 0) is a sequence of its own, as in the attention mask.
 
 Labels: the token where `assistant_masks` is 1, else -100; the first token of every packed sequence is -100 too,
 so nothing is trained to predict one document's start from the previous document's end.
@@ -34,11 +40,18 @@ def positions_from_lengths(seq_lengths) -> torch.Tensor:
     return torch.arange(int(lengths.sum())) - starts
 
 
+def sequence_index(position_ids: torch.Tensor) -> torch.Tensor:
+    """Each token's packed-sequence index within its row (int32): the position restarts up to and including it,
+    less one. On trl's flattened row this is its `seq_idx` (`repeat_interleave` over `cu_seq_lens`) exactly."""
+    return (torch.cumsum(position_ids == 0, dim=-1) - 1).to(torch.int32)
+
+
 @dataclass
 class PackedCollator:
     pad_token_id: int
     flatten: bool = False
     pad_to_multiple_of: int | None = None
+    seq_idx: bool = False
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         ids, labels, pos = [], [], []
@@ -72,5 +85,7 @@ class PackedCollator:
             cu = torch.cat([starts, torch.tensor([width])]).to(torch.int32)
             out["cu_seq_lens_q"] = out["cu_seq_lens_k"] = cu
             out["max_length_q"] = out["max_length_k"] = int(cu.diff().max())
+        if self.seq_idx:
+            out["seq_idx"] = sequence_index(out["position_ids"])
         out[NUM_REAL_TOKENS] = torch.tensor(n_real, dtype=torch.long)
         return out

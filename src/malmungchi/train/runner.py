@@ -16,7 +16,7 @@ from malmungchi.contracts.build import BuildDir, read_build_dir
 from malmungchi.contracts.run import RunPaths, is_run_dir
 from malmungchi.outdir import overlap_problem
 from malmungchi.schemas.config import TrainConfig
-from malmungchi.train import modeling
+from malmungchi.train import boundaries, modeling
 from malmungchi.train.checkpoints import checkpoint_step, complete_checkpoints, only_run_files
 from malmungchi.train.errors import TrainError
 from malmungchi.train.settings import BY_FIELD, TRL_NAMES, TRL_SETTINGS, trl_value
@@ -277,6 +277,13 @@ def lora_targets(model) -> list[str]:
     return sorted(names)
 
 
+def collation_layout(plan: Plan, config) -> boundaries.Layout:
+    """How the collator lays out batches for this model and build (train.boundaries: a model with linear-attention
+    or other stateful layers needs cu_seq_lens and seq_idx when rows are packed)."""
+    packed = any(plan.build.most_sequences_per_row(split) > 1 for split in ("train", "validation"))
+    return boundaries.choose_layout(config, plan.attn_implementation, packed=packed)
+
+
 # --- dry run --------------------------------------------------------------------------------------------------------
 
 def describe(plan: Plan) -> list[tuple[str, str]]:
@@ -302,7 +309,7 @@ def describe(plan: Plan) -> list[tuple[str, str]]:
         ("model", f"{plan.model} ({cfg.model_type}, {prep.total:,} parameters)"),
         ("dtype", modeling.dtype_name(plan.dtype)),
         ("quantization", quant),
-        ("attention", plan.attn_implementation + " (packed rows; documents kept apart by position_ids)"),
+        ("attention", f"{plan.attn_implementation} ({collation_layout(plan, cfg).describe()})"),
         ("LoRA", f"r={plan.cfg.lora_r}, alpha={plan.lora_alpha}, dropout={plan.cfg.lora_dropout}"),
         ("LoRA targets", ", ".join(lora_targets(prep.model)) or "none"),
         ("trainable parameters", f"{prep.trainable:,} ({100 * prep.trainable / max(prep.total, 1):.3f}%)"),
@@ -393,8 +400,10 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
         raise TrainError(f"{plan.build.tokenizer_dir}: the tokenizer has neither a pad nor an eos token")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    collator = PackedCollator(pad_token_id=pad_id, flatten=plan.attn_implementation.startswith("flash"))
+    layout = collation_layout(plan, prep.model.base_model.model.config)
+    collator = PackedCollator(pad_token_id=pad_id, flatten=layout.flatten, seq_idx=layout.seq_idx)
     callback = ProgressCallback(console=console)
+    fresh = not plan.out.exists()
     started = time.time()
     trainer = PackedSFTTrainer(
         model=prep.model, args=args, data_collator=collator, train_dataset=plan.build.splits["train"],
@@ -402,6 +411,8 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
         processing_class=tokenizer, callbacks=[callback],
     )
     callback.bind(trainer)
+    if layout.seq_idx:
+        probe_boundaries(plan, trainer, collator, layout, pad_id, fresh=fresh)
     trainer.remove_callback(PrinterCallback)
     if console is not None and plan.quant_notice and trainer.is_world_process_zero():
         console.print(plan.quant_notice)
@@ -427,6 +438,22 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
         torch.cuda.empty_cache()
     model.eval()
     return Outcome(manifest, model, metrics)
+
+
+def probe_boundaries(plan: Plan, trainer, collator, layout: boundaries.Layout, token_id: int, *, fresh: bool) -> None:
+    """`boundaries.probe` on the model where the trainer placed it (its kernels, if any, run there). A refused run
+    leaves behind none of the folders the trainer made when it was built (its empty checkpoints folder, and the run
+    directory when there was none)."""
+    try:
+        boundaries.probe(trainer.model, collator, token_id=token_id, model_name=plan.model, layout=layout)
+    except TrainError:
+        for folder in (RunPaths(plan.out).checkpoints, plan.out if fresh else None):
+            try:
+                if folder is not None:
+                    folder.rmdir()  # only when empty
+            except OSError:
+                pass
+        raise
 
 
 def finished_line(manifest: dict[str, Any], out: Path) -> str:
