@@ -164,3 +164,16 @@ def test_the_dataset_card_makes_load_dataset_load_the_training_splits(built):
     assert sorted(ds) == ["test", "train", "validation"]
     assert {s: len(ds[s]) for s in ds} == {s: m["splits"][s]["rows"] for s in ds}
     assert ds["test"].column_names == ds["train"].column_names and "answer" not in ds["test"].column_names
+
+
+def test_a_build_without_validation_rows_is_a_valid_training_input(corpus_dir, qwen3_tokenizer_dir, tmp_path):
+    """--split-ratios with no validation share writes an empty validation split; training must accept it (an
+    empty column compared row by row is no mismatch)."""
+    from malmungchi.contracts.build import read_build_dir
+
+    out = tmp_path / "b"
+    r = run("build", corpus_dir, "--tokenizer", qwen3_tokenizer_dir, "--out", out, "--max-length", 128,
+            "--split-ratios", "0.9,0,0.1")
+    assert r.exit_code == 0, r.output
+    build = read_build_dir(out)
+    assert len(build.splits["validation"]) == 0 and len(build.splits["train"]) > 0

@@ -182,7 +182,7 @@ def check_rows(name: str, ds, vocab_rows: int) -> list[str]:
     lines = []
     n_ids = pc.list_value_length(t.column("input_ids"))
     for col in ("assistant_masks", "position_ids"):
-        if not pc.all(pc.equal(n_ids, pc.list_value_length(t.column(col)))).as_py():
+        if not pc.all(pc.equal(n_ids, pc.list_value_length(t.column(col))), min_count=0).as_py():  # 0 rows: true
             lines.append(f"{name}: {col} and input_ids differ in length in some rows")
     seq_sum = np.array([sum(x) for x in t.column("seq_lengths").to_pylist()], dtype=np.int64)
     if not np.array_equal(seq_sum, n_ids.to_numpy(zero_copy_only=False)):
