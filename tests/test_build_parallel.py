@@ -43,7 +43,7 @@ def test_reader_processes_give_the_same_build(tmp_path, qwen3_tokenizer_dir, mon
     monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)  # a pool even for a small corpus
     pooled = build.plan([str(tmp_path / "c")], serial.cfg, build_registry(), tokenizer_source=str(qwen3_tokenizer_dir),
                         jobs=2)
-    monkeypatch.setattr(encode, "token_byte_lengths", lambda backend: None)  # offsets everywhere
+    monkeypatch.setattr(encode, "token_byte_lengths", lambda backend, vocab=None: None)  # offsets everywhere
     offsets = build.plan([str(tmp_path / "c")], serial.cfg, build_registry(),
                          tokenizer_source=str(qwen3_tokenizer_dir), jobs=2)
     want = _summary(serial)
@@ -104,7 +104,7 @@ def test_a_tokenizer_that_adds_a_bos_gives_the_same_build_every_way(tmp_path, qw
     fast = run(encoder="tiktoken")
     monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)
     fast_pooled = run(encoder="tiktoken", jobs=2)
-    monkeypatch.setattr(encode, "token_byte_lengths", lambda backend: None)  # offsets everywhere
+    monkeypatch.setattr(encode, "token_byte_lengths", lambda backend, vocab=None: None)  # offsets everywhere
     want = run(encoder="tokenizers")
     assert want["splits"]["train"][0][3][0] == 151643 and want["eval"]  # the BOS starts the first chunk
     assert by_bytes == want

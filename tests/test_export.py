@@ -116,6 +116,8 @@ def test_llamafactory_and_axolotl_side_files(chat_exports, chat_build):
         assert info["malmungchi_train"]["formatting"] == formatting
         tokens = yaml.safe_load((chat_exports / fmt / "new_special_tokens.yaml").read_text(encoding="utf-8"))
         assert tokens == {t: d for t, (_, d) in special.items()} and tokens["<|sound|>"] == "소리"
+        header = (chat_exports / fmt / "new_special_tokens.yaml").read_text(encoding="utf-8").split("\n")[:3]
+        assert "skip_special_tokens: false" in header[0] and f"add_tokens: {','.join(special)} " in header[1]
     cfg = yaml.safe_load((chat_exports / "axolotl" / "axolotl.yaml").read_text(encoding="utf-8"))
     assert cfg["datasets"] == [{"path": "train.jsonl", "ds_type": "json", "type": "input_output"}]
     assert cfg["tokens"] == list(special) and cfg["peft_trainable_token_indices"] == [i for i, _ in special.values()]

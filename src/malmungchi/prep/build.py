@@ -124,7 +124,11 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
     w.parsed = parsed
     if w.fast:  # tiktoken: the readers start first, this process sets up the encoder meanwhile and encodes
         results = _start_reading(w, jobs, None)
-        _start_encoding_early(w)
+        try:
+            _start_encoding_early(w)
+        except BaseException:  # Ctrl-C while the tokenizer loads, say: the readers must not outlive the build
+            getattr(results, "close", lambda: None)()
+            raise
     else:  # the tokenizer's encoder is set up first, so the readers inherit it and encode what they render
         _start_encoding_early(w)  # text mode, tokens known before reading: encode while reading
         results = _start_reading(w, jobs, w.early.encoder.text_encoder if w.early else None)

@@ -157,7 +157,12 @@ def _llamafactory(ctx: _Context, root: Path, splits: list[str], formatting: str)
     _write_text(root / "dataset_info.json", json.dumps(info, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     tokens = new_tokens(ctx.plan)
     lines = [f"{_yaml_str(t)}: {_yaml_str(d)}" for t, d in tokens.items()]
-    _write_text(root / "new_special_tokens.yaml", "\n".join(lines) + "\n" if lines else "{}\n")
+    # LLaMA-Factory registers these as *special* tokens, which decoding with skip_special_tokens (its default)
+    # deletes from generated text; malmungchi registers them as plain added tokens. Say so where it is read.
+    note = (["# new_special_tokens_config registers these as special tokens: generate with skip_special_tokens: false",
+             "# to see them in the output, or give add_tokens: " + ",".join(tokens) + " instead (plain added",
+             "# tokens, as malmungchi registers them; no desc_init then)."] if tokens else [])
+    _write_text(root / "new_special_tokens.yaml", "\n".join(note + lines) + "\n" if lines else "{}\n")
     return ["dataset_info.json", "new_special_tokens.yaml"]
 
 

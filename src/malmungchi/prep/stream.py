@@ -110,7 +110,7 @@ def stream(inputs: list[tuple[str, str]], registry: Registry, cfg: BuildConfig, 
         return _from_parsed(parsed, sizes, registry, cfg, render, progress)
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1 and len(inputs) > 1 and sum(sizes) >= PARALLEL_BYTES and fork_is_safe():
-        return _Pooled(inputs, sizes, registry, cfg, jobs, render, progress, encoder).results()
+        return _Pooled(inputs, sizes, registry, cfg, jobs, render, progress, encoder)
     return _serial(inputs, sizes, registry, cfg, render, progress)
 
 
@@ -144,7 +144,9 @@ def fork_is_safe() -> bool:
 
 
 class _Pooled:
-    """The pool and its bounded queue of submitted inputs; started (and topped up) on construction."""
+    """The pool and its bounded queue of submitted inputs; started (and topped up) on construction. Iterate it
+    once for the results; `close()` (also at the end of the iteration, or when it is abandoned) cancels what has
+    not started and waits for the workers, so a caller that fails before iterating must call it."""
 
     def __init__(self, inputs, sizes, registry: Registry, cfg: BuildConfig, jobs: int, render: bool, progress,
                  encoder: TextEncoder | None):
@@ -173,7 +175,7 @@ class _Pooled:
             self.pending.append((self.pool.submit(_prepare_one, nxt[0]), nxt[1]))
             self.in_flight += nxt[1]
 
-    def results(self) -> Iterator:
+    def __iter__(self) -> Iterator:
         try:
             while self.pending:
                 fut, size = self.pending.popleft()
@@ -184,6 +186,10 @@ class _Pooled:
                     self.progress(size)
                 yield res
         finally:
-            for fut, _ in self.pending:
-                fut.cancel()
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.close()
+
+    def close(self) -> None:
+        self.todo = iter(())
+        for fut, _ in self.pending:
+            fut.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
