@@ -1,4 +1,5 @@
-"""Library notices that mean nothing to a user (bitsandbytes' optional-kernel line on AVX512-BF16 CPUs) are hidden
+"""Library notices that mean nothing to a user (bitsandbytes' optional-kernel line on AVX512-BF16 CPUs, transformers'
+checkpoint-mtime fallback) are hidden
 unless `malmungchi -v` (or MALMUNGCHI_VERBOSE=1) asks for them."""
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from malmungchi.cli import main
 def emit():
     logging.getLogger("bitsandbytes.backends.cpu.ops").warning({NOTICE!r})
     logging.getLogger("someone.else").warning("other libraries' warnings are left alone")
+    from transformers.utils import logging as hf_logging
+    trainer_utils = hf_logging.get_logger("transformers.trainer_utils")
+    trainer_utils.warning("mtime may not be reliable on this filesystem, falling back to numerical ordering")
+    trainer_utils.warning("the same logger's other warnings are left alone")
 
 main(sys.argv[1:])
 """
@@ -34,10 +39,10 @@ def _stderr(*args: str, env: dict | None = None) -> str:
 
 def test_bitsandbytes_kernel_notice_is_hidden_by_default():
     err = _stderr("emit", env={"MALMUNGCHI_VERBOSE": ""})
-    assert "gemm_4bit_forward" not in err
-    assert "other libraries' warnings are left alone" in err
+    assert "gemm_4bit_forward" not in err and "mtime" not in err
+    assert "other libraries' warnings are left alone" in err and "the same logger's other warnings" in err
 
 
 def test_verbose_shows_it():
-    assert NOTICE in _stderr("-v", "emit")
+    assert NOTICE in _stderr("-v", "emit") and "mtime may not be reliable" in _stderr("-v", "emit")
     assert NOTICE in _stderr("emit", env={"MALMUNGCHI_VERBOSE": "1"})
