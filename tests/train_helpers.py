@@ -66,6 +66,25 @@ def make_hybrid_model(out: Path, tokenizer_dir: Path, *, seed: int = 0) -> Path:
     return out
 
 
+def make_moe_model(out: Path, tokenizer_dir: Path, *, seed: int = 0) -> Path:
+    """A tiny qwen3_moe (random weights, saved with save_pretrained): 2 layers of 4 experts, stored fused as
+    transformers 5 does (one 3-d tensor per layer and projection), tied head."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3MoeConfig
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    config = Qwen3MoeConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=32, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64,
+        tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def train_cfg(model: Path, out: Path, **kw) -> TrainConfig:
     base = {"model": str(model), "out": str(out), "quant": "none", "max_steps": 4, "lr": 5e-3, "batch_size": 2,
             "seed": 0, "lora_r": 4, "args": {"save_steps": 1000, "logging_steps": 1}}

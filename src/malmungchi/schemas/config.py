@@ -87,8 +87,9 @@ class TrainConfig(_Strict):
 
     def with_options(self, options: dict[str, Any]) -> "TrainConfig":
         """This `[train]` with the command-line options that were given (not None) on top, validated again; a bad
-        value is a ConfigError naming the option (all at once)."""
-        data = self.model_dump()
+        value is a ConfigError naming the option (all at once). The fields set stay those the file or an option set
+        (`model_fields_set`), so a default can still be told from a value asked for."""
+        data = self.model_dump(exclude_unset=True)
         data.update({k: v for k, v in options.items() if v is not None})
         try:
             return TrainConfig.model_validate(data)

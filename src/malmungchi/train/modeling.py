@@ -288,6 +288,13 @@ def module_name(model, module) -> str:
     raise TrainError("cannot find the embedding module by name")
 
 
+def fused_expert_parameters(model) -> list[str]:
+    """The MoE expert weights stored fused, one 3-d tensor for all of a layer's experts (transformers 5: Qwen3-MoE,
+    Mixtral, …). peft adapts them through `lora.ParamWrapper` (its "all-linear" maps the v4 expert projections onto
+    them), which has no dropout."""
+    return [name for name, p in model.named_parameters() if p.ndim == 3 and ".experts." in f".{name}"]
+
+
 def lora_config(model, *, r: int, alpha: int, dropout: float, targets, new_ids: list[int], tied: bool,
                 train_embeddings: str) -> tuple[Any, dict[str, Any]]:
     """The peft LoraConfig and a description of how the new tokens are trained (for the manifest and --dry-run)."""

@@ -167,6 +167,8 @@ class Prepared:
     fingerprint: dict[str, Any]
     trainable: int
     total: int
+    lora_dropout: float = 0.0  # what LoRA trains with (`lora_dropout`)
+    dropout_notice: str | None = None  # why it is not the configured one
 
 
 def load_tokenizer(path: Path):
@@ -222,18 +224,36 @@ def prepare_model(plan: Plan, *, meta: bool = False) -> Prepared:
     model.config.use_cache = False
     if plan.quant != "none" and not meta:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.activation_checkpointing)
-    lcfg, info = modeling.lora_config(model, r=plan.cfg.lora_r, alpha=plan.lora_alpha, dropout=plan.cfg.lora_dropout,
+    experts = modeling.fused_expert_parameters(model)
+    dropout, dropout_notice = lora_dropout(plan, experts)
+    lcfg, info = modeling.lora_config(model, r=plan.cfg.lora_r, alpha=plan.lora_alpha, dropout=dropout,
                                       targets=plan.cfg.lora_targets, new_ids=vocab.new_ids, tied=tied,
                                       train_embeddings=plan.cfg.train_embeddings)
     try:
         peft_model = get_peft_model(model, lcfg)
     except ValueError as exc:
-        raise TrainError(f"LoRA targets {plan.cfg.lora_targets!r}: {str(exc).splitlines()[0]}") from None
+        hint = ("; LoRA on this MoE model's fused expert weights has no dropout: set lora_dropout = 0"
+                if experts and dropout else "")
+        raise TrainError(f"LoRA targets {plan.cfg.lora_targets!r}: {str(exc).splitlines()[0]}{hint}") from None
     modeling.expose_head_bias(peft_model)
     _no_embedding_copies(peft_model)
     trainable, total = modeling.trainable_parameters(peft_model)
     return Prepared(peft_model, tokenizer, vocab, inits, info, modeling.model_fingerprint(plan.model, config),
-                    trainable, total)
+                    trainable, total, dropout, dropout_notice)
+
+
+def lora_dropout(plan: Plan, experts: list[str]) -> tuple[float, str | None]:
+    """The LoRA dropout to train with, and why it is not the one configured. On an MoE model whose experts are
+    stored fused, "all-linear" adapts them with peft's ParamWrapper, which refuses any dropout: the default then
+    becomes 0 (said in the plan and at the start of training); a dropout the user set is refused in one line."""
+    asked = plan.cfg.lora_dropout
+    if not asked or not experts or plan.cfg.lora_targets != "all-linear":
+        return asked, None
+    if "lora_dropout" in plan.cfg.model_fields_set:
+        raise TrainError(f"lora_dropout {asked}: LoRA on this MoE model's fused expert weights ({experts[0]}, …) has "
+                         "no dropout in peft; set lora_dropout = 0, or lora_targets to modules without the experts")
+    return 0.0, (f"LoRA dropout 0, not the default {asked}: LoRA on this MoE model's fused expert weights (peft's "
+                 "ParamWrapper) has no dropout")
 
 
 def _no_embedding_copies(peft_model) -> None:
@@ -310,7 +330,8 @@ def describe(plan: Plan) -> list[tuple[str, str]]:
         ("dtype", modeling.dtype_name(plan.dtype)),
         ("quantization", quant),
         ("attention", f"{plan.attn_implementation} ({collation_layout(plan, cfg).describe()})"),
-        ("LoRA", f"r={plan.cfg.lora_r}, alpha={plan.lora_alpha}, dropout={plan.cfg.lora_dropout}"),
+        ("LoRA", f"r={plan.cfg.lora_r}, alpha={plan.lora_alpha}, dropout={prep.lora_dropout}"
+                 + (f" ({prep.dropout_notice})" if prep.dropout_notice else "")),
         ("LoRA targets", ", ".join(lora_targets(prep.model)) or "none"),
         ("trainable parameters", f"{prep.trainable:,} ({100 * prep.trainable / max(prep.total, 1):.3f}%)"),
         ("vocabulary rows", f"{v.rows_before:,} → {v.rows_after:,} (tokenizer {v.vocab_before:,} → "
@@ -414,8 +435,10 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
     if layout.seq_idx:
         probe_boundaries(plan, trainer, collator, layout, pad_id, fresh=fresh)
     trainer.remove_callback(PrinterCallback)
-    if console is not None and plan.quant_notice and trainer.is_world_process_zero():
-        console.print(plan.quant_notice)
+    if console is not None and trainer.is_world_process_zero():
+        for notice in (plan.quant_notice, prep.dropout_notice):
+            if notice:
+                console.print(notice)
     result = trainer.train(resume_from_checkpoint=resume_from or None)
     eval_metrics = {}
     if plan.build.rows("validation"):
