@@ -181,7 +181,8 @@ class _Parser:
         if NON_SPACE.search(self.text, tok.end, end) is None:
             return None
         name = tok.spec.name
-        for later in tokens[i + 1:]:
+        for j in range(i + 1, len(tokens)):  # not tokens[i + 1:]: a copy per START made a file of them quadratic
+            later = tokens[j]
             if later.spec.name == name:
                 if later.role == "close":
                     return None
