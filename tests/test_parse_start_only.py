@@ -151,3 +151,13 @@ def test_a_title_line_then_a_dialogue(line):
     assert result.diagnostics == []
     (doc,) = result.documents
     assert doc.title == "두 번째 이야기" and shape(doc.segments) == [("dialogue", [("철수", "안녕.")])]
+
+
+def test_line_start_after_lf_crlf_and_lone_cr():
+    """Where a line starts, as `_starts_line` (start-only blocks closed at a START that begins a line) needs it:
+    after `\n`, `\r\n` or a lone `\r`, looked up rather than searched back for."""
+    from malmungchi.corpus.parse import LineIndex
+
+    text = "ab\ncd\r\nef\rgh"
+    index = LineIndex(text)
+    assert [index.line_start(i) for i in range(len(text) + 1)] == [0, 0, 0, 3, 3, 3, 3, 7, 7, 7, 10, 10, 10]

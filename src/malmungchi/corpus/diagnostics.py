@@ -64,8 +64,9 @@ def locate(diagnostics: list[Diagnostic], text: str) -> None:
     for off in points:
         off = min(max(off, 0), len(text))
         line += text.count("\n", pos, off)
-        nl = text.rfind("\n", 0, off)
-        line_start = nl + 1
+        nl = text.rfind("\n", line_start, off)  # not from 0: on a long line that is a scan per diagnostic
+        if nl != -1:
+            line_start = nl + 1
         pos = off
         where[off] = (line, off - line_start + 1)
     for d in diagnostics:

@@ -71,6 +71,14 @@ class LineIndex:
         i = bisect_right(self._starts, offset) - 1
         return i + 1, offset - self._starts[i] + 1
 
+    def line_start(self, offset: int) -> int:
+        """Where the line holding `offset` starts (after the last line break before it; never between the two
+        characters of a CRLF, where no marker starts). A lookup, not a search back through the text: `rfind` of
+        a `\r` in a file without one scans to its start, which made a file of start-only blocks quadratic."""
+        if self._starts is None:
+            self._starts = line_starts(self.text)
+        return self._starts[bisect_right(self._starts, offset) - 1]
+
     def span(self, path: str, start: int, end: int) -> Span:
         """A span whose line/column are computed from this index when first asked for."""
         return Span(path, start, end, index=self)
@@ -167,8 +175,7 @@ class _Parser:
         return brk.start() if brk else len(self.text)
 
     def _starts_line(self, at: int) -> bool:
-        line_start = max(self.text.rfind("\n", 0, at), self.text.rfind("\r", 0, at)) + 1
-        return NON_SPACE.search(self.text, line_start, at) is None
+        return NON_SPACE.search(self.text, self.lines.line_start(at), at) is None
 
     def _line_scoped_end(self, tok: MarkerToken, tokens: list[MarkerToken], i: int) -> int | None:
         """Where a block opened by `tok` ends when it is line-scoped: text follows the START on its line and no
