@@ -192,3 +192,81 @@ def test_one_line_errors(responder, gold, tmp_path, case):
     assert r.exit_code == 2, r.output
     assert len(r.stderr.strip().splitlines()) == 1 and expected in r.stderr, r.stderr
     assert not out.exists()
+
+
+# -- the client: redirects, Retry-After, what a spent retry budget says ---------------------------------------
+
+def _chat_answer(path, body):
+    return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "네"},
+                              "finish_reason": "stop"}], "usage": {"completion_tokens": 1}}
+
+
+_CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "안녕"}], "max_tokens": 4}
+
+
+def test_a_redirect_stops_with_the_url_to_pass(gold, tmp_path):
+    """httpx does not follow redirects: a 3xx (http → https, a proxy's new path) is one line naming the
+    Location to pass as --base-url, not a garbled answer retried."""
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(_chat_answer, redirect_to="https://llm.example.org/v1") as server:
+        r = _cli(server.url, gold, out, "--max-retries", 3)
+    assert r.exit_code == 2, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+    assert "https://llm.example.org/v1/models" in r.stderr and "--base-url https://llm.example.org/v1" in r.stderr
+
+
+def test_retry_after_as_an_http_date_is_waited_for():
+    import time
+    from email.utils import formatdate
+
+    not_before = int(time.time()) + 2  # whole seconds, as the date form has them: a 1-2 s wait
+    with OpenAIServer(_chat_answer, fail_first=1, retry_after=lambda: formatdate(not_before, usegmt=True)) as server, \
+            ServedClient(server.url, retry=RetryPolicy(max_retries=1, base_delay=0.01)) as client:
+        assert client.post("/chat/completions", _CHAT)["choices"]
+        assert len(server.requests) == 2 and server.requests[1]["at"] >= not_before
+
+
+def test_retry_after_has_its_own_cap_and_jitter_and_leaves_the_global_random_alone():
+    import random
+
+    policy = RetryPolicy()
+    waits = [policy.delay(0, 60.0) for _ in range(40)]
+    assert all(60.0 <= w <= 75.0 for w in waits) and len(set(waits)) > 1  # honoured, spread up to +25%
+    assert all(120.0 <= policy.delay(0, 3600.0) <= 150.0 for _ in range(10))  # its cap, not the backoff's 30 s
+    assert all(policy.delay(10) <= 30.0 * 1.25 for _ in range(10))
+    random.seed(7)
+    expected = random.random()
+    random.seed(7)
+    policy.delay(0, 1.0), policy.delay(2)
+    assert random.random() == expected  # jitter draws from its own generator: a seeded run's results stay put
+
+
+def test_spent_retries_keep_the_status_and_an_abort_does_not_claim_them():
+    import threading
+
+    from malmungchi.eval.served import RequestFailed
+
+    with OpenAIServer(_chat_answer, fail_first=1000, fail_status=503) as server, \
+            ServedClient(server.url, retry=RetryPolicy(max_retries=2, base_delay=0.01)) as client:
+        with pytest.raises(RequestFailed) as spent:
+            client.post("/chat/completions", _CHAT)
+    assert spent.value.status == 503 and "HTTP 503" in spent.value.message and "after 3 tries" in spent.value.message
+
+    failed: list[RequestFailed] = []
+
+    def ask(client):
+        try:
+            client.post("/chat/completions", _CHAT)
+        except RequestFailed as err:
+            failed.append(err)
+
+    with OpenAIServer(_chat_answer, fail_first=1000, fail_status=503, retry_after=lambda: "100") as server, \
+            ServedClient(server.url, retry=RetryPolicy(max_retries=3)) as client:
+        worker = threading.Thread(target=ask, args=(client,))
+        worker.start()
+        while not server.requests:  # the first try was answered: the worker now waits the 100 s
+            worker.join(0.01)
+        client.abort(False)
+        worker.join()
+    assert len(server.requests) == 1 and failed[0].status == 503
+    assert "tries" not in failed[0].message and "stopping" in failed[0].message

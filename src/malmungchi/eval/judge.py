@@ -32,7 +32,7 @@ from malmungchi.eval.normalize import TIERS, Normalizer, cut_at_end_marker, stri
 from malmungchi.eval.records import EvalInputError, GoldItem
 from malmungchi.eval.results import Appender, load_for_resume, rewrite_in_order
 from malmungchi.eval.sample import Sample
-from malmungchi.eval.served import RequestFailed, ServedClient, ServedError, parallel_batches
+from malmungchi.eval.served import RequestFailed, ServedClient, ServedError, first_choice, parallel_batches
 
 SCALES = ("binary", "10")
 DEFAULT_PASS_SCORE = 7  # on the 10-point scale: this and above is "right" next to exact match
@@ -241,10 +241,7 @@ class _Judge:
 
 
 def _content(answer: dict) -> str:
-    choices = answer.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return ""
-    message = choices[0].get("message") or {}
+    message = (first_choice(answer) or {}).get("message") or {}
     return message.get("content") or "" if isinstance(message, dict) else ""
 
 

@@ -24,7 +24,7 @@ from malmungchi.eval.generate import prompt_messages
 from malmungchi.eval.normalize import Normalizer
 from malmungchi.eval.records import EvalInputError, GoldItem
 from malmungchi.eval.run import RunPlan, Write
-from malmungchi.eval.served import RequestFailed, ServedClient, ServedError, parallel_batches
+from malmungchi.eval.served import RequestFailed, ServedClient, ServedError, first_choice, parallel_batches
 
 CHAT_PATH, COMPLETIONS_PATH = "/chat/completions", "/completions"
 
@@ -66,10 +66,9 @@ def request_sha(request: Request) -> str:
 def parse_generation(answer: dict, url: str) -> Generation:
     """A completion answer → Generation. `finish_reason` "length" is the token limit; "stop" is a stop string when
     the server says which one matched (vLLM's `stop_reason`), else the model's end token."""
-    choices = answer.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+    choice = first_choice(answer)
+    if choice is None:
         raise RequestFailed(f"{url}: the answer has no choices")
-    choice = choices[0]
     if "message" in choice:
         text = (choice.get("message") or {}).get("content") or ""
     else:
