@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ SCALES = ("binary", "10")
 DEFAULT_PASS_SCORE = 7  # on the 10-point scale: this and above is "right" next to exact match
 JUDGE_RESULTS = "`eval judge` results"
 PLACEHOLDERS = ("{question}", "{reference}", "{prediction}")
+_PLACEHOLDER = re.compile(r"\{(question|reference|prediction|scale)\}")
 
 DEFAULT_RUBRIC = """당신은 한국어 답변을 채점하는 엄격하고 공정한 평가자입니다.
 질문(또는 대화)과 정답, 그리고 모델의 답변이 주어집니다. 모델의 답변이 정답과 같은 내용인지 판단하세요.
@@ -103,10 +105,11 @@ class Rubric:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     def fill(self, question: str, reference: str, prediction: str) -> str:
-        out = self.template.replace("{scale}", SCALE_TEXT[self.scale])
-        for key, value in (("{question}", question), ("{reference}", reference), ("{prediction}", prediction)):
-            out = out.replace(key, value)
-        return out
+        """The template with its placeholders filled in one pass: a `{reference}` written in a question is left
+        as written, never replaced by the gold answer."""
+        values = {"question": question, "reference": reference, "prediction": prediction,
+                  "scale": SCALE_TEXT[self.scale]}
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
 
 
 def question_text(item: GoldItem) -> str:
@@ -128,18 +131,15 @@ def shown_prediction(prediction: str, normalizer: Normalizer) -> str:
 
 
 def parse_verdict(content: str, scale: str) -> tuple[int, str]:
-    """The (score, reason) in a judge's answer; ValueError saying what is wrong. Tolerates a code fence or words
-    around the object (some servers without structured output add them), nothing else."""
-    text = (content or "").strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
+    """The (score, reason) in a judge's answer; ValueError saying what is wrong. Reasoning (`<think>…</think>`)
+    is removed first; then the verdict is the last JSON object with a "score" key, so a code fence, words or other
+    objects around it (some servers without structured output add them) do not matter."""
+    text = strip_reasoning(content or "")[0].strip()
+    if "{" not in text:
         raise ValueError(f"no JSON object in the answer: {text[:80]!r}")
-    try:
-        obj = json.loads(text[start:end + 1])
-    except json.JSONDecodeError as err:
-        raise ValueError(f"invalid JSON ({err.msg}): {text[:80]!r}") from None
-    if not isinstance(obj, dict):
-        raise ValueError("the answer is not a JSON object")
+    obj = _last_verdict_object(text)
+    if obj is None:
+        raise ValueError(f"no valid JSON object with a \"score\" in the answer: {text[:80]!r}")
     score = obj.get("score")
     if isinstance(score, float) and score.is_integer():
         score = int(score)
@@ -152,11 +152,29 @@ def parse_verdict(content: str, scale: str) -> tuple[int, str]:
     return score, reason
 
 
+def _last_verdict_object(text: str) -> dict | None:
+    """The last JSON object holding "score": a decode tried at each `{` from the end (an object nested in the
+    verdict decodes first and is passed over for lacking the key). Quadratic in the braces at worst, on an answer
+    of at most --max-tokens."""
+    decoder = json.JSONDecoder()
+    at = len(text)
+    while (at := text.rfind("{", 0, at)) >= 0:
+        try:
+            obj, _ = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and "score" in obj:
+            return obj
+    return None
+
+
 class _Format:
-    """The structured-output mode in use, shared by the workers: stepped down once when the server refuses it."""
+    """The structured-output mode in use, shared by the workers: stepped down once when the server refuses it;
+    `answered` is the mode of the last answer that held a valid verdict (None until one did)."""
 
     def __init__(self) -> None:
         self.index = 0
+        self.answered: str | None = None
         self.lock = threading.Lock()
 
     @property
@@ -232,6 +250,7 @@ class _Judge:
                 usage[k] += value if isinstance(value, int) else 0
             try:
                 score, reason = parse_verdict(_content(answer), s.rubric.scale)
+                self.format.answered = mode
                 return _verdict(score, reason, None, usage)
             except ValueError as err:
                 error = f"invalid verdict: {err}"
@@ -255,7 +274,7 @@ class JudgeOutcome:
     summary: dict
     asked: int
     resumed: int
-    structured_output: str | None
+    structured_output: str | None  # the mode of the last valid verdict this run; None when none was had
 
 
 def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem],
@@ -307,11 +326,11 @@ def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem
              for item in gold]
     rewrite_in_order(output, final)
     summary = summarize(gold, predictions, final, settings, normalizer, show=show, prices=prices)
-    summary.update(asked=len(todo), resumed=len(prompts) - len(todo), structured_output=worker.format.mode,
-                   output=str(output))
+    used = worker.format.answered
+    summary.update(asked=len(todo), resumed=len(prompts) - len(todo), structured_output=used, output=str(output))
     if sample is not None:
         summary["sample"] = sample.as_dict()
-    return JudgeOutcome(final, summary, len(todo), len(prompts) - len(todo), worker.format.mode)
+    return JudgeOutcome(final, summary, len(todo), len(prompts) - len(todo), used)
 
 
 def _line(item: GoldItem, verdict: dict, settings: JudgeSettings, fingerprint: str, sha: str | None,
