@@ -153,6 +153,36 @@ def test_server_dies_mid_run_then_the_rerun_asks_only_the_rest(files, tmp_path):
     assert [x["id"] for x in _lines(out)] == [i for i, _, _ in ITEMS]
 
 
+def test_a_judge_that_rejects_every_request_alike_stops_after_five(files, tmp_path):
+    """Every request refused the same way (a parameter the model does not take): the judge stops after five in a
+    row with one line naming the first item and the message, instead of failing the whole set. The items it had
+    asked are asked again by a rerun without counting toward the stop, and a rerun against a judge that takes
+    the request finishes."""
+    unsupported = "Unsupported parameter: 'max_tokens' is not supported with this model."
+
+    def refuse(path, body):
+        return 400, {"error": {"message": unsupported, "type": "invalid_request_error", "param": "max_tokens"}}
+
+    out = tmp_path / "verdicts.jsonl"
+    with OpenAIServer(refuse, models=("judge",)) as server:
+        r = _cli(server.url, files, out, "--concurrency", 1, "--batch-size", 1)
+        assert r.exit_code == 2, r.output
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+        assert "'g0'" in r.stderr and unsupported in r.stderr and "5 requests in a row" in r.stderr
+        assert len(server.requests) == 5
+
+        again = _cli(server.url, files, out, "--concurrency", 1, "--batch-size", 1)
+        assert again.exit_code == 2 and "'g4'" in again.stderr  # g0-g3 were asked again, not counted
+        assert len(server.requests) == 5 + 4 + 5
+
+    with OpenAIServer(_scripted_judge, models=("judge",)) as server:
+        fixed = _cli(server.url, files, out, "--concurrency", 2)
+        assert fixed.exit_code == 0, fixed.output
+        s = json.loads(fixed.stdout)
+        assert (s["n_judged"], s["n_failed"], s["resumed"]) == (8, 2, 0)
+    assert [x["id"] for x in _lines(out)] == [i for i, _, _ in ITEMS]
+
+
 def test_structured_output_falls_back_and_a_ten_point_scale(files, tmp_path):
     """A server without json_schema support answers 400: the judge steps down to json_object for every later
     request. On the 10-point scale, --pass-score decides what counts as right next to exact match."""

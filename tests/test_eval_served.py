@@ -270,3 +270,69 @@ def test_spent_retries_keep_the_status_and_an_abort_does_not_claim_them():
         worker.join()
     assert len(server.requests) == 1 and failed[0].status == 503
     assert "tries" not in failed[0].message and "stopping" in failed[0].message
+
+
+# -- items the server rejects ------------------------------------------------------------------------------
+
+TOO_LONG = "This model's maximum context length is 32 tokens. However, you requested 40 tokens."
+
+
+def test_an_item_the_server_rejects_is_an_error_result_and_the_run_goes_on(responder, gold, local_lines, tmp_path):
+    """A 400 for one item (its prompt is over the server's max_model_len) is that item's result: no prediction,
+    stop_reason "error" and the server's message, scored wrong as `eval score` scores a missing prediction. The
+    run finishes; a rerun asks that item again and nothing else."""
+    def too_long_for_q1(path, body):
+        if body.get("prompt") == QA[1][0]:
+            return 400, {"object": "error", "message": TOO_LONG, "type": "BadRequestError", "code": 400}
+        return responder(path, body)
+
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(too_long_for_q1) as server:
+        r = _cli(server.url, gold, out, "--concurrency", 2)
+        assert r.exit_code == 0, r.output
+        s = json.loads(r.stdout)
+        assert (s["generated"], s["n_errors"], s["stop_reasons"]["error"]) == (N, 1, 1)
+        assert "server rejected 1 item" in r.stderr and "q1" in r.stderr and TOO_LONG in r.stderr
+        by_id = {x["id"]: x for x in _lines(out)}
+        q1 = by_id["q1"]
+        assert (q1["prediction"], q1["stop_reason"], q1["em_normalized"], q1["char_f1"]) == (None, "error", 0, 0.0)
+        assert TOO_LONG in q1["error"] and "HTTP 400" in q1["error"]
+        assert [by_id[x["id"]]["prediction"] for x in local_lines if x["id"] != "q1"] == \
+            [x["prediction"] for x in local_lines if x["id"] != "q1"]
+        assert all(by_id[i]["error"] is None for i in by_id if i != "q1")
+
+        scored = CliRunner().invoke(main, ["eval", "score", "-p", str(out), "-g", str(gold), "--json"])
+        assert scored.exit_code == 0, scored.output
+        assert json.loads(scored.stdout)["em_normalized"] == s["em_normalized"]  # the same verdict as eval score's
+
+        asked = len(server.requests)
+        again = _cli(server.url, gold, out)
+        assert again.exit_code == 0, again.output
+        assert (json.loads(again.stdout)["resumed"], json.loads(again.stdout)["generated"]) == (N - 1, 1)
+        assert _prompt_ids(server, gold)[asked:] == ["q1"]
+    assert [x["id"] for x in _lines(out)] == [x["id"] for x in local_lines]
+
+
+def test_a_server_that_rejects_every_request_alike_stops_after_five(responder, gold, local_lines, tmp_path):
+    """A parameter the server does not take fails every item the same way: five in a row stop the command with
+    one line naming the first item and the message; the rerun against a server that takes it finishes. A refused
+    key still stops at once."""
+    unsupported = "Unsupported parameter: 'skip_special_tokens'"
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(lambda path, body: (400, {"error": {"message": unsupported}})) as server:
+        r = _cli(server.url, gold, out, "--concurrency", 1, "--batch-size", 1)
+        assert r.exit_code == 2, r.output
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+        assert "q0" in r.stderr and unsupported in r.stderr and "5 requests in a row" in r.stderr
+        assert len(server.requests) == 5
+
+    with OpenAIServer(responder) as server:
+        again = _cli(server.url, gold, out, "--concurrency", 2)
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["generated"] == N and json.loads(again.stdout)["n_errors"] == 0
+    assert [x["prediction"] for x in _lines(out)] == [x["prediction"] for x in local_lines]
+
+    with OpenAIServer(lambda path, body: (401, {"error": {"message": "Invalid API key"}})) as server:
+        refused = _cli(server.url, gold, tmp_path / "other.jsonl")
+        assert refused.exit_code == 2 and "refused the API key" in refused.stderr
+        assert len(server.requests) <= 16  # the first answers stop it: not one try per item after that

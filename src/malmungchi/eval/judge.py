@@ -13,7 +13,9 @@ marker, reasoning removed: what `em_strict` compares). It must answer one JSON o
 Results are one line per gold item (`id`, `score`, `reason`, `error`, `judge_model`, `prompt_sha`, `usage`,
 plus the `fingerprint`/`input_sha` resume keys), appended and fsynced per batch. A rerun keeps every line with a
 verdict under the same judge, rubric and item, and asks again only what has none: `score` is `null` when no valid
-verdict was had, with the last error, and such an item is left out of the accuracy, never counted as 0.
+verdict was had, with the last error, and such an item is left out of the accuracy, never counted as 0. Requests
+the server rejects all alike (`served.RejectionStreak`: five in a row with one message, e.g. a parameter the model
+does not take) stop the command; the items asked again by a rerun do not count toward that.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from malmungchi.eval.normalize import TIERS, Normalizer, cut_at_end_marker, stri
 from malmungchi.eval.records import EvalInputError, GoldItem
 from malmungchi.eval.results import Appender, load_for_resume, rewrite_in_order
 from malmungchi.eval.sample import Sample
-from malmungchi.eval.served import RequestFailed, ServedClient, ServedError, first_choice, parallel_batches
+from malmungchi.eval.served import RejectionStreak, RequestFailed, ServedClient, ServedError, first_choice
+from malmungchi.eval.served import parallel_batches
 
 SCALES = ("binary", "10")
 DEFAULT_PASS_SCORE = 7  # on the 10-point scale: this and above is "right" next to exact match
@@ -222,10 +225,12 @@ class _Judge:
     client: ServedClient
     settings: JudgeSettings
     format: _Format = field(default_factory=_Format)
+    streak: RejectionStreak = field(default_factory=RejectionStreak)
 
-    def ask(self, prompt: str) -> dict:
+    def ask(self, prompt: str, item_id: str, asked_before: bool = False) -> dict:
         """One item's verdict line (without the ids): never raises for an item-level failure (the line then has
-        `score: null` and the error); ServedError (no server, refused key) stops the run."""
+        `score: null` and the error); ServedError (no server, refused key, every request rejected alike) stops
+        the run."""
         s = self.settings
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         error = None
@@ -237,6 +242,7 @@ class _Judge:
             fmt = response_format(mode, s.rubric.scale)
             if fmt is not None:
                 body["response_format"] = fmt
+            self.streak.check()
             try:
                 answer = self.client.post("/chat/completions", body)
             except RequestFailed as err:
@@ -244,7 +250,10 @@ class _Judge:
                     raise  # the server is gone: stop (the run says to rerun) rather than fail every item
                 if mode is not None and _refuses_format(err) and self.format.step_down(mode):
                     continue  # the server has no such structured output: ask again with the next mode
+                if err.rejected:
+                    self.streak.rejected(item_id, err.message, counted=not asked_before)
                 return _verdict(None, None, err.message, usage)
+            self.streak.answered()
             for k in usage:
                 value = (answer.get("usage") or {}).get(k)
                 usage[k] += value if isinstance(value, int) else 0
@@ -314,7 +323,8 @@ def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem
             on_progress(len(out))
 
     try:
-        parallel_batches(todo, lambda item: worker.ask(prompts[item.key]), concurrency=concurrency,
+        parallel_batches(todo, lambda item: worker.ask(prompts[item.key], str(item.id), item.key in state.redo),
+                         concurrency=concurrency,
                          batch_size=batch_size, on_batch=write, abort=client.abort)
     except RequestFailed as err:
         raise ServedError(f"{err.message}; the finished verdicts are in {output}: rerun the same command to "

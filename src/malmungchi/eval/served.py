@@ -10,7 +10,8 @@ Only what `eval run --backend openai` and `eval judge` need: `GET /models`, `POS
   do not all come back at once); other 4xx answers are not retried (`RequestFailed.rejected`: the server refuses
   this request, e.g. a prompt over its `max_model_len`);
 - one-line errors that say what to do: a server that cannot be reached, a model name it does not serve, a
-  refused API key, a redirect (httpx does not follow one: the URL to pass instead).
+  refused API key, a redirect (httpx does not follow one: the URL to pass instead), and `RejectionStreak`:
+  requests all rejected alike (a parameter the server does not take would otherwise fail every item).
 
 The API key is sent in the `Authorization` header only; every message made from a server's answer goes through
 `redact`, so the key never reaches a results file, a log or an error line, even from a server that echoes it.
@@ -35,6 +36,7 @@ from malmungchi.errors import UserError
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 STARTUP_RETRIES = 2  # for the first request: a wrong URL should be one line within a second or two, not after 15 s
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+REJECTION_STREAK = 5  # rejections in a row, with one message, that stop a command (RejectionStreak)
 _BODY_CHARS = 200  # of a server's error body quoted in a message
 _JITTER = random.Random()  # its own generator: waits must not move the global one a seeded caller relies on
 
@@ -74,6 +76,43 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after) * _JITTER.uniform(1.0, 1.25)
         return min(self.base_delay * (2 ** attempt), self.max_delay) * _JITTER.uniform(0.75, 1.25)
+
+
+class RejectionStreak:
+    """Stops a command whose server rejects its requests all alike (`RequestFailed.rejected`, one message): after
+    `limit` in a row a ServedError names the first item and the message. An answer breaks the streak. Items asked
+    again after an earlier rejection are left out (`counted=False`): one rejected for itself (a prompt too long)
+    must not stop every rerun. Thread-safe: the workers report to one streak, and `check` before each request
+    keeps a worker that starts after the stop from sending one more."""
+
+    def __init__(self, limit: int = REJECTION_STREAK):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._first: str | None = None
+        self._message: str | None = None
+        self._count = 0
+        self._stop: ServedError | None = None
+
+    def check(self) -> None:
+        if self._stop is not None:
+            raise self._stop
+
+    def answered(self) -> None:
+        with self._lock:
+            self._count = 0
+
+    def rejected(self, item_id: str, message: str, *, counted: bool = True) -> None:
+        if not counted:
+            return
+        with self._lock:
+            if self._count == 0 or message != self._message:
+                self._first, self._message, self._count = item_id, message, 0
+            self._count += 1
+            if self._count >= self.limit:
+                self._stop = ServedError(f"the server rejected {self._count} requests in a row the same way, from "
+                                         f"item {self._first!r} on: {self._message}; check what is sent against "
+                                         "what the server takes, then rerun the same command to resume")
+                raise self._stop
 
 
 def redact(text: str, secret: str | None) -> str:
