@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from malmungchi.cli import main
-from malmungchi.eval.agreement import agreement, wilson
+from malmungchi.eval.agreement import agreement
+from malmungchi.eval.intervals import wilson
 from malmungchi.eval.judge import SCALE_TEXT, JudgeSettings, Rubric, judge, parse_verdict
 from malmungchi.eval.records import read_gold
 from malmungchi.eval.served import RetryPolicy, ServedClient

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from malmungchi.eval.agreement import agreement, wilson
+from malmungchi.eval.agreement import agreement
 from malmungchi.eval.generate import prompt_messages
-from malmungchi.eval.intervals import bootstrap_mean, rounded
+from malmungchi.eval.intervals import bootstrap_mean, rounded, wilson
 from malmungchi.eval.normalize import TIERS, Normalizer, cut_at_end_marker, strip_reasoning
 from malmungchi.eval.records import EvalInputError, GoldItem
 from malmungchi.eval.results import Appender, load_for_resume, rewrite_in_order
