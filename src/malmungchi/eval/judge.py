@@ -324,8 +324,7 @@ def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem
 
     try:
         parallel_batches(todo, lambda item: worker.ask(prompts[item.key], str(item.id), item.key in state.redo),
-                         concurrency=concurrency,
-                         batch_size=batch_size, on_batch=write, abort=client.abort)
+                         concurrency=concurrency, batch_size=batch_size, on_batch=write, abort=client.abort)
     except RequestFailed as err:
         raise ServedError(f"{err.message}; the finished verdicts are in {output}: rerun the same command to "
                           "resume") from None

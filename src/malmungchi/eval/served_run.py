@@ -121,8 +121,8 @@ class _ServedGenerator:
         streak = RejectionStreak()
         try:
             parallel_batches(list(range(len(todo))), lambda j: self._one(todo[j], streak, retried),
-                             concurrency=self.concurrency,
-                             batch_size=self.batch_size, on_batch=hand_back, abort=self.client.abort)
+                             concurrency=self.concurrency, batch_size=self.batch_size, on_batch=hand_back,
+                             abort=self.client.abort)
         except RequestFailed as err:
             raise ServedError(f"{err.message}; the finished items are in {self.output}: rerun the same command "
                               "to resume") from None
