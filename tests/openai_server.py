@@ -1,13 +1,14 @@
 """A real OpenAI-compatible HTTP server for the tests, on 127.0.0.1 (port 0) in a thread: stdlib
 `ThreadingHTTPServer` serving `/v1/models`, `/v1/completions` and `/v1/chat/completions`.
 
-What answers a request is a function `respond(path, body) -> (status, payload)` (payload: a dict sent as JSON,
-or a str sent as is): `TinyModelResponder` generates with a tiny transformers model the way vLLM does (text
+What answers a request is a function `respond(path, body) -> (status, payload)` or `(status, payload, headers)`
+(payload: a dict sent as JSON, or a str sent as is): `TinyModelResponder` generates with a tiny transformers model the way vLLM does (text
 prompts with the tokenizer's special tokens, chat through the chat template, greedy at temperature 0, stop
 strings cut out, `finish_reason` and `stop_reason`), a test's own function scripts a judge. The server records
-every request (path, body, headers), counts the requests in flight at once, and can play the failures the
-clients must survive: `fail_first` answers 429 to the first requests, `die_after` drops the connection and shuts
-the whole server down after that many completions.
+every request (path, body, headers, arrival time), counts the requests in flight at once, and can play the
+failures the clients must survive: `fail_first` answers `fail_status` (429) to the first requests with the
+`Retry-After` that `retry_after()` gives (seconds or an HTTP date), `die_after` drops the connection and shuts the
+whole server down after that many completions, `redirect_to` answers every request with a 307 to that URL.
 """
 
 from __future__ import annotations
@@ -17,18 +18,22 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-Responder = Callable[[str, dict], tuple[int, "dict | str"]]
+Responder = Callable[[str, dict], "tuple[int, dict | str] | tuple[int, dict | str, dict]"]
 
 
 class OpenAIServer:
     def __init__(self, respond: Responder, models: tuple[str, ...] = ("tiny",), *, fail_first: int = 0,
-                 die_after: int | None = None, delay: float = 0.0):
+                 die_after: int | None = None, delay: float = 0.0, fail_status: int = 429,
+                 retry_after: Callable[[], str] = lambda: "0", redirect_to: str | None = None):
         self.respond = respond
         self.models = models
         self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.retry_after = retry_after
+        self.redirect_to = redirect_to
         self.die_after = die_after
         self.delay = delay  # seconds each completion takes at least (so concurrency shows)
-        self.requests: list[dict] = []  # {"path", "body", "headers"} of every POST, in arrival order
+        self.requests: list[dict] = []  # {"path", "body", "headers", "at"} of every POST, in arrival order
         self.answered = 0  # completions answered with 200
         self.in_flight = 0
         self.max_in_flight = 0
@@ -84,7 +89,15 @@ def _handler(server: OpenAIServer):
             self.end_headers()
             self.wfile.write(data)
 
+        def _redirected(self) -> bool:
+            if server.redirect_to is None:
+                return False
+            self._send(307, "", {"Location": server.redirect_to + self.path.removeprefix("/v1")})
+            return True
+
         def do_GET(self) -> None:
+            if self._redirected():
+                return
             if self.path.rstrip("/") == "/v1/models":
                 self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "test",
                                                               "root": f"/models/{m}"} for m in server.models]})
@@ -94,9 +107,12 @@ def _handler(server: OpenAIServer):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
+            if self._redirected():
+                return
             path = self.path.removeprefix("/v1")
             with server.lock:
-                server.requests.append({"path": path, "body": body, "headers": dict(self.headers)})
+                server.requests.append({"path": path, "body": body, "headers": dict(self.headers),
+                                        "at": time.time()})
                 n = len(server.requests)
                 dying = server.die_after is not None and server.answered >= server.die_after
                 server.in_flight += 1
@@ -107,7 +123,8 @@ def _handler(server: OpenAIServer):
                     threading.Thread(target=server.stop, daemon=True).start()
                     return
                 if n <= server.fail_first:
-                    self._send(429, {"error": {"message": "rate limited, slow down"}}, {"Retry-After": "0"})
+                    self._send(server.fail_status, {"error": {"message": "rate limited, slow down"}},
+                               {"Retry-After": server.retry_after()})
                     return
                 if path not in ("/completions", "/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
@@ -117,11 +134,11 @@ def _handler(server: OpenAIServer):
                     return
                 if server.delay:
                     time.sleep(server.delay)
-                status, payload = server.respond(path, body)
+                status, payload, *headers = server.respond(path, body)
                 if status == 200:
                     with server.lock:
                         server.answered += 1
-                self._send(status, payload)
+                self._send(status, payload, *headers)
             finally:
                 with server.lock:
                     server.in_flight -= 1

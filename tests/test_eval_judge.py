@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from malmungchi.cli import main
-from malmungchi.eval.agreement import agreement, wilson
-from malmungchi.eval.judge import JudgeSettings, Rubric, judge, parse_verdict
+from malmungchi.eval.agreement import agreement
+from malmungchi.eval.intervals import wilson
+from malmungchi.eval.judge import SCALE_TEXT, JudgeSettings, Rubric, judge, parse_verdict
 from malmungchi.eval.records import read_gold
 from malmungchi.eval.served import RetryPolicy, ServedClient
 from openai_server import OpenAIServer
@@ -92,6 +93,7 @@ def test_judge_end_to_end_statistics_and_resume(files, tmp_path):
         assert all(req["headers"].get("Authorization") == f"Bearer {KEY}" for req in server.requests)
         assert all(b["response_format"]["type"] == "json_schema" and b["temperature"] == 0
                    for b in server.completions_bodies())
+        assert s["structured_output"] == "json_schema"
 
         lines = _lines(out)
         assert [x["id"] for x in lines] == [i for i, _, _ in ITEMS]  # one per gold item, gold order
@@ -127,6 +129,7 @@ def test_judge_end_to_end_statistics_and_resume(files, tmp_path):
         assert again.exit_code == 0, again.output
         assert sorted(set(_asked(server)[tries:])) == ["x", "y"]
         assert json.loads(again.stdout)["resumed"] == 8
+        assert json.loads(again.stdout)["structured_output"] is None  # no verdict was had this time: none to name
 
     for text in (out.read_text(encoding="utf-8"), r.stdout, r.stderr, again.stdout, again.stderr):
         assert KEY not in text  # the API key is never written anywhere
@@ -148,6 +151,36 @@ def test_server_dies_mid_run_then_the_rerun_asks_only_the_rest(files, tmp_path):
         predictions = {p: i for i, _, p in ITEMS if p is not None}
         asked = {predictions[a if a != "예" else "예<|im_end|>"] for a in _asked(server)}
         assert asked == {i for i, _, p in ITEMS if p is not None} - done
+    assert [x["id"] for x in _lines(out)] == [i for i, _, _ in ITEMS]
+
+
+def test_a_judge_that_rejects_every_request_alike_stops_after_five(files, tmp_path):
+    """Every request refused the same way (a parameter the model does not take): the judge stops after five in a
+    row with one line naming the first item and the message, instead of failing the whole set. The items it had
+    asked are asked again by a rerun without counting toward the stop, and a rerun against a judge that takes
+    the request finishes."""
+    unsupported = "Unsupported parameter: 'max_tokens' is not supported with this model."
+
+    def refuse(path, body):
+        return 400, {"error": {"message": unsupported, "type": "invalid_request_error", "param": "max_tokens"}}
+
+    out = tmp_path / "verdicts.jsonl"
+    with OpenAIServer(refuse, models=("judge",)) as server:
+        r = _cli(server.url, files, out, "--concurrency", 1, "--batch-size", 1)
+        assert r.exit_code == 2, r.output
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+        assert "'g0'" in r.stderr and unsupported in r.stderr and "5 requests in a row" in r.stderr
+        assert len(server.requests) == 5
+
+        again = _cli(server.url, files, out, "--concurrency", 1, "--batch-size", 1)
+        assert again.exit_code == 2 and "'g4'" in again.stderr  # g0-g3 were asked again, not counted
+        assert len(server.requests) == 5 + 4 + 5
+
+    with OpenAIServer(_scripted_judge, models=("judge",)) as server:
+        fixed = _cli(server.url, files, out, "--concurrency", 2)
+        assert fixed.exit_code == 0, fixed.output
+        s = json.loads(fixed.stdout)
+        assert (s["n_judged"], s["n_failed"], s["resumed"]) == (8, 2, 0)
     assert [x["id"] for x in _lines(out)] == [i for i, _, _ in ITEMS]
 
 
@@ -207,11 +240,27 @@ def test_verdict_validation_and_statistics():
                        ('{"score": 1, "reason": "r"', "binary")):
         with pytest.raises(ValueError):
             parse_verdict(bad, scale)
+    # a reasoning model's braces before its verdict; braces inside the verdict's reason; a nested object
+    thinking = '<think>점수는 {"score": 0} 일까? {아니면}</think>\n{"score": 1, "reason": "정답과 같음 {확인}"} 끝'
+    assert parse_verdict(thinking, "binary") == (1, "정답과 같음 {확인}")
+    assert parse_verdict('{"score": 7, "reason": "r", "detail": {"a": 1}}', "10") == (7, "r")
+    assert parse_verdict('{"a": 1} 그리고 {"score": 0, "reason": "r"} 그리고 {"b": 2}', "binary") == (0, "r")
+    with pytest.raises(ValueError, match="no JSON object"):
+        parse_verdict('<think>{"score": 1, "reason": "r"}</think> 모르겠습니다', "binary")  # reasoning is not the verdict
     assert wilson(0, 0) is None
     low, high = wilson(0, 10)
     assert low == 0.0 and high == pytest.approx(0.277533, abs=1e-6)  # not the degenerate [0, 0] of p ± z·se
     assert agreement([True, True], [True, True]).kappa is None  # one answer throughout: undefined
     assert agreement([True, False, True, False], [False, True, False, True]).kappa == -1.0
+
+
+def test_rubric_fill_does_not_paste_into_what_it_pasted():
+    """A question or prediction that holds a literal placeholder stays as written: the gold answer is never
+    pasted into the question (an answer leak), nor the question into the prediction."""
+    rubric = Rubric("Q: {question}\nR: {reference}\nP: {prediction}\n{scale}", "binary")
+    filled = rubric.fill("{reference}가 뭐예요?", "서울", "{question} {scale}")
+    assert filled.count("서울") == 1 and filled.startswith("Q: {reference}가 뭐예요?\nR: 서울\n")
+    assert "P: {question} {scale}\n" in filled and filled.endswith(SCALE_TEXT["binary"])
 
 
 def test_rubric_file_must_place_the_answers(files, tmp_path):

@@ -192,3 +192,147 @@ def test_one_line_errors(responder, gold, tmp_path, case):
     assert r.exit_code == 2, r.output
     assert len(r.stderr.strip().splitlines()) == 1 and expected in r.stderr, r.stderr
     assert not out.exists()
+
+
+# -- the client: redirects, Retry-After, what a spent retry budget says ---------------------------------------
+
+def _chat_answer(path, body):
+    return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "네"},
+                              "finish_reason": "stop"}], "usage": {"completion_tokens": 1}}
+
+
+_CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "안녕"}], "max_tokens": 4}
+
+
+def test_a_redirect_stops_with_the_url_to_pass(gold, tmp_path):
+    """httpx does not follow redirects: a 3xx (http → https, a proxy's new path) is one line naming the
+    Location to pass as --base-url, not a garbled answer retried."""
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(_chat_answer, redirect_to="https://llm.example.org/v1") as server:
+        r = _cli(server.url, gold, out, "--max-retries", 3)
+    assert r.exit_code == 2, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+    assert "https://llm.example.org/v1/models" in r.stderr and "--base-url https://llm.example.org/v1" in r.stderr
+
+
+def test_retry_after_as_an_http_date_is_waited_for():
+    import time
+    from email.utils import formatdate
+
+    not_before = int(time.time()) + 2  # whole seconds, as the date form has them: a 1-2 s wait
+    with OpenAIServer(_chat_answer, fail_first=1, retry_after=lambda: formatdate(not_before, usegmt=True)) as server, \
+            ServedClient(server.url, retry=RetryPolicy(max_retries=1, base_delay=0.01)) as client:
+        assert client.post("/chat/completions", _CHAT)["choices"]
+        assert len(server.requests) == 2 and server.requests[1]["at"] >= not_before
+
+
+def test_retry_after_has_its_own_cap_and_jitter_and_leaves_the_global_random_alone():
+    import random
+
+    policy = RetryPolicy()
+    waits = [policy.delay(0, 60.0) for _ in range(40)]
+    assert all(60.0 <= w <= 75.0 for w in waits) and len(set(waits)) > 1  # honoured, spread up to +25%
+    assert all(120.0 <= policy.delay(0, 3600.0) <= 150.0 for _ in range(10))  # its cap, not the backoff's 30 s
+    assert all(policy.delay(10) <= 30.0 * 1.25 for _ in range(10))
+    random.seed(7)
+    expected = random.random()
+    random.seed(7)
+    policy.delay(0, 1.0), policy.delay(2)
+    assert random.random() == expected  # jitter draws from its own generator: a seeded run's results stay put
+
+
+def test_spent_retries_keep_the_status_and_an_abort_does_not_claim_them():
+    import threading
+
+    from malmungchi.eval.served import RequestFailed
+
+    with OpenAIServer(_chat_answer, fail_first=1000, fail_status=503) as server, \
+            ServedClient(server.url, retry=RetryPolicy(max_retries=2, base_delay=0.01)) as client:
+        with pytest.raises(RequestFailed) as spent:
+            client.post("/chat/completions", _CHAT)
+    assert spent.value.status == 503 and "HTTP 503" in spent.value.message and "after 3 tries" in spent.value.message
+
+    failed: list[RequestFailed] = []
+
+    def ask(client):
+        try:
+            client.post("/chat/completions", _CHAT)
+        except RequestFailed as err:
+            failed.append(err)
+
+    with OpenAIServer(_chat_answer, fail_first=1000, fail_status=503, retry_after=lambda: "100") as server, \
+            ServedClient(server.url, retry=RetryPolicy(max_retries=3)) as client:
+        worker = threading.Thread(target=ask, args=(client,))
+        worker.start()
+        while not server.requests:  # the first try was answered: the worker now waits the 100 s
+            worker.join(0.01)
+        client.abort(False)
+        worker.join()
+    assert len(server.requests) == 1 and failed[0].status == 503
+    assert "tries" not in failed[0].message and "stopping" in failed[0].message
+
+
+# -- items the server rejects ------------------------------------------------------------------------------
+
+TOO_LONG = "This model's maximum context length is 32 tokens. However, you requested 40 tokens."
+
+
+def test_an_item_the_server_rejects_is_an_error_result_and_the_run_goes_on(responder, gold, local_lines, tmp_path):
+    """A 400 for one item (its prompt is over the server's max_model_len) is that item's result: no prediction,
+    stop_reason "error" and the server's message, scored wrong as `eval score` scores a missing prediction. The
+    run finishes; a rerun asks that item again and nothing else."""
+    def too_long_for_q1(path, body):
+        if body.get("prompt") == QA[1][0]:
+            return 400, {"object": "error", "message": TOO_LONG, "type": "BadRequestError", "code": 400}
+        return responder(path, body)
+
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(too_long_for_q1) as server:
+        r = _cli(server.url, gold, out, "--concurrency", 2)
+        assert r.exit_code == 0, r.output
+        s = json.loads(r.stdout)
+        assert (s["generated"], s["n_errors"], s["stop_reasons"]["error"]) == (N, 1, 1)
+        assert "server rejected 1 item" in r.stderr and "q1" in r.stderr and TOO_LONG in r.stderr
+        by_id = {x["id"]: x for x in _lines(out)}
+        q1 = by_id["q1"]
+        assert (q1["prediction"], q1["stop_reason"], q1["em_normalized"], q1["char_f1"]) == (None, "error", 0, 0.0)
+        assert TOO_LONG in q1["error"] and "HTTP 400" in q1["error"]
+        assert [by_id[x["id"]]["prediction"] for x in local_lines if x["id"] != "q1"] == \
+            [x["prediction"] for x in local_lines if x["id"] != "q1"]
+        assert all(by_id[i]["error"] is None for i in by_id if i != "q1")
+
+        scored = CliRunner().invoke(main, ["eval", "score", "-p", str(out), "-g", str(gold), "--json"])
+        assert scored.exit_code == 0, scored.output
+        assert json.loads(scored.stdout)["em_normalized"] == s["em_normalized"]  # the same verdict as eval score's
+
+        asked = len(server.requests)
+        again = _cli(server.url, gold, out)
+        assert again.exit_code == 0, again.output
+        assert (json.loads(again.stdout)["resumed"], json.loads(again.stdout)["generated"]) == (N - 1, 1)
+        assert _prompt_ids(server, gold)[asked:] == ["q1"]
+    assert [x["id"] for x in _lines(out)] == [x["id"] for x in local_lines]
+
+
+def test_a_server_that_rejects_every_request_alike_stops_after_five(responder, gold, local_lines, tmp_path):
+    """A parameter the server does not take fails every item the same way: five in a row stop the command with
+    one line naming the first item and the message; the rerun against a server that takes it finishes. A refused
+    key still stops at once."""
+    unsupported = "Unsupported parameter: 'skip_special_tokens'"
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(lambda path, body: (400, {"error": {"message": unsupported}})) as server:
+        r = _cli(server.url, gold, out, "--concurrency", 1, "--batch-size", 1)
+        assert r.exit_code == 2, r.output
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+        assert "q0" in r.stderr and unsupported in r.stderr and "5 requests in a row" in r.stderr
+        assert len(server.requests) == 5
+
+    with OpenAIServer(responder) as server:
+        again = _cli(server.url, gold, out, "--concurrency", 2)
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["generated"] == N and json.loads(again.stdout)["n_errors"] == 0
+    assert [x["prediction"] for x in _lines(out)] == [x["prediction"] for x in local_lines]
+
+    with OpenAIServer(lambda path, body: (401, {"error": {"message": "Invalid API key"}})) as server:
+        refused = _cli(server.url, gold, tmp_path / "other.jsonl")
+        assert refused.exit_code == 2 and "refused the API key" in refused.stderr
+        assert len(server.requests) <= 16  # the first answers stop it: not one try per item after that

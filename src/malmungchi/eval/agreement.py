@@ -1,25 +1,10 @@
-"""Small statistics for `eval judge`: a Wilson score interval for a proportion, and the agreement of two binary
-raters (a 2×2 table, raw agreement, Cohen's kappa). Pure Python: a few hundred items need no numpy."""
+"""The agreement of two binary raters for `eval judge` (a 2×2 table, raw agreement, Cohen's kappa). Pure Python:
+a few hundred items need no numpy. (The judge accuracy's Wilson interval is `eval.intervals.wilson`.)"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-Z95 = 1.959963984540054  # the two-sided 95% normal quantile
-
-
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """The Wilson score interval for successes/n (None when n is 0). Unlike the normal approximation it stays
-    inside [0, 1] and is not degenerate at 0% or 100%, which a small judged sample often is."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
 
 
 @dataclass(frozen=True)

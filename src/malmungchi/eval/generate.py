@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from malmungchi.eval.normalize import ALWAYS_END_MARKERS
 
 STOP_EOS, STOP_STRING, STOP_LENGTH = "eos", "stop", "length"
+STOP_ERROR = "error"  # a served backend's server rejected the item: no answer, the message in `error`
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,9 @@ class GenerationSettings:
 @dataclass(frozen=True)
 class Generation:
     text: str
-    stop_reason: str  # eos | stop | length
+    stop_reason: str  # eos | stop | length | error
     new_tokens: int
+    error: str | None = None  # with STOP_ERROR: why the server gave no answer (then `text` is not an answer)
 
 
 def ensure_pad_token(tokenizer) -> None:

@@ -1,6 +1,6 @@
 """95% confidence intervals for the headline scores: a seeded percentile bootstrap for a mean of graded scores
-(char F1, the judge's 1–10 scale); a proportion (the exact-match tiers, judge accuracy) takes Wilson's
-(`eval.agreement.wilson`).
+(char F1, the judge's 1–10 scale); a proportion (the exact-match tiers, judge accuracy) takes Wilson's score
+interval (`wilson`).
 
 The bootstrap draws `BOOTSTRAP_RESAMPLES` resamples from numpy's PCG64 seeded with `BOOTSTRAP_SEED`: the same
 scores give the same interval on every run. Cost: resamples × n index draws, in chunks of about 2M (13,000 items:
@@ -9,11 +9,25 @@ scores give the same interval on every run. Cost: resamples × n index draws, in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 BOOTSTRAP_RESAMPLES = 2_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
+Z95 = 1.959963984540054  # the two-sided 95% normal quantile
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval for successes/n (None when n is 0). Unlike the normal approximation it stays
+    inside [0, 1] and is not degenerate at 0% or 100%, which a small judged sample often is."""
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
 
 
 def bootstrap_mean(values: Sequence[float], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,

@@ -13,31 +13,36 @@ marker, reasoning removed: what `em_strict` compares). It must answer one JSON o
 Results are one line per gold item (`id`, `score`, `reason`, `error`, `judge_model`, `prompt_sha`, `usage`,
 plus the `fingerprint`/`input_sha` resume keys), appended and fsynced per batch. A rerun keeps every line with a
 verdict under the same judge, rubric and item, and asks again only what has none: `score` is `null` when no valid
-verdict was had, with the last error, and such an item is left out of the accuracy, never counted as 0.
+verdict was had, with the last error, and such an item is left out of the accuracy, never counted as 0. Requests
+the server rejects all alike (`served.RejectionStreak`: five in a row with one message, e.g. a parameter the model
+does not take) stop the command; the items asked again by a rerun do not count toward that.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from malmungchi.eval.agreement import agreement, wilson
+from malmungchi.eval.agreement import agreement
 from malmungchi.eval.generate import prompt_messages
-from malmungchi.eval.intervals import bootstrap_mean, rounded
+from malmungchi.eval.intervals import bootstrap_mean, rounded, wilson
 from malmungchi.eval.normalize import TIERS, Normalizer, cut_at_end_marker, strip_reasoning
 from malmungchi.eval.records import EvalInputError, GoldItem
 from malmungchi.eval.results import Appender, load_for_resume, rewrite_in_order
 from malmungchi.eval.sample import Sample
-from malmungchi.eval.served import RequestFailed, ServedClient, ServedError, parallel_batches
+from malmungchi.eval.served import RejectionStreak, RequestFailed, ServedClient, ServedError, first_choice
+from malmungchi.eval.served import parallel_batches
 
 SCALES = ("binary", "10")
 DEFAULT_PASS_SCORE = 7  # on the 10-point scale: this and above is "right" next to exact match
 JUDGE_RESULTS = "`eval judge` results"
 PLACEHOLDERS = ("{question}", "{reference}", "{prediction}")
+_PLACEHOLDER = re.compile(r"\{(question|reference|prediction|scale)\}")
 
 DEFAULT_RUBRIC = """당신은 한국어 답변을 채점하는 엄격하고 공정한 평가자입니다.
 질문(또는 대화)과 정답, 그리고 모델의 답변이 주어집니다. 모델의 답변이 정답과 같은 내용인지 판단하세요.
@@ -103,10 +108,11 @@ class Rubric:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     def fill(self, question: str, reference: str, prediction: str) -> str:
-        out = self.template.replace("{scale}", SCALE_TEXT[self.scale])
-        for key, value in (("{question}", question), ("{reference}", reference), ("{prediction}", prediction)):
-            out = out.replace(key, value)
-        return out
+        """The template with its placeholders filled in one pass: a `{reference}` written in a question is left
+        as written, never replaced by the gold answer."""
+        values = {"question": question, "reference": reference, "prediction": prediction,
+                  "scale": SCALE_TEXT[self.scale]}
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
 
 
 def question_text(item: GoldItem) -> str:
@@ -128,18 +134,15 @@ def shown_prediction(prediction: str, normalizer: Normalizer) -> str:
 
 
 def parse_verdict(content: str, scale: str) -> tuple[int, str]:
-    """The (score, reason) in a judge's answer; ValueError saying what is wrong. Tolerates a code fence or words
-    around the object (some servers without structured output add them), nothing else."""
-    text = (content or "").strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
+    """The (score, reason) in a judge's answer; ValueError saying what is wrong. Reasoning (`<think>…</think>`)
+    is removed first; then the verdict is the last JSON object with a "score" key, so a code fence, words or other
+    objects around it (some servers without structured output add them) do not matter."""
+    text = strip_reasoning(content or "")[0].strip()
+    if "{" not in text:
         raise ValueError(f"no JSON object in the answer: {text[:80]!r}")
-    try:
-        obj = json.loads(text[start:end + 1])
-    except json.JSONDecodeError as err:
-        raise ValueError(f"invalid JSON ({err.msg}): {text[:80]!r}") from None
-    if not isinstance(obj, dict):
-        raise ValueError("the answer is not a JSON object")
+    obj = _last_verdict_object(text)
+    if obj is None:
+        raise ValueError(f"no valid JSON object with a \"score\" in the answer: {text[:80]!r}")
     score = obj.get("score")
     if isinstance(score, float) and score.is_integer():
         score = int(score)
@@ -152,11 +155,29 @@ def parse_verdict(content: str, scale: str) -> tuple[int, str]:
     return score, reason
 
 
+def _last_verdict_object(text: str) -> dict | None:
+    """The last JSON object holding "score": a decode tried at each `{` from the end (an object nested in the
+    verdict decodes first and is passed over for lacking the key). Quadratic in the braces at worst, on an answer
+    of at most --max-tokens."""
+    decoder = json.JSONDecoder()
+    at = len(text)
+    while (at := text.rfind("{", 0, at)) >= 0:
+        try:
+            obj, _ = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and "score" in obj:
+            return obj
+    return None
+
+
 class _Format:
-    """The structured-output mode in use, shared by the workers: stepped down once when the server refuses it."""
+    """The structured-output mode in use, shared by the workers: stepped down once when the server refuses it;
+    `answered` is the mode of the last answer that held a valid verdict (None until one did)."""
 
     def __init__(self) -> None:
         self.index = 0
+        self.answered: str | None = None
         self.lock = threading.Lock()
 
     @property
@@ -204,10 +225,12 @@ class _Judge:
     client: ServedClient
     settings: JudgeSettings
     format: _Format = field(default_factory=_Format)
+    streak: RejectionStreak = field(default_factory=RejectionStreak)
 
-    def ask(self, prompt: str) -> dict:
+    def ask(self, prompt: str, item_id: str, asked_before: bool = False) -> dict:
         """One item's verdict line (without the ids): never raises for an item-level failure (the line then has
-        `score: null` and the error); ServedError (no server, refused key) stops the run."""
+        `score: null` and the error); ServedError (no server, refused key, every request rejected alike) stops
+        the run."""
         s = self.settings
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         error = None
@@ -219,6 +242,7 @@ class _Judge:
             fmt = response_format(mode, s.rubric.scale)
             if fmt is not None:
                 body["response_format"] = fmt
+            self.streak.check()
             try:
                 answer = self.client.post("/chat/completions", body)
             except RequestFailed as err:
@@ -226,12 +250,16 @@ class _Judge:
                     raise  # the server is gone: stop (the run says to rerun) rather than fail every item
                 if mode is not None and _refuses_format(err) and self.format.step_down(mode):
                     continue  # the server has no such structured output: ask again with the next mode
+                if err.rejected:
+                    self.streak.rejected(item_id, err.message, counted=not asked_before)
                 return _verdict(None, None, err.message, usage)
+            self.streak.answered()
             for k in usage:
                 value = (answer.get("usage") or {}).get(k)
                 usage[k] += value if isinstance(value, int) else 0
             try:
                 score, reason = parse_verdict(_content(answer), s.rubric.scale)
+                self.format.answered = mode
                 return _verdict(score, reason, None, usage)
             except ValueError as err:
                 error = f"invalid verdict: {err}"
@@ -241,10 +269,7 @@ class _Judge:
 
 
 def _content(answer: dict) -> str:
-    choices = answer.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return ""
-    message = choices[0].get("message") or {}
+    message = (first_choice(answer) or {}).get("message") or {}
     return message.get("content") or "" if isinstance(message, dict) else ""
 
 
@@ -258,7 +283,7 @@ class JudgeOutcome:
     summary: dict
     asked: int
     resumed: int
-    structured_output: str | None
+    structured_output: str | None  # the mode of the last valid verdict this run; None when none was had
 
 
 def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem],
@@ -298,8 +323,8 @@ def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem
             on_progress(len(out))
 
     try:
-        parallel_batches(todo, lambda item: worker.ask(prompts[item.key]), concurrency=concurrency,
-                         batch_size=batch_size, on_batch=write, abort=client.abort)
+        parallel_batches(todo, lambda item: worker.ask(prompts[item.key], str(item.id), item.key in state.redo),
+                         concurrency=concurrency, batch_size=batch_size, on_batch=write, abort=client.abort)
     except RequestFailed as err:
         raise ServedError(f"{err.message}; the finished verdicts are in {output}: rerun the same command to "
                           "resume") from None
@@ -310,11 +335,11 @@ def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem
              for item in gold]
     rewrite_in_order(output, final)
     summary = summarize(gold, predictions, final, settings, normalizer, show=show, prices=prices)
-    summary.update(asked=len(todo), resumed=len(prompts) - len(todo), structured_output=worker.format.mode,
-                   output=str(output))
+    used = worker.format.answered
+    summary.update(asked=len(todo), resumed=len(prompts) - len(todo), structured_output=used, output=str(output))
     if sample is not None:
         summary["sample"] = sample.as_dict()
-    return JudgeOutcome(final, summary, len(todo), len(prompts) - len(todo), worker.format.mode)
+    return JudgeOutcome(final, summary, len(todo), len(prompts) - len(todo), used)
 
 
 def _line(item: GoldItem, verdict: dict, settings: JudgeSettings, fingerprint: str, sha: str | None,

@@ -41,7 +41,7 @@ def summary_table(s: dict) -> Table:
     if s["n_no_prediction"]:
         table.add_row("no prediction", Text(str(s["n_no_prediction"]), style="yellow"))
     table.add_row("asked now / resumed", f"{s['asked']} / {s['resumed']}")
-    table.add_row("structured output", str(s["structured_output"] or "none (answers validated here)"))
+    table.add_row("structured output (last verdict now)", str(s["structured_output"] or "none"))
     u = s["usage"]
     table.add_row("tokens in / out", f"{u['prompt_tokens']:,} / {u['completion_tokens']:,}")
     table.add_row("cost", "give --price-input and --price-output" if s["cost_usd"] is None

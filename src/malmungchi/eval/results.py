@@ -26,6 +26,7 @@ from malmungchi.eval.score import dumps_line
 class ResumeState:
     done: dict[str, dict] = field(default_factory=dict)  # id key → results line reusable under this fingerprint
     stale: int = 0  # lines dropped: other fingerprint, changed prompt, id no longer in the gold file
+    redo: set[str] = field(default_factory=set)  # id keys whose line `reusable` refused: asked before, ask again
     duplicates: int = 0
     truncated_tail: bool = False
 
@@ -34,7 +35,8 @@ def load_for_resume(path: Path, fingerprint: str, wanted: Mapping[str, str], *, 
                     kind: str = "`eval run` results", reusable: Callable[[dict], bool] | None = None) -> ResumeState:
     """Read an existing results file; `wanted` maps each gold id key to its prompt's input hash. Repairs the
     file in place (atomically) when anything in it cannot be kept. Every line must have `field_name` (else it is
-    not a `kind` file); a line `reusable` refuses (`eval judge`: no verdict yet) is dropped to be redone."""
+    not a `kind` file); a line `reusable` refuses (`eval judge`: no verdict yet; `eval run`: the server rejected
+    the item) is dropped to be redone, its key in `redo`."""
     state = ResumeState()
     if not path.exists():
         return state
@@ -55,16 +57,18 @@ def load_for_resume(path: Path, fingerprint: str, wanted: Mapping[str, str], *, 
         if not isinstance(obj, dict) or field_name not in obj:
             raise EvalInputError(f"{path}:{number}: not an {kind} line; pass a new --output path")
         key = id_key(obj, path, number)
-        if (obj.get("fingerprint") != fingerprint or wanted.get(key) != obj.get("input_sha")
-                or (reusable is not None and not reusable(obj))):
+        if obj.get("fingerprint") != fingerprint or wanted.get(key) != obj.get("input_sha"):
             state.stale += 1
+            continue
+        if reusable is not None and not reusable(obj):
+            state.redo.add(key)
             continue
         if key in state.done:
             state.duplicates += 1
             continue
         state.done[key] = obj
         kept.append(raw.decode("utf-8") + "\n")
-    if state.stale or state.duplicates:
+    if state.stale or state.duplicates or state.redo:
         write_text(path, "".join(kept))
     elif state.truncated_tail:
         with open(path, "r+b") as fh:  # drop the half line the killed run left

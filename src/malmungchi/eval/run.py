@@ -10,6 +10,7 @@ from pathlib import Path
 from malmungchi.contracts.build import build_mode
 from malmungchi.eval import fingerprint as fp
 from malmungchi.eval.generate import (
+    STOP_ERROR,
     STOP_LENGTH,
     Generation,
     GenerationSettings,
@@ -48,6 +49,11 @@ class RunOutcome:
     @property
     def length_limited(self) -> int:
         return self.stop_reasons.get(STOP_LENGTH, 0)
+
+    @property
+    def rejected(self) -> list[Scored]:
+        """The items the server rejected (stop_reason "error": no prediction, scored wrong)."""
+        return [s for s in self.scored if s.extra.get("stop_reason") == STOP_ERROR]
 
 
 @dataclass
@@ -94,8 +100,10 @@ def run_fingerprint(loaded: LoadedModel, settings: GenerationSettings, stop_ids:
                           settings=settings, stop_ids=stop_ids)
 
 
-# a backend's generator: generate for the gold indices given, calling `write(indices, generations)` per batch
+# a backend's generator: generate for the gold indices given, calling `write(indices, generations)` per batch;
+# `retried` holds those whose last answer was an error (a served backend does not count them toward its stop)
 Write = Callable[[list[int], list[Generation]], None]
+Generate = Callable[[list[int], Write, frozenset[int]], None]
 
 
 @dataclass
@@ -104,7 +112,7 @@ class RunPlan:
     fingerprint: str
     shas: dict[str, str]  # id key → hash of the item's input as the backend sends it
     normalizer: Normalizer
-    generate: Callable[[list[int], Write], None]
+    generate: Generate
 
 
 @dataclass
@@ -118,7 +126,7 @@ class _LocalGenerator:
     batch_size: int
     stop_ids: list[int]
 
-    def __call__(self, todo: list[int], write: Write) -> None:
+    def __call__(self, todo: list[int], write: Write, retried: frozenset[int] = frozenset()) -> None:
         texts = [self.prepared.texts[i] for i in todo]
         ids = encode(self.tokenizer, texts, [self.prepared.templated[i] for i in todo])
         empty = [f"{self.gold_source}:{self.gold[todo[j]].line}: empty prompt (no tokens to generate from)"
@@ -162,9 +170,12 @@ def run_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, *, limit: in
     `gold` is what to evaluate: with `--sample` the sampled items already (`eval.sample.sample_gold`), and
     `sample` the draw, which the fingerprint and the summary record.
 
+    An item the server rejected (a served backend's `STOP_ERROR` line: no prediction, so scored wrong, and the
+    server's message in `error`) is a result of this run, and is asked again by the next one.
+
     `on_start(total, already_done)` is called once before generating, `on_progress(n)` after each batch."""
     normalizer, fingerprint = plan.normalizer, fp.with_sample(plan.fingerprint, sample)
-    state = load_for_resume(output, fingerprint, plan.shas)
+    state = load_for_resume(output, fingerprint, plan.shas, reusable=lambda obj: obj.get("stop_reason") != STOP_ERROR)
 
     selected = list(range(len(gold) if limit is None else min(limit, len(gold))))
     todo = [i for i in selected if gold[i].key not in state.done]
@@ -177,8 +188,9 @@ def run_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, *, limit: in
                 out = []
                 for i, g in zip(batch, gens):
                     item = gold[i]
-                    scored = Scored(item, g.text, normalizer.score(g.text, item.answers),
-                                    _extra(g.stop_reason, g.new_tokens, fingerprint, plan.shas[item.key]))
+                    prediction = None if g.error is not None else g.text
+                    scored = Scored(item, prediction, normalizer.score(prediction, item.answers),
+                                    _extra(g.stop_reason, g.new_tokens, fingerprint, plan.shas[item.key], g.error))
                     out.append(scored.line())
                 log.write_batch(out)
                 for obj, i in zip(out, batch):
@@ -186,14 +198,15 @@ def run_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, *, limit: in
                 if on_progress is not None:
                     on_progress(len(batch))
 
-            plan.generate(todo, write)
+            plan.generate(todo, write, frozenset(i for i in todo if gold[i].key in state.redo))
 
     # final form: every line for this fingerprint in gold order, rescored (the gold answers may have changed)
     final: list[Scored] = []
     for item in gold:
         obj = lines.get(item.key)
         if obj is not None:
-            extra = _extra(obj.get("stop_reason"), obj.get("new_tokens"), fingerprint, obj.get("input_sha"))
+            extra = _extra(obj.get("stop_reason"), obj.get("new_tokens"), fingerprint, obj.get("input_sha"),
+                           obj.get("error"))
             final.append(Scored(item, obj["prediction"], normalizer.score(obj["prediction"], item.answers), extra))
     rewrite_in_order(output, [s.line() for s in final])
 
@@ -201,8 +214,8 @@ def run_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, *, limit: in
     chosen = [by_key[gold[i].key] for i in selected]
     summary = summarize(chosen, normalizer)
     reasons = Counter(s.extra.get("stop_reason") for s in chosen)
-    summary.extra = {"stop_reasons": dict(sorted(reasons.items())), "fingerprint": fingerprint,
-                     "generated": len(todo), "resumed": len(selected) - len(todo)}
+    summary.extra = {"stop_reasons": dict(sorted(reasons.items())), "n_errors": reasons.get(STOP_ERROR, 0),
+                     "fingerprint": fingerprint, "generated": len(todo), "resumed": len(selected) - len(todo)}
     if sample is not None:
         summary.extra["sample"] = sample.as_dict()
     return RunOutcome(chosen, summary, fingerprint, len(selected) - len(todo), len(todo), state.stale,
@@ -242,6 +255,11 @@ def run_notes(outcome: RunOutcome, output: Path, max_new_tokens: int) -> list[st
                      "prompt or --sample (fingerprint changed); they were regenerated")
     if outcome.truncated_tail:
         notes.append(f"note: {output} ended in a half-written line from an interrupted run; it was discarded")
+    rejected = outcome.rejected
+    if rejected:
+        first = rejected[0]
+        notes.append(f"warning: the server rejected {len(rejected)} item(s) (stop_reason error, no prediction, "
+                     f"scored wrong), first {first.gold.id!r}: {first.extra.get('error')}; a rerun asks them again")
     n = outcome.summary.n_total
     if n and outcome.length_limited / n >= LENGTH_WARN_SHARE:
         notes.append(f"warning: {outcome.length_limited} of {n} items ({outcome.length_limited / n:.0%}) stopped at "
@@ -250,5 +268,6 @@ def run_notes(outcome: RunOutcome, output: Path, max_new_tokens: int) -> list[st
     return notes
 
 
-def _extra(stop_reason, new_tokens, fingerprint: str, sha) -> dict:
-    return {"stop_reason": stop_reason, "new_tokens": new_tokens, "fingerprint": fingerprint, "input_sha": sha}
+def _extra(stop_reason, new_tokens, fingerprint: str, sha, error=None) -> dict:
+    return {"stop_reason": stop_reason, "new_tokens": new_tokens, "error": error, "fingerprint": fingerprint,
+            "input_sha": sha}

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from malmungchi.atomic import write_text
-from malmungchi.eval.agreement import wilson
-from malmungchi.eval.intervals import bootstrap_mean, rounded
+from malmungchi.eval.intervals import bootstrap_mean, rounded, wilson
 from malmungchi.eval.normalize import NORMALIZER_VERSION, TIERS, ItemScore, Normalizer
 from malmungchi.eval.records import GoldItem
 

@@ -5,10 +5,13 @@ Only what `eval run --backend openai` and `eval judge` need: `GET /models`, `POS
 
 - bounded concurrency (`parallel_batches`: a thread pool of `concurrency` workers; each finished task is handed
   back in the calling thread, `batch_size` at a time, so the caller appends and fsyncs a batch at once);
-- retries with exponential backoff (and the server's `Retry-After`) on 429, 5xx, timeouts and dropped
-  connections; other 4xx answers are not retried;
+- retries with exponential backoff on 429, 5xx, timeouts and dropped connections, or after the server's
+  `Retry-After` (seconds or an HTTP date; its own, larger cap, and 0-25% added so the workers a 429 sent away
+  do not all come back at once); other 4xx answers are not retried (`RequestFailed.rejected`: the server refuses
+  this request, e.g. a prompt over its `max_model_len`);
 - one-line errors that say what to do: a server that cannot be reached, a model name it does not serve, a
-  refused API key.
+  refused API key, a redirect (httpx does not follow one: the URL to pass instead), and `RejectionStreak`:
+  requests all rejected alike (a parameter the server does not take would otherwise fail every item).
 
 The API key is sent in the `Authorization` header only; every message made from a server's answer goes through
 `redact`, so the key never reaches a results file, a log or an error line, even from a server that echoes it.
@@ -19,17 +22,23 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin
 
 from malmungchi.errors import UserError
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 STARTUP_RETRIES = 2  # for the first request: a wrong URL should be one line within a second or two, not after 15 s
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+REJECTION_STREAK = 5  # rejections in a row, with one message, that stop a command (RejectionStreak)
 _BODY_CHARS = 200  # of a server's error body quoted in a message
+_JITTER = random.Random()  # its own generator: waits must not move the global one a seeded caller relies on
 
 
 class ServedError(UserError):
@@ -46,19 +55,64 @@ class RequestFailed(Exception):
         self.status = status
         self.unreachable = unreachable  # the last try could not connect at all: the server is gone
 
+    @property
+    def rejected(self) -> bool:
+        """The server answered and refused this request (a 4xx that retrying cannot fix, e.g. a prompt longer than
+        its max_model_len): the item's own failure, not the server's."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in RETRY_STATUSES
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 5  # retries after the first try
     base_delay: float = 0.5  # seconds before the first retry; doubled each time
-    max_delay: float = 30.0
+    max_delay: float = 30.0  # of the backoff
+    max_retry_after: float = 120.0  # of a wait the server asked for: it knows its queue better than a guess
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry `attempt` (0-based): the server's Retry-After when it gives one (capped),
-        else base · 2^attempt with ±25% jitter so 40 workers do not all come back at the same instant."""
+        """Seconds to wait before retry `attempt` (0-based): the server's Retry-After when it gives one (capped)
+        plus 0-25%, else base · 2^attempt with ±25% jitter, so 40 workers do not all come back at the same
+        instant."""
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay)
-        return min(self.base_delay * (2 ** attempt), self.max_delay) * random.uniform(0.75, 1.25)
+            return min(max(retry_after, 0.0), self.max_retry_after) * _JITTER.uniform(1.0, 1.25)
+        return min(self.base_delay * (2 ** attempt), self.max_delay) * _JITTER.uniform(0.75, 1.25)
+
+
+class RejectionStreak:
+    """Stops a command whose server rejects its requests all alike (`RequestFailed.rejected`, one message): after
+    `limit` in a row a ServedError names the first item and the message. An answer breaks the streak. Items asked
+    again after an earlier rejection are left out (`counted=False`): one rejected for itself (a prompt too long)
+    must not stop every rerun. Thread-safe: the workers report to one streak, and `check` before each request
+    keeps a worker that starts after the stop from sending one more."""
+
+    def __init__(self, limit: int = REJECTION_STREAK):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._first: str | None = None
+        self._message: str | None = None
+        self._count = 0
+        self._stop: ServedError | None = None
+
+    def check(self) -> None:
+        if self._stop is not None:
+            raise self._stop
+
+    def answered(self) -> None:
+        with self._lock:
+            self._count = 0
+
+    def rejected(self, item_id: str, message: str, *, counted: bool = True) -> None:
+        if not counted:
+            return
+        with self._lock:
+            if self._count == 0 or message != self._message:
+                self._first, self._message, self._count = item_id, message, 0
+            self._count += 1
+            if self._count >= self.limit:
+                self._stop = ServedError(f"the server rejected {self._count} requests in a row the same way, from "
+                                         f"item {self._first!r} on: {self._message}; check what is sent against "
+                                         "what the server takes, then rerun the same command to resume")
+                raise self._stop
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -120,10 +174,10 @@ class ServedClient:
         import httpx
 
         url = f"{self.base_url}{path}"
-        last = ""
+        last, status = "", None
         retries = self.retry.max_retries if retries is None else retries
         for attempt in range(retries + 1):
-            retry_after, unreachable = None, False
+            retry_after, unreachable, status = None, False, None
             try:
                 response = self._http.request(method, url, json=body)
             except httpx.TimeoutException:
@@ -132,6 +186,8 @@ class ServedClient:
                 last, unreachable = f"{url}: cannot reach the server ({_reason(err)})", True
             else:
                 status = response.status_code
+                if 300 <= status < 400:
+                    raise ServedError(self._redirect_message(url, path, response))
                 if status < 400:
                     obj = _json_object(response)
                     if obj is not None:
@@ -149,10 +205,19 @@ class ServedClient:
                     if status not in RETRY_STATUSES:
                         raise RequestFailed(last, status)
                     retry_after = _retry_after(response)
-            if attempt < retries:
-                if self._sleep.wait(self.retry.delay(attempt, retry_after)):
-                    break  # the client was closed while waiting
-        raise RequestFailed(f"{last} (after {retries + 1} tries)", unreachable=unreachable)
+            if attempt < retries and self._sleep.wait(self.retry.delay(attempt, retry_after)):
+                # the client was closed while waiting: the command is stopping, not out of retries
+                raise RequestFailed(f"{last} (not retried: stopping)", status, unreachable)
+        raise RequestFailed(f"{last} (after {retries + 1} tries)", status, unreachable)
+
+    def _redirect_message(self, url: str, path: str, response) -> str:
+        location = response.headers.get("location")
+        if not location:
+            return f"{url}: HTTP {response.status_code} redirect without a Location; check --base-url"
+        target = redact(urljoin(url, location), self._key)
+        base = target[:-len(path)] if target.endswith(path) else target
+        return (f"{url}: the server redirects (HTTP {response.status_code}) to {target}; pass --base-url {base} "
+                "(redirects are not followed)")
 
     # -- the model ------------------------------------------------------------------------------------------
 
@@ -220,6 +285,14 @@ def _in_order(finished: Iterable[Future], futures: dict[Future, int]) -> list[Fu
     return sorted(finished, key=lambda f: futures[f])
 
 
+def first_choice(answer: dict) -> dict | None:
+    """`choices[0]` of a completion answer, or None when it has no such object."""
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    return choices[0]
+
+
 def _json_object(response) -> dict | None:
     try:
         obj = response.json()
@@ -236,11 +309,8 @@ def _reason(err: Exception) -> str:
 def _error_detail(response) -> str:
     """The server's error message (`{"error": {"message": ...}}`, `{"message": ...}`, `{"detail": ...}`), else the
     start of the body."""
-    try:
-        obj = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        obj = None
-    if isinstance(obj, dict):
+    obj = _json_object(response)
+    if obj is not None:
         err = obj.get("error")
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:_BODY_CHARS]
@@ -257,8 +327,19 @@ def _unknown_model(detail: str) -> bool:
 
 
 def _retry_after(response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    """Seconds the server asks to wait: `Retry-After: 30` or `Retry-After: Wed, 21 Oct 2015 07:28:00 GMT`
+    (None when it gives neither)."""
+    value = (response.headers.get("retry-after") or "").strip()
+    if not value:
         return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are GMT
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() - time.time()

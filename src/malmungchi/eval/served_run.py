@@ -9,6 +9,11 @@ registered as special in the answer text.
 
 Requests run `concurrency` at a time (`served.parallel_batches`); results are appended and fsynced `batch_size`
 at a time by `run.run_plan`, the loop the local backend uses: resume, exactly once per id, final order.
+
+An item the server rejects (a 4xx that retrying cannot fix, e.g. a prompt over its `max_model_len`) is that item's
+result: `STOP_ERROR` with the server's message; the run goes on. What means the server cannot be used (no server,
+a refused key, an unknown model, a redirect, retries spent) stops the command, and so do `REJECTION_STREAK`
+rejections in a row with one message (`served.RejectionStreak`: a parameter the server does not take).
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from malmungchi.eval import fingerprint as fp
-from malmungchi.eval.generate import STOP_EOS, STOP_LENGTH, STOP_STRING, Generation, GenerationSettings, input_sha
+from malmungchi.eval.generate import STOP_EOS, STOP_ERROR, STOP_LENGTH, STOP_STRING, Generation, GenerationSettings
+from malmungchi.eval.generate import input_sha
 from malmungchi.eval.generate import prompt_messages
 from malmungchi.eval.normalize import Normalizer
 from malmungchi.eval.records import EvalInputError, GoldItem
 from malmungchi.eval.run import RunPlan, Write
-from malmungchi.eval.served import RequestFailed, ServedClient, ServedError, parallel_batches
+from malmungchi.eval.served import RejectionStreak, RequestFailed, ServedClient, ServedError, first_choice
+from malmungchi.eval.served import parallel_batches
 
 CHAT_PATH, COMPLETIONS_PATH = "/chat/completions", "/completions"
 
@@ -66,10 +73,9 @@ def request_sha(request: Request) -> str:
 def parse_generation(answer: dict, url: str) -> Generation:
     """A completion answer → Generation. `finish_reason` "length" is the token limit; "stop" is a stop string when
     the server says which one matched (vLLM's `stop_reason`), else the model's end token."""
-    choices = answer.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+    choice = first_choice(answer)
+    if choice is None:
         raise RequestFailed(f"{url}: the answer has no choices")
-    choice = choices[0]
     if "message" in choice:
         text = (choice.get("message") or {}).get("content") or ""
     else:
@@ -90,21 +96,33 @@ def parse_generation(answer: dict, url: str) -> Generation:
 class _ServedGenerator:
     client: ServedClient
     requests: list[Request]  # per gold item
+    ids: list[str]  # per gold item, as the error lines name them
     output: Path
     concurrency: int
     batch_size: int
 
-    def _one(self, index: int) -> Generation:
+    def _one(self, index: int, streak: RejectionStreak, retried: frozenset[int]) -> Generation:
         request = self.requests[index]
-        return parse_generation(self.client.post(request.path, request.body), self.client.base_url + request.path)
+        streak.check()
+        try:
+            answer = self.client.post(request.path, request.body)
+        except RequestFailed as err:
+            if not err.rejected:
+                raise
+            streak.rejected(self.ids[index], err.message, counted=index not in retried)
+            return Generation("", STOP_ERROR, 0, error=err.message)
+        streak.answered()
+        return parse_generation(answer, self.client.base_url + request.path)
 
-    def __call__(self, todo: list[int], write: Write) -> None:
+    def __call__(self, todo: list[int], write: Write, retried: frozenset[int] = frozenset()) -> None:
         def hand_back(batch: list[tuple[int, Generation]]) -> None:
             write([todo[j] for j, _ in batch], [g for _, g in batch])
 
+        streak = RejectionStreak()
         try:
-            parallel_batches(list(range(len(todo))), lambda j: self._one(todo[j]), concurrency=self.concurrency,
-                             batch_size=self.batch_size, on_batch=hand_back, abort=self.client.abort)
+            parallel_batches(list(range(len(todo))), lambda j: self._one(todo[j], streak, retried),
+                             concurrency=self.concurrency, batch_size=self.batch_size, on_batch=hand_back,
+                             abort=self.client.abort)
         except RequestFailed as err:
             raise ServedError(f"{err.message}; the finished items are in {self.output}: rerun the same command "
                               "to resume") from None
@@ -127,5 +145,5 @@ def served_plan(client: ServedClient, model: str, gold: Sequence[GoldItem], outp
     info = client.model_info(model)
     fingerprint = fp.served_fingerprint(model=model, model_info=info, settings=settings, request=fixed)
     shas = {item.key: request_sha(r) for item, r in zip(gold, requests)}
-    generator = _ServedGenerator(client, requests, output, concurrency, batch_size)
+    generator = _ServedGenerator(client, requests, [str(item.id) for item in gold], output, concurrency, batch_size)
     return RunPlan(fingerprint, shas, Normalizer(drop_markers=drop_markers), generator)
