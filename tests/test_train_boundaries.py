@@ -9,12 +9,10 @@ import json
 import math
 
 import pytest
-from click.testing import CliRunner
 
-from malmungchi.cli import main
 from malmungchi.contracts.build import read_build_dir
 from malmungchi.train.boundaries import choose_layout, needs_sequence_boundaries, stateful_layers
-from train_helpers import make_build, make_hybrid_model
+from train_helpers import make_build, make_hybrid_model, train_cli
 
 KERNELS = [name for name in ("causal_conv1d", "fla") if importlib.util.find_spec(name) is not None]
 
@@ -78,13 +76,7 @@ def unpacked_build(tmp_path_factory, qwen3_tokenizer_dir):
 
 
 def _run(tmp_path, build, model, *args):
-    # peft's LoRA on the fused expert weights (all-linear targets them) refuses lora_dropout != 0
-    cfg = tmp_path / "malmungchi.toml"
-    cfg.write_text("[train]\nlora_dropout = 0.0\nlora_r = 4\nbatch_size = 2\n\n[train.args]\nsave_steps = 1000\n",
-                   encoding="utf-8")
-    return CliRunner().invoke(main, ["train", "run", str(build), "--model", str(model), "--out",
-                                     str(tmp_path / "run"), "--config", str(cfg), "--quant", "none", *args],
-                              catch_exceptions=False)
+    return train_cli(tmp_path, build, model, *args, train_table="lora_dropout = 0.0")
 
 
 def test_rows_holding_one_sequence_are_seen(packed_build, unpacked_build):

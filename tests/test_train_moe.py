@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from malmungchi.cli import main
-from train_helpers import make_build, make_moe_model
+from train_helpers import make_build, make_moe_model, train_cli
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +22,7 @@ def build(tmp_path_factory, qwen3_tokenizer_dir):
 
 
 def _run(tmp_path, build, model, train_table: str, *args):
-    cfg = tmp_path / "malmungchi.toml"
-    cfg.write_text(f"[train]\nlora_r = 4\nbatch_size = 2\n{train_table}\n[train.args]\nsave_steps = 1000\n",
-                   encoding="utf-8")
-    return CliRunner().invoke(main, ["train", "run", str(build), "--model", str(model), "--out",
-                                     str(tmp_path / "run"), "--config", str(cfg), "--quant", "none", *args],
-                              catch_exceptions=False)
+    return train_cli(tmp_path, build, model, *args, train_table=train_table)
 
 
 def test_default_dropout_becomes_zero_and_the_run_trains(tmp_path, moe_model, build, one_torch_thread):

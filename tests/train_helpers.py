@@ -103,3 +103,18 @@ def tiny_build(tmp_path_factory, qwen3_tokenizer_dir) -> Path:
 def tiny_model(tmp_path_factory, qwen3_tokenizer_dir) -> Path:
     """Tied head, exactly as many rows as the base tokenizer: the new tokens grow the vocabulary."""
     return make_model(tmp_path_factory.mktemp("model"), qwen3_tokenizer_dir)
+
+
+def train_cli(tmp_path: Path, build: Path, model: Path, *args: str, train_table: str = ""):
+    """`malmungchi train run BUILD --model MODEL --out TMP/run` through the CLI with a small config file
+    (`train_table`: more `[train]` lines), unquantized; the click Result."""
+    from click.testing import CliRunner
+
+    from malmungchi.cli import main
+
+    cfg = tmp_path / "malmungchi.toml"
+    cfg.write_text(f"[train]\nlora_r = 4\nbatch_size = 2\n{train_table}\n[train.args]\nsave_steps = 1000\n",
+                   encoding="utf-8")
+    return CliRunner().invoke(main, ["train", "run", str(build), "--model", str(model), "--out",
+                                     str(tmp_path / "run"), "--config", str(cfg), "--quant", "none", *args],
+                              catch_exceptions=False)
