@@ -119,7 +119,10 @@ class _Parser:
             self.report("M001", f"unknown marker {u.raw!r}: register it under [markers.{u.name}] or correct it",
                         u.start, u.end)
         pos, ended = 0, False
+        skip = -1
         for i, tok in enumerate(tokens):
+            if i == skip:  # the END taken with its START
+                continue
             if tok.start > pos:
                 self._text(pos, tok.start)
             self._expire(tok.start)
@@ -127,6 +130,16 @@ class _Parser:
             if tok.code:
                 self._spelling(tok)
             if tok.role == "open":
+                after = tokens[i + 1] if i + 1 < len(tokens) else None
+                if (after is not None and after.role == "close" and after.spec is tok.spec and not tok.code
+                        and not after.code and self._context() in tok.spec.inside):
+                    # a block whose END is the next marker (most dialogues): what `_open`, `_text` and `_close`
+                    # would do, at once (it can be line-scoped by neither, nor close any block but itself)
+                    self.stack.append(_Frame(tok.spec.name, tok,
+                                             [("text", tok.end, after.start)] if after.start > tok.end else []))
+                    self._pop(after)
+                    pos, skip = after.end, i + 1
+                    continue
                 self._open(tok, tokens, i)
             elif tok.role == "close":
                 self._close(tok)
@@ -411,74 +424,16 @@ class _Parser:
         return lines
 
     def _dialogue(self, item: tuple) -> Dialogue:
-        """The dialogue block `item` as turns; one of text alone (no cue, no nested block) takes the fast path."""
+        """The dialogue block `item` as turns; one of text alone (no cue, no nested block) takes the fast path:
+        its (speaker, text) pairs now, its `Turn` nodes when someone reads them (`Dialogue.lazy`)."""
         _, _, open_tok, close_tok, flow = item
-        if len(flow) == 1 and flow[0][0] == "text":
-            turns = self._plain_turns(flow[0][1], flow[0][2])
-        else:
-            turns = self._turns(flow)
         end = close_tok.end if close_tok else open_tok.end
-        return Dialogue(tuple(turns), self.lines.span(self.path, open_tok.start, end))
-
-    def _plain_turns(self, start: int, end: int) -> list[Turn]:
-        """`_turns` for a dialogue of text alone (no cue, no nested block), the usual case, in one regex pass over
-        its lines and on offsets: only the parts that end up in a turn become `Text` nodes."""
-        turns: list[Turn] = []
-        speaker: str | None = None
-        head: tuple[int, int] | None = None  # the turn's first line (after the `이름: `), not yet stripped
-        more: list[tuple[int, int, int]] = []  # each further line: (line start, stripped start, stripped end)
-        text, path, index = self.text, self.path, self.lines
-        for m in DIALOGUE_LINE.finditer(text, start, end):
-            name = m.group("speaker")
-            if name is not None:
-                if head is not None:
-                    if more:
-                        self._add_plain_turn(turns, speaker, head, more)
-                    else:  # a turn of one line, the usual case: `_add_plain_turn` written out
-                        a, b = head
-                        line = text[a:b]
-                        body = line.strip()
-                        if body:
-                            a += len(line) - len(line.lstrip())
-                            span = Span(path, a, a + len(body), index=index)
-                            turns.append(Turn(speaker, (Text(body, span),), span))
-                speaker, head, more = name, m.span("rest"), []
-                continue
-            line = m.group("rest")
-            if not line or line.isspace():  # a blank line at the end
-                continue
-            line_start = m.start("rest")
-            if head is None:  # text before the first `이름: ` is a turn of nobody
-                head = (line_start, line_start + len(line))
-            else:
-                lead = len(line) - len(line.lstrip())
-                more.append((line_start, line_start + lead, line_start + len(line.rstrip())))
-        if head is not None:
-            self._add_plain_turn(turns, speaker, head, more)
-        return turns
-
-    def _add_plain_turn(self, turns: list[Turn], speaker: str | None, head: tuple[int, int],
-                        more: list[tuple[int, int, int]]) -> None:
-        """Append the turn `_strip` would make of these lines: the first line trimmed (dropped with the line break
-        after it when blank), then a line break before each further line; nothing when all is blank. A turn of one
-        part shares its span with that part (spans are values)."""
-        path, index = self.path, self.lines
-        start, end = head
-        first = self.text[start:end]
-        body = first.lstrip()
-        start += len(first) - len(body)
-        if not more:
-            body = body.rstrip()
-            if body:
-                span = Span(path, start, start + len(body), index=index)
-                turns.append(Turn(speaker, (Text(body, span),), span))
-            return
-        parts: list[Inline] = [Text(body, Span(path, start, end, index=index))] if body else []
-        for line_start, s, e in more:
-            if parts:
-                parts.append(Text("\n", Span(path, line_start, line_start, index=index)))
-            parts.append(Text(self.text[s:e], Span(path, s, e, index=index)))
-        turns.append(Turn(speaker, tuple(parts), self._span_of(parts)))
+        span = self.lines.span(self.path, open_tok.start, end)
+        if len(flow) == 1 and flow[0][0] == "text":
+            start, stop = flow[0][1], flow[0][2]
+            return Dialogue.lazy(plain_pairs(self.text, start, stop), span,
+                                 (plain_turns, self.text, self.path, self.lines, start, stop))
+        return Dialogue(tuple(self._turns(flow)), span)
 
     def _turns(self, flow: Flow) -> list[Turn]:
         """Turns: `이름: ` (after any leading cues) starts a speaker's turn; other lines continue the turn before.
@@ -547,6 +502,90 @@ class _Parser:
         parts.extend(waiting)
         flush()
         return turns
+
+
+def plain_pairs(text: str, start: int, end: int) -> list[tuple[str | None, str]]:
+    """(speaker, text) of each turn `plain_turns` makes of a dialogue of text alone, the text as the renderer
+    writes a turn (its parts joined, trimmed), found from the lines' text alone (no match objects, no nodes)."""
+    pairs: list[tuple[str | None, str]] = []
+    speaker: str | None = None
+    head: str | None = None  # the turn's first line (after the `이름: `)
+    more: list[str] = []  # each further line with text, trimmed
+    for name, rest in DIALOGUE_LINE.findall(text, start, end):
+        if name:  # (a speaker is never empty: "" is a line without one)
+            if head is not None:
+                body = head.strip() if not more else _joined(head, more)
+                if body:
+                    pairs.append((speaker, body))
+            speaker, head, more = name, rest, []
+        elif rest and not rest.isspace():
+            if head is None:  # text before the first `이름: ` is a turn of nobody
+                head = rest
+            else:
+                more.append(rest.strip())
+    if head is not None:
+        body = head.strip() if not more else _joined(head, more)
+        if body:
+            pairs.append((speaker, body))
+    return pairs
+
+
+def _joined(head: str, more: list[str]) -> str:
+    """A turn of several lines as the renderer writes it: the first line (if it has text), then each further one
+    after a line break, trimmed."""
+    first = head.lstrip()
+    return ((first + "\n" if first else "") + "\n".join(more)).strip()
+
+
+def plain_turns(text: str, path: str, index: LineIndex, start: int, end: int) -> list[Turn]:
+    """`_Parser._turns` for a dialogue of text alone (no cue, no nested block), the usual case, in one regex pass
+    over its lines and on offsets: only the parts that end up in a turn become `Text` nodes."""
+    turns: list[Turn] = []
+    speaker: str | None = None
+    head: tuple[int, int] | None = None  # the turn's first line (after the `이름: `), not yet stripped
+    more: list[tuple[int, int, int]] = []  # each further line: (line start, stripped start, stripped end)
+    for m in DIALOGUE_LINE.finditer(text, start, end):
+        name = m.group("speaker")
+        if name is not None:
+            if head is not None:
+                _add_plain_turn(text, path, index, turns, speaker, head, more)
+            speaker, head, more = name, m.span("rest"), []
+            continue
+        line = m.group("rest")
+        if not line or line.isspace():  # a blank line at the end
+            continue
+        line_start = m.start("rest")
+        if head is None:  # text before the first `이름: ` is a turn of nobody
+            head = (line_start, line_start + len(line))
+        else:
+            lead = len(line) - len(line.lstrip())
+            more.append((line_start, line_start + lead, line_start + len(line.rstrip())))
+    if head is not None:
+        _add_plain_turn(text, path, index, turns, speaker, head, more)
+    return turns
+
+
+def _add_plain_turn(text: str, path: str, index: LineIndex, turns: list[Turn], speaker: str | None,
+                    head: tuple[int, int], more: list[tuple[int, int, int]]) -> None:
+    """Append the turn `_strip` would make of these lines: the first line trimmed (dropped with the line break
+    after it when blank), then a line break before each further line; nothing when all is blank. A turn of one
+    part shares its span with that part (spans are values)."""
+    start, end = head
+    first = text[start:end]
+    body = first.lstrip()
+    start += len(first) - len(body)
+    if not more:
+        body = body.rstrip()
+        if body:
+            span = Span(path, start, start + len(body), index=index)
+            turns.append(Turn(speaker, (Text(body, span),), span))
+        return
+    parts: list[Inline] = [Text(body, Span(path, start, end, index=index))] if body else []
+    for line_start, s, e in more:
+        if parts:
+            parts.append(Text("\n", Span(path, line_start, line_start, index=index)))
+        parts.append(Text(text[s:e], Span(path, s, e, index=index)))
+    turns.append(Turn(speaker, tuple(parts), Span(path, parts[0].span.start, parts[-1].span.end, index=index)))
 
 
 def _blank(p: Inline) -> bool:

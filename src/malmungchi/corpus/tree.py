@@ -122,10 +122,50 @@ class Turn:
         return "".join(p.text for p in self.parts if isinstance(p, Text))
 
 
-@dataclass(frozen=True, slots=True)
 class Dialogue:
-    turns: tuple[Turn, ...]
-    span: Span
+    """A dialogue block: its turns and its span.
+
+    The parser makes a dialogue of plain lines (text only: no cue, no nested block; most dialogues) with its turns
+    as `plain` (speaker, text) pairs, the text as the renderer writes it, and builds the `Turn` nodes only when
+    `turns` is first read: the build renders from the pairs, and a dialogue corpus has hundreds of thousands of
+    turns. Either way it compares, hashes and pickles as (turns, span), and is meant to be immutable."""
+
+    __slots__ = ("_turns", "span", "plain", "_make")
+
+    def __init__(self, turns: tuple[Turn, ...], span: Span):
+        self._turns = turns
+        self.span = span
+        self.plain: list[tuple[str | None, str]] | None = None
+        self._make: tuple | None = None
+
+    @classmethod
+    def lazy(cls, plain: list[tuple[str | None, str]], span: Span, make: tuple) -> Dialogue:
+        """A dialogue of plain lines: `plain` its turns' (speaker, text); `make` is (function, *arguments) that
+        returns its `Turn`s."""
+        d = cls.__new__(cls)
+        d._turns, d.span, d.plain, d._make = None, span, plain, make
+        return d
+
+    @property
+    def turns(self) -> tuple[Turn, ...]:
+        if self._turns is None:
+            make, *args = self._make
+            self._turns, self._make = tuple(make(*args)), None
+        return self._turns
+
+    def __eq__(self, other) -> bool:
+        if other.__class__ is not Dialogue:
+            return NotImplemented
+        return self.turns == other.turns and self.span == other.span
+
+    def __hash__(self) -> int:
+        return hash((self.turns, self.span))
+
+    def __repr__(self) -> str:
+        return f"Dialogue(turns={self.turns!r}, span={self.span!r})"
+
+    def __reduce__(self):
+        return (Dialogue, (self.turns, self.span))
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,9 +191,11 @@ class TextRenderer:
         # `_turn` for every turn, written out: a dialogue corpus has hundreds of thousands of them
         r, parts, names = self._r, out.parts, self.speakers == "name"
         cuts, turns, leaves = r.cuts, r.turns, r.leaf_cuts
-        for turn in seg.turns:
-            tp, speaker = turn.parts, turn.speaker
-            body = tp[0].text.strip() if len(tp) == 1 and tp[0].__class__ is Text else self.inline(tp)
+        pairs = seg.plain  # (speaker, text) of each turn: the parser's for a dialogue of text alone
+        if pairs is None:
+            pairs = [(t.speaker, t.parts[0].text.strip() if len(t.parts) == 1 and t.parts[0].__class__ is Text
+                      else self.inline(t.parts)) for t in seg.turns]
+        for speaker, body in pairs:
             prefix = "" if speaker is None else f"{speaker}: " if names else self._speaker_prefix(speaker)
             line = prefix + body
             if self._opening is not None:
