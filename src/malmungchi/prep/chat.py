@@ -95,7 +95,9 @@ class ChatRenderer:
 
     def _messages(self, dialogue: Dialogue, context: list[str], index: int = 0
                   ) -> tuple[list[dict], dict[str, str], list[Meta]]:
-        names = [t.speaker for t in dialogue.turns]
+        plain = dialogue.plain  # (speaker, text) per turn for a dialogue of text alone: no nodes to build
+        turns = plain if plain is not None else [(t.speaker, t) for t in dialogue.turns]
+        names = [who for who, _ in turns]
         direct = all(n in ROLES for n in names if n is not None) and any(n is not None for n in names)
         order = list(dict.fromkeys(n for n in names if n is not None))
         second = order[1] if len(order) > 1 else None
@@ -114,13 +116,12 @@ class ChatRenderer:
         meta += [None] * len(msgs)
         firsts += [None] * len(msgs)
         role = "user"
-        for n, turn in enumerate(dialogue.turns):
-            who = turn.speaker
+        for n, (who, turn) in enumerate(turns):
             if direct:
                 role = who or role
             elif who is not None:
                 role = "assistant" if (who in self.assistants if self.assistants else who == second) else "user"
-            body = self.text.inline(turn.parts)
+            body = turn if plain is not None else self.text.inline(turn.parts)
             if not body:
                 continue
             prefix = ""
@@ -132,7 +133,8 @@ class ChatRenderer:
                         tokens[who] = speaker_token(len(tokens) + 1)
                     prefix = tokens[who]
             content = prefix + body
-            canon = prefix + self.canonical.inline(turn.parts) if self.canonical is not None else content
+            canon = content if self.canonical is None else \
+                prefix + (body if plain is not None else self.canonical.inline(turn.parts))  # text alone: as is
             has_content = bool(content_text(canon))
             if msgs and msgs[-1]["role"] == role and role != "system":
                 msgs[-1]["content"] += "\n" + content
