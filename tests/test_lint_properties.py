@@ -112,3 +112,16 @@ def test_unsafe_fix_also_reaches_a_fixed_point(folder, text):
     assert again is None or not again.changed, (text, path.read_bytes(), again and again.after)
     left = [d for d in lint_file(str(path), REGISTRY).diagnostics if d.fix_safety is not None]
     assert not left, left
+
+
+def test_long_lines_are_found_at_their_start_whatever_ends_them():
+    from malmungchi.corpus.diagnostics import locate
+    from malmungchi.corpus.lint import long_lines
+
+    text = "abcde\r\nab\rabcdef\nabcd\r\n\r\nxxxxx"  # lines of 5, 2, 6, 4, 0 and 5 characters; CRLF, CR and LF
+    found = long_lines(text, "a.txt", limit=5)
+    locate(found, text)
+    assert [(d.code, d.line, d.column, d.message.split(":")[0]) for d in found] == [
+        ("F008", 1, 1, "line of 5 characters"), ("F008", 3, 1, "line of 6 characters"),
+        ("F008", 6, 1, "line of 5 characters")]
+    assert long_lines("abcd\nabcd", "a.txt", limit=5) == []
