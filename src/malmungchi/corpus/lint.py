@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
-from functools import lru_cache
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from malmungchi.corpus import datafiles, hygiene, kspon
-from malmungchi.corpus.diagnostics import Diagnostic, locate
+from malmungchi.corpus.diagnostics import Diagnostic, line_starts, locate
 from malmungchi.corpus.parse import ParseResult, parse_text
 from malmungchi.corpus.rules import matches
 from malmungchi.corpus.source import Decoded, decode, read_bytes
@@ -56,18 +54,16 @@ LONG_LINE = 50_000  # characters: far beyond any paragraph a training row holds 
 
 
 def long_lines(text: str, path: str, limit: int = LONG_LINE) -> list[Diagnostic]:
-    """F008 at the start of every line of `limit` characters or more (a text shorter than that has none): one
-    regex pass for runs of `limit` characters without a line break, each of which is one such line's content."""
+    """F008 at the start of every line of `limit` characters or more (a text shorter than that has none)."""
     if len(text) < limit:
         return []
-    return [Diagnostic("F008", f"line of {m.end() - m.start():,} characters: longer than any training row holds; "
-                               "break it into paragraphs", path, m.start(), m.start())
-            for m in _long_line(limit).finditer(text)]
-
-
-@lru_cache(maxsize=4)
-def _long_line(limit: int) -> re.Pattern:
-    return re.compile(r"[^\r\n]{%d,}" % limit)
+    starts = line_starts(text) + [len(text)]
+    out = []
+    for start, end in zip(starts, starts[1:]):
+        if end - start >= limit and (n := len(text[start:end].rstrip("\r\n"))) >= limit:
+            out.append(Diagnostic("F008", f"line of {n:,} characters: longer than any training row holds; break it "
+                                          "into paragraphs", path, start, start))
+    return out
 
 
 def lint_decoded(decoded: Decoded, registry: Registry) -> FileResult:
