@@ -5,6 +5,7 @@ and every refusal is one line."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from click.testing import CliRunner
 from build_helpers import BOOK, book, write
 from hub_server import HubServer
 from malmungchi.cli import main
+from malmungchi.hub.card import BaseModel, recorded_base
 from malmungchi.train.runner import resolve, train
-from train_helpers import tiny_build, tiny_model, train_cfg  # noqa: F401 - fixtures
+from train_helpers import make_model, tiny_build, train_cfg  # noqa: F401 - fixtures
 
 TOKEN = "hf_testtoken_0123456789abcdef"
 
@@ -33,11 +35,26 @@ def hub_env(tmp_path, monkeypatch):
     return monkeypatch
 
 
+BASE = "models/tiny-base"  # the local folder the run trains from, named relative to its project
+
+
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_build, tiny_model):
+def run_dir(tmp_path_factory, tiny_build, qwen3_tokenizer_dir):
+    """A run trained from the local folder `models/tiny-base` of a project folder (a name shaped like a Hub id),
+    as `train run --model models/tiny-base` run there records it."""
+    project = tmp_path_factory.mktemp("hubproject")
+    make_model(project / BASE, qwen3_tokenizer_dir)
     run = tmp_path_factory.mktemp("hubrun") / "run"
-    train(resolve(tiny_build, train_cfg(tiny_model, run, max_steps=1)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        train(resolve(tiny_build, train_cfg(Path(BASE), run, max_steps=1)))
     return run
+
+
+def _front(card: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(card.split("---\n")[1])
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +101,7 @@ def test_a_run_goes_up_with_its_files_and_a_card_the_token_only_as_the_bearer(tm
     assert not any(rel.startswith(("checkpoints/", "tokenizer/")) for rel in got)
 
     card = got["README.md"].decode("utf-8")
-    front = card.split("---\n")[1]
-    import yaml
-
-    meta = yaml.safe_load(front)
+    meta = _front(card)
     assert meta["base_model"] == "Qwen/Qwen3-0.6B" and meta["library_name"] == "peft"
     assert meta["license"] == "apache-2.0" and meta["language"] == ["ko"] and "malmungchi" in meta["tags"]
     manifest = json.loads(got["run_manifest.json"])
@@ -107,6 +121,62 @@ def test_a_run_goes_up_with_its_files_and_a_card_the_token_only_as_the_bearer(tm
         assert all(TOKEN not in v for k, v in r["headers"].items() if k != "authorization")
     assert all(TOKEN.encode() not in data for data in got.values())
     _no_token_anywhere(result, tmp_path, run_dir.parent)
+
+
+def test_the_card_names_the_base_model_the_run_recorded_not_what_the_current_folder_holds(tmp_path, hub_env,
+                                                                                             run_dir):
+    recorded = json.loads((run_dir / "run_manifest.json").read_text())["base_model"]
+    assert recorded["name_or_path"] == BASE and Path(recorded["resolved"]).is_absolute()
+    hub_env.chdir(tmp_path)  # pushed from anywhere but the project: `models/tiny-base` is no folder here
+    with HubServer(TOKEN) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        result = _push(run_dir, "--repo", "me/local-base")
+    assert result.exit_code == 0, result.output
+    got = hub.files("model", "me/local-base")
+    card = got["README.md"].decode("utf-8")
+    assert "base_model" not in _front(card)  # a local folder is no Hub id, however its name looks
+    assert "base `tiny-base` (a local folder; name its Hub id with `hub push --base-model`)" in card
+    assert BASE not in card and recorded["resolved"] not in card
+    assert got["adapter_config.json"] == (run_dir / "adapter" / "adapter_config.json").read_bytes()
+
+
+def test_a_base_from_the_hub_cache_is_named_by_its_id_and_commit(tmp_path, hub_env, run_dir):
+    """A run trained from a model folder of the Hub cache: the card and adapter_config.json name its id, and peft
+    loads the base at the commit the run was trained on."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = f"/home/someone/.cache/huggingface/hub/models--acme--tiny-base/snapshots/{commit}"
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    manifest = json.loads((run / "run_manifest.json").read_text())
+    manifest["base_model"].update(name_or_path=snapshot, resolved=snapshot)  # as `train run --model SNAPSHOT`
+    (run / "run_manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    with HubServer(TOKEN) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        result = _push(run, "--repo", "me/cached-base")
+    assert result.exit_code == 0, result.output
+    got = hub.files("model", "me/cached-base")
+    card = got["README.md"].decode("utf-8")
+    assert _front(card)["base_model"] == "acme/tiny-base"
+    assert f"base `acme/tiny-base` (revision `{commit}`)" in card
+    config = json.loads(got["adapter_config.json"])
+    assert config["base_model_name_or_path"] == "acme/tiny-base" and config["revision"] == commit
+
+
+@pytest.mark.parametrize("name_or_path, resolved, want", [
+    ("Qwen/Qwen3-0.6B", None, BaseModel("Qwen/Qwen3-0.6B")),  # a Hub id, loaded from the cache
+    ("gpt2", None, BaseModel("gpt2")),  # a legacy id without an owner
+    ("models/tiny", "/home/me/proj/models/tiny", BaseModel(None, folder="tiny")),  # a relative local folder
+    ("/home/me/ckpt/", "/home/me/ckpt", BaseModel(None, folder="ckpt")),
+    ("C:\\models\\tiny", "C:\\models\\tiny", BaseModel(None, folder="tiny")),  # written on Windows
+    ("/c/hub/models--Qwen--Qwen3-0.6B/snapshots/" + "a" * 40, "/c/hub/models--Qwen--Qwen3-0.6B/snapshots/" + "a" * 40,
+     BaseModel("Qwen/Qwen3-0.6B", "a" * 40)),
+    ("/c/hub/models--gpt2/snapshots/" + "b" * 40, "/c/hub/models--gpt2/snapshots/" + "b" * 40,
+     BaseModel("gpt2", "b" * 40)),
+    ("/c/hub/models--a--b/snapshots/" + "c" * 40 + "/sub", "/c/hub/models--a--b/snapshots/" + "c" * 40 + "/sub",
+     BaseModel(None, folder="sub")),  # a subfolder of a snapshot is not the repo's model
+])
+def test_recorded_base(name_or_path, resolved, want):
+    assert recorded_base({"base_model": {"name_or_path": name_or_path, "resolved": resolved}}) == want
 
 
 def test_a_build_goes_up_as_a_dataset_repo_whose_card_loads_the_training_splits(tmp_path, hub_env, real_build):
@@ -165,6 +235,8 @@ def test_refusals_are_one_line(tmp_path, hub_env, run_dir):
         one_line(_push(run_dir, "--repo", "me/tiny-run"), "no Hugging Face token", "HF_TOKEN", "hf auth login")
     hub_env.setenv("HF_TOKEN", TOKEN)
     hub_env.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    one_line(_push(run_dir, "--repo", "me/x", "--base-model", "./models/tiny-base"), "--base-model",
+             "not a Hub model id", "OWNER/NAME")
     one_line(_push(run_dir, "--repo", "me/tiny-run"), "cannot reach http://127.0.0.1:9")
     hub_env.setenv("HF_HUB_OFFLINE", "1")
     one_line(_push(run_dir, "--repo", "me/tiny-run"), "HF_HUB_OFFLINE")

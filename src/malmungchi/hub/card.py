@@ -23,7 +23,10 @@ from malmungchi.contracts.build import BUILD_CARD, SPLITS
 
 CARD_NAME = BUILD_CARD  # a pushed repo's card has the same name
 DEFAULT_LICENSE = "unknown"  # a value the Hub accepts; `hub push --license` states the real one
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")  # OWNER/NAME, or a legacy NAME
+# a model folder of the Hub cache (huggingface_hub's layout: `models--` + the id with `/` spelled `--`, then the
+# commit), as `resolved` records it when a run was trained from one
+HUB_SNAPSHOT = re.compile(r"(?:^|[\\/])models--(?P<repo>[^\\/]+)[\\/]snapshots[\\/](?P<revision>[0-9a-f]{40})[\\/]?$")
 METRICS = ("em_strict", "em_normalized", "em_lenient", "char_f1")
 
 
@@ -153,26 +156,56 @@ def read_results(path: Path) -> EvalSummary | None:
     return EvalSummary(path.name, n, {k: sums[k] / n for k in METRICS})
 
 
-def hub_base_model(name: str | None) -> str | None:
-    """The base model as the Hub's `base_model` field wants it (OWNER/NAME), or None for a local folder."""
-    if name and HUB_ID.match(name) and not Path(name).exists():
-        return name
-    return None
+@dataclass(frozen=True)
+class BaseModel:
+    """A run's base model as a card names it: its Hub id (None for a local folder nobody else can load), the
+    commit it was trained on where the run recorded one, and a local folder's name (never its path)."""
+
+    hub_id: str | None
+    revision: str | None = None
+    folder: str | None = None
+
+
+def _last_part(path: str) -> str:
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
+
+
+def recorded_base(run_manifest: dict[str, Any]) -> BaseModel:
+    """The base model the run was trained on, from its manifest alone (not from what exists where the push runs).
+
+    `train run` records `name_or_path` as given and `resolved`, the folder's absolute path when that was a local
+    folder, None when it was a Hub id (loaded from the cache). A folder of the Hub cache
+    (`models--OWNER--NAME/snapshots/COMMIT`) is that id at that commit; any other folder has no Hub id, however
+    its name looks."""
+    base = run_manifest.get("base_model") or {}
+    name, resolved = base.get("name_or_path"), base.get("resolved")
+    if resolved:
+        snapshot = HUB_SNAPSHOT.search(str(resolved))
+        if snapshot:
+            return BaseModel(snapshot["repo"].replace("--", "/"), snapshot["revision"])
+        return BaseModel(None, folder=_last_part(str(resolved)))
+    if "resolved" in base and isinstance(name, str) and HUB_ID.match(name):
+        return BaseModel(name)
+    return BaseModel(None, folder=_last_part(str(name)) if name else None)
+
+
+def is_hub_model_id(name: str) -> bool:
+    return bool(HUB_ID.match(name or "")) and "--" not in name and ".." not in name
 
 
 def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | None, *, repo_id: str,
-               merged: bool, license: str = DEFAULT_LICENSE, base_model: str | None = None,
+               merged: bool, license: str = DEFAULT_LICENSE, base: BaseModel | None = None,
                results: Sequence[EvalSummary] = ()) -> str:
-    """The model card of a run's adapter (or, with merged=True, of its merged model)."""
-    base = run_manifest.get("base_model") or {}
-    base_id = base_model or hub_base_model(base.get("name_or_path"))
+    """The model card of a run's adapter (or, with merged=True, of its merged model); `base` defaults to the
+    manifest's `recorded_base`."""
+    base = base or recorded_base(run_manifest)
     quant = run_manifest.get("quantization", "none")
     hp = run_manifest.get("hyperparameters") or {}
     lora = run_manifest.get("lora") or {}
     vocab = run_manifest.get("vocab") or {}
     tags = ["malmungchi", "korean"] + (["lora", "qlora" if quant != "none" else "peft"] if not merged else ["merged"])
     fields = [
-        ("base_model", base_id),
+        ("base_model", base.hub_id),
         ("library_name", "transformers" if merged else "peft"),
         ("license", license),
         ("language", ["ko"]),
@@ -181,7 +214,10 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
     ]
     what = ("The LoRA adapter (and the new marker tokens' rows)" if not merged
             else "The merged model (LoRA and the new marker tokens' rows folded into the base weights)")
-    base_line = base_id or f"{base.get('name_or_path')} (a local model; say which with `hub push --base-model`)"
+    if base.hub_id:
+        base_line = f"`{base.hub_id}`" + (f" (revision `{base.revision}`)" if base.revision else "")
+    else:
+        base_line = f"`{base.folder}` (a local folder; name its Hub id with `hub push --base-model`)"
     if merged:
         snippet = ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
                    f"tok = AutoTokenizer.from_pretrained({_q(repo_id)})",
@@ -207,7 +243,7 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
     body = [
         f"# {repo_id}",
         "",
-        f"{what} of a [malmungchi](https://github.com/malmungchi/malmungchi) run: base `{base_line}`, trained "
+        f"{what} of a [malmungchi](https://github.com/malmungchi/malmungchi) run: base {base_line}, trained "
         f"{hp.get('steps')} steps on the build `{(run_manifest.get('build') or {}).get('content_hash', '')[:12]}`"
         + (" with 4-bit NF4 QLoRA" if quant == "4bit" else "") + ".",
         "",

@@ -6,6 +6,10 @@ it), or with `merged` its `merged/` model folder, plus `run_manifest.json`, `met
 every file of the build directory, its card regenerated with the license given. Everything is one commit
 (`HfApi.create_commit`), after `create_repo(exist_ok=True)`.
 
+The base model the card and the pushed adapter_config.json name is the one the run manifest records
+(`card.recorded_base`: a Hub id, or a Hub-cache folder's id and commit), or `--base-model` (a Hub id) for a run
+trained from any other local folder, whose path never goes into the card.
+
 The token is `HF_TOKEN` or the saved login (`huggingface_hub.get_token`); it is passed to `HfApi` and written
 nowhere. The endpoint is `HF_ENDPOINT` read at push time (huggingface_hub reads it once, at import). Telemetry
 stays off, as everywhere in malmungchi.
@@ -125,14 +129,17 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
     if not folder.is_dir():
         raise HubError(f"{folder}: missing" + (" (write it with `malmungchi train merge "
                                                f"{src} --out {paths.merged}`)" if merged else ""))
-    hub_base = base_model or cards.hub_base_model((manifest.get("base_model") or {}).get("name_or_path"))
+    base = _base_model(manifest, base_model)
     for rel, f in _folder_files(folder):
         if rel == cards.CARD_NAME:  # peft's template card; ours replaces it
             continue
-        if rel == "adapter_config.json" and hub_base:
-            # the recorded base is often a local folder: who loads the repo needs the Hub id
+        if rel == "adapter_config.json" and base.hub_id:
+            # the recorded base is often a local folder: who loads the repo needs the Hub id (and peft loads the
+            # base at `revision` when it is set)
             config = _read_json(f)
-            config["base_model_name_or_path"] = hub_base
+            config["base_model_name_or_path"] = base.hub_id
+            if base.revision and not config.get("revision"):
+                config["revision"] = base.revision
             upload.files.append((rel, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")))
         else:
             upload.files.append((rel, f))
@@ -151,9 +158,21 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
         if summary is not None:
             summaries.append(summary)
     text = cards.model_card(manifest, build_manifest, repo_id=repo_id, merged=merged, license=license,
-                            base_model=hub_base, results=summaries)
+                            base=base, results=summaries)
     upload.files.append((cards.CARD_NAME, text.encode("utf-8")))
     return upload
+
+
+def _base_model(manifest: dict, given: str | None) -> cards.BaseModel:
+    """The base model the card and adapter_config.json name: `--base-model` when given (a Hub id; the recorded
+    revision only when it is the recorded id), else the one the run manifest records."""
+    recorded = cards.recorded_base(manifest)
+    if given is None:
+        return recorded
+    if not cards.is_hub_model_id(given):
+        raise HubError(f"--base-model {given!r}: not a Hub model id; give the id the base model has on the Hub, "
+                       "OWNER/NAME (a local folder cannot be named in the card)")
+    return cards.BaseModel(given, recorded.revision if given == recorded.hub_id else None, recorded.folder)
 
 
 # --- sending --------------------------------------------------------------------------------------------------------
