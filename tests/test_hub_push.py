@@ -15,6 +15,7 @@ from build_helpers import BOOK, book, write
 from hub_server import HubServer
 from malmungchi.cli import main
 from malmungchi.hub.card import BaseModel, recorded_base
+from malmungchi.hub.push import portable_path
 from malmungchi.train.runner import resolve, train
 from train_helpers import make_model, tiny_build, train_cfg  # noqa: F401 - fixtures
 
@@ -92,9 +93,8 @@ def test_a_run_goes_up_with_its_files_and_a_card_the_token_only_as_the_bearer(tm
     got = hub.files("model", "me/tiny-run")
     for rel in ("adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         assert got[rel] == (run_dir / "adapter" / rel).read_bytes(), rel
-    assert got["run_manifest.json"] == (run_dir / "run_manifest.json").read_bytes()
     assert got["metrics.json"] == (run_dir / "metrics.json").read_bytes()
-    build_path = Path(json.loads(got["run_manifest.json"])["build"]["path"])
+    build_path = Path(json.loads((run_dir / "run_manifest.json").read_text())["build"]["path"])
     assert got["build_manifest.json"] == (build_path / "manifest.json").read_bytes()
     config = json.loads(got["adapter_config.json"])
     assert config["base_model_name_or_path"] == "Qwen/Qwen3-0.6B"  # not the local folder it was trained from
@@ -140,6 +140,58 @@ def test_the_card_names_the_base_model_the_run_recorded_not_what_the_current_fol
     assert got["adapter_config.json"] == (run_dir / "adapter" / "adapter_config.json").read_bytes()
 
 
+def _strings(value):
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_the_pushed_run_manifest_holds_no_path_of_the_machine(tmp_path, hub_env, run_dir):
+    on_disk = (run_dir / "run_manifest.json").read_bytes()
+    local = json.loads(on_disk)
+    assert Path(local["build"]["path"]).is_absolute() and Path(local["base_model"]["resolved"]).is_absolute()
+    with HubServer(TOKEN) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        result = _push(run_dir, "--repo", "me/no-paths")
+    assert result.exit_code == 0, result.output
+    pushed = hub.files("model", "me/no-paths")["run_manifest.json"]
+    assert (run_dir / "run_manifest.json").read_bytes() == on_disk  # the run keeps its own
+    for root in (str(run_dir.parent), str(Path(local["build"]["path"]).parent), str(Path.home())):
+        assert root.encode() not in pushed, root
+    got = json.loads(pushed)
+    assert not [s for s in _strings(got) if s.startswith(("/", "~/"))]
+    # what the paths named stays readable: the build folder's and the base folder's names, the relative name
+    assert got["build"] == {**local["build"], "path": Path(local["build"]["path"]).name}
+    assert got["base_model"] == {**local["base_model"], "resolved": "tiny-base"}
+    assert got["base_model"]["name_or_path"] == BASE
+    assert {k: v for k, v in got.items() if k not in ("build", "base_model")} == \
+        {k: v for k, v in local.items() if k not in ("build", "base_model")}
+    assert pushed == (json.dumps(got, ensure_ascii=False, indent=2) + "\n").encode()  # the layout train run writes
+    assert recorded_base(got) == recorded_base(local)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("RUN/checkpoints/checkpoint-40", "checkpoints/checkpoint-40"),  # inside the run directory: relative to it
+    ("RUN", "."),
+    ("/home/me/builds/b1", "b1"),
+    ("/home/me/builds/b1/", "b1"),
+    ("~/ds_config.json", "ds_config.json"),
+    ("C:\\Users\\me\\models\\tiny", "tiny"),
+    ("/home/me/.cache/huggingface/hub/models--acme--tiny/snapshots/" + "a" * 40,
+     "models--acme--tiny/snapshots/" + "a" * 40),
+    ("models/tiny-base", "models/tiny-base"),  # relative: kept
+    ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-0.6B"),
+    ("/", "/"),
+    ("mean of the base rows", "mean of the base rows"),
+    ("https://example.org/x", "https://example.org/x"),
+])
+def test_portable_path(tmp_path, text, want):
+    run = tmp_path / "run"
+    assert portable_path(text.replace("RUN", str(run)), run) == want
+
+
 def test_a_base_from_the_hub_cache_is_named_by_its_id_and_commit(tmp_path, hub_env, run_dir):
     """A run trained from a model folder of the Hub cache: the card and adapter_config.json name its id, and peft
     loads the base at the commit the run was trained on."""
@@ -160,6 +212,9 @@ def test_a_base_from_the_hub_cache_is_named_by_its_id_and_commit(tmp_path, hub_e
     assert f"base `acme/tiny-base` (revision `{commit}`)" in card
     config = json.loads(got["adapter_config.json"])
     assert config["base_model_name_or_path"] == "acme/tiny-base" and config["revision"] == commit
+    pushed = json.loads(got["run_manifest.json"])["base_model"]
+    assert pushed["resolved"] == pushed["name_or_path"] == f"models--acme--tiny-base/snapshots/{commit}"
+    assert recorded_base({"base_model": pushed}) == recorded_base(manifest)
 
 
 @pytest.mark.parametrize("name_or_path, resolved, want", [

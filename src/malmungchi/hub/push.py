@@ -10,6 +10,13 @@ The base model the card and the pushed adapter_config.json name is the one the r
 (`card.recorded_base`: a Hub id, or a Hub-cache folder's id and commit), or `--base-model` (a Hub id) for a run
 trained from any other local folder, whose path never goes into the card.
 
+No path of the machine goes up: the pushed `run_manifest.json` is a copy (the file on disk stays as it is) in which
+every string that is an absolute local path (`/…`, `~/…`, `C:\\…`) is rewritten — relative to the run directory
+when it lies inside it (`checkpoints/checkpoint-40`), from `models--…` on when it lies in the Hub cache (the id and
+commit stay readable), else its last part (the build folder's or the base model folder's name; the build's
+content hash and the base's config hash identify them). Relative paths and every other value are kept, and a
+manifest with no absolute path goes up byte for byte.
+
 The token is `HF_TOKEN` or the saved login (`huggingface_hub.get_token`); it is passed to `HfApi` and written
 nowhere. The endpoint is `HF_ENDPOINT` read at push time (huggingface_hub reads it once, at import). Telemetry
 stays off, as everywhere in malmungchi.
@@ -22,8 +29,8 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Iterator
 
 from malmungchi.contracts.build import BUILD_MANIFEST, BuildPaths, is_build_dir
 from malmungchi.contracts.run import RunPaths, is_run_dir
@@ -32,6 +39,7 @@ from malmungchi.hub import card as cards
 
 REPO_ID = re.compile(r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]{0,95})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,95})$")
 DEFAULT_ENDPOINT = "https://huggingface.co"
+HUB_CACHE_PART = re.compile(r"(?:^|[\\/])(models--[^\\/]+[\\/]snapshots[\\/].+)$")
 
 
 class HubError(UserError):
@@ -89,6 +97,46 @@ def _read_json(path: Path) -> dict:
             from None
 
 
+def _is_local_path(text: str) -> bool:
+    """True for an absolute path of this machine or another one (POSIX, `~/`, Windows drive or share)."""
+    return "\n" not in text and text.strip("/\\") != "" and (
+        PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or text.startswith("~/"))
+
+
+def portable_path(text: str, root: Path) -> str:
+    """`text` as the pushed manifest spells it (module docstring): an absolute path relative to `root` when inside
+    it, from `models--` on inside the Hub cache, else its last part; anything else unchanged."""
+    if not _is_local_path(text):
+        return text
+    path = os.path.normpath(os.path.expanduser(text))
+    for base in (os.path.normpath(root.absolute()), os.path.normpath(root.resolve())):
+        if path == base or path.startswith(base.rstrip(os.sep) + os.sep):
+            return Path(os.path.relpath(path, base)).as_posix()
+    cached = HUB_CACHE_PART.search(text)
+    if cached:
+        return cached[1].replace("\\", "/")
+    return re.split(r"[\\/]", text.rstrip("\\/"))[-1]
+
+
+def _portable(value: Any, root: Path) -> Any:
+    if isinstance(value, str):
+        return portable_path(value, root)
+    if isinstance(value, dict):
+        return {k: _portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v, root) for v in value]
+    return value
+
+
+def _portable_manifest(data: dict, path: Path, root: Path) -> bytes | Path:
+    """The run manifest `data` read from `path` with its local paths rewritten, in the layout `train run` writes
+    (indent 2, keys in file order, UTF-8), or the file itself when it holds none."""
+    portable = _portable(data, root)
+    if portable == data:
+        return path
+    return (json.dumps(portable, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
 def plan_push(source: str | Path, repo_id: str, *, merged: bool = False, license: str = cards.DEFAULT_LICENSE,
               base_model: str | None = None, results: list[Path] | tuple[Path, ...] = ()) -> Upload:
     """The files and card of a push of the run or build at `source`, read from disk; nothing is sent."""
@@ -143,7 +191,7 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
             upload.files.append((rel, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")))
         else:
             upload.files.append((rel, f))
-    upload.files.append(("run_manifest.json", paths.manifest))
+    upload.files.append(("run_manifest.json", _portable_manifest(manifest, paths.manifest, src)))
     if paths.metrics.is_file():
         upload.files.append(("metrics.json", paths.metrics))
     if build_manifest is not None:
