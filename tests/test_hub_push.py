@@ -234,6 +234,24 @@ def test_recorded_base(name_or_path, resolved, want):
     assert recorded_base({"base_model": {"name_or_path": name_or_path, "resolved": resolved}}) == want
 
 
+def test_a_results_file_reached_by_several_paths_is_one_row_of_the_card(tmp_path, hub_env, run_dir):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "results.jsonl").write_text("".join(json.dumps({"id": f"d{i}:t0", "prediction": "x", "em_strict": 1,
+                                                           "em_normalized": 1, "em_lenient": 1, "char_f1": 1.0})
+                                               + "\n" for i in range(3)), encoding="utf-8")
+    (tmp_path / "latest.jsonl").symlink_to(run / "results.jsonl")
+    hub_env.chdir(run)  # `cd RUN; hub push . --results results.jsonl`, the file also found in the run folder
+    with HubServer(TOKEN) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        result = _push(".", "--repo", "me/one-row", "--results", "results.jsonl", "--results", "./results.jsonl",
+                       "--results", tmp_path / "latest.jsonl")
+    assert result.exit_code == 0, result.output
+    card = hub.files("model", "me/one-row")["README.md"].decode("utf-8")
+    rows = [line for line in card.splitlines() if line.startswith("| ") and " | 3 | 1.0000 |" in line]
+    assert rows == ["| results.jsonl | 3 | 1.0000 | 1.0000 | 1.0000 | 1.0000 |"], rows
+
+
 def test_a_build_goes_up_as_a_dataset_repo_whose_card_loads_the_training_splits(tmp_path, hub_env, real_build):
     with HubServer(TOKEN) as hub:
         hub_env.setenv("HF_ENDPOINT", hub.url)

@@ -196,19 +196,27 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
         upload.files.append(("metrics.json", paths.metrics))
     if build_manifest is not None:
         upload.files.append(("build_manifest.json", BuildPaths(build_path).manifest))
-    found = [p for p in sorted(src.glob("*.jsonl"))]  # results files written into the run folder
-    summaries = []
-    for path in list(results) + [p for p in found if p not in results]:
-        summary = cards.read_results(Path(path))
-        if summary is None and Path(path) in results:
+    text = cards.model_card(manifest, build_manifest, repo_id=repo_id, merged=merged, license=license,
+                            base=base, results=_results(src, results))
+    upload.files.append((cards.CARD_NAME, text.encode("utf-8")))
+    return upload
+
+
+def _results(src: Path, given) -> list[cards.EvalSummary]:
+    """The summaries of the `--results` files, then of the results files written into the run folder (`*.jsonl`
+    that are not results are skipped there), each file once however many paths reach it."""
+    summaries, seen = [], set()
+    for path, explicit in [(Path(p), True) for p in given] + [(p, False) for p in sorted(src.glob("*.jsonl"))]:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        summary = cards.read_results(path)
+        if summary is None and explicit:
             raise HubError(f"--results {path}: not an `eval run`/`eval score` results file (one JSON line per item "
                            f"with {', '.join(cards.METRICS)})")
         if summary is not None:
             summaries.append(summary)
-    text = cards.model_card(manifest, build_manifest, repo_id=repo_id, merged=merged, license=license,
-                            base=base, results=summaries)
-    upload.files.append((cards.CARD_NAME, text.encode("utf-8")))
-    return upload
+    return summaries
 
 
 def _base_model(manifest: dict, given: str | None) -> cards.BaseModel:
