@@ -30,7 +30,9 @@ HUB_SNAPSHOT = re.compile(r"(?:^|[\\/])models--(?P<repo>[^\\/]+)[\\/]snapshots[\
 METRICS = ("em_strict", "em_normalized", "em_lenient", "char_f1")
 
 
-def _q(value: Any) -> str:
+def quoted(value: Any) -> str:
+    """`value` as JSON text, non-ASCII kept: for a string a YAML double-quoted scalar (also a Python string literal,
+    as the usage snippets use it). Every hand-written YAML file of malmungchi quotes through here."""
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -43,16 +45,16 @@ def front_matter(fields: Sequence[tuple[str, Any]]) -> str:
         if key == "configs":
             lines.append("configs:")
             for config in value:
-                lines.append(f"- config_name: {_q(config['config_name'])}")
+                lines.append(f"- config_name: {quoted(config['config_name'])}")
                 lines.append("  data_files:")
                 for entry in config["data_files"]:
-                    lines.append(f"  - split: {_q(entry['split'])}")
-                    lines.append(f"    path: {_q(entry['path'])}")
+                    lines.append(f"  - split: {quoted(entry['split'])}")
+                    lines.append(f"    path: {quoted(entry['path'])}")
         elif isinstance(value, (list, tuple)):
             lines.append(f"{key}:")
-            lines.extend(f"- {_q(v)}" for v in value)
+            lines.extend(f"- {quoted(v)}" for v in value)
         else:
-            lines.append(f"{key}: {_q(value)}")
+            lines.append(f"{key}: {quoted(value)}")
     lines.append("---")
     return "\n".join(lines) + "\n"
 
@@ -220,13 +222,13 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
         base_line = f"`{base.folder}` (a local folder; name its Hub id with `hub push --base-model`)"
     if merged:
         snippet = ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                   f"tok = AutoTokenizer.from_pretrained({_q(repo_id)})",
-                   f"model = AutoModelForCausalLM.from_pretrained({_q(repo_id)})"]
+                   f"tok = AutoTokenizer.from_pretrained({quoted(repo_id)})",
+                   f"model = AutoModelForCausalLM.from_pretrained({quoted(repo_id)})"]
     else:
         snippet = ["from peft import AutoPeftModelForCausalLM",
                    "from transformers import AutoTokenizer", "",
-                   f"tok = AutoTokenizer.from_pretrained({_q(repo_id)})",
-                   f"model = AutoPeftModelForCausalLM.from_pretrained({_q(repo_id)})  "
+                   f"tok = AutoTokenizer.from_pretrained({quoted(repo_id)})",
+                   f"model = AutoPeftModelForCausalLM.from_pretrained({quoted(repo_id)})  "
                    "# loads the base, resizes it to the tokenizer, attaches the adapter"]
     snippet += ["", "ids = tok(\"옛날 옛적에\", return_tensors=\"pt\").input_ids",
                 "out = model.generate(ids, max_new_tokens=40)",
@@ -238,7 +240,7 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
              ("LoRA dropout", lora.get("lora_dropout")), ("LoRA targets", _list(lora.get("target_modules"))),
              ("new tokens trained by", (run_manifest.get("train_embeddings") or {}).get("how")),
              ("quantization", quant), ("dtype", run_manifest.get("dtype")), ("seed", run_manifest.get("seed"))]
-    hyper += [(f"args.{k}", _q(v)) for k, v in sorted((hp.get("args") or {}).items())]
+    hyper += [(f"args.{k}", quoted(v)) for k, v in sorted((hp.get("args") or {}).items())]
     markers = (build_manifest or {}).get("markers") or {}
     body = [
         f"# {repo_id}",

@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 
 from malmungchi.contracts.build import SPLITS
 from malmungchi.errors import UserError
+from malmungchi.hub.card import quoted
 from malmungchi.outdir import overlap_problem
 
 if TYPE_CHECKING:  # the CLI imports this module for its format names; the build machinery comes with the plan
@@ -140,10 +141,6 @@ def new_tokens(p: Plan) -> dict[str, str]:
     return out
 
 
-def _yaml_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
-
-
 def _llamafactory(ctx: _Context, root: Path, splits: list[str], formatting: str) -> list[str]:
     """`dataset_info.json` (one dataset per split, `malmungchi_SPLIT`) and `new_special_tokens.yaml` (token →
     description, for `new_special_tokens_config` with `init_special_tokens: desc_init`)."""
@@ -156,7 +153,7 @@ def _llamafactory(ctx: _Context, root: Path, splits: list[str], formatting: str)
     info = {f"malmungchi_{name}": {"file_name": f"{name}.jsonl", **entry} for name in splits}
     _write_text(root / "dataset_info.json", json.dumps(info, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     tokens = new_tokens(ctx.plan)
-    lines = [f"{_yaml_str(t)}: {_yaml_str(d)}" for t, d in tokens.items()]
+    lines = [f"{quoted(t)}: {quoted(d)}" for t, d in tokens.items()]
     # LLaMA-Factory registers these as *special* tokens, which decoding with skip_special_tokens (its default)
     # deletes from generated text; malmungchi registers them as plain added tokens. Say so where it is read.
     note = (["# new_special_tokens_config registers these as special tokens: generate with skip_special_tokens: false",
@@ -227,7 +224,7 @@ def _axolotl_yaml(ctx: _Context, root: Path, splits: list[str]) -> list[str]:
               "sample_packing: false  # packed sequences would attend to each other without a varlen kernel"]
     if tokens:
         lines += ["tokens:  # the added tokens (already in the build's tokenizer, in this order)"]
-        lines += [f"  - {_yaml_str(t)}" for t in tokens]
+        lines += [f"  - {quoted(t)}" for t in tokens]
         lines += [f"peft_trainable_token_indices: [{', '.join(str(i) for i in ids)}]  # their embedding rows"]
     _write_text(root / "axolotl.yaml", "\n".join(lines) + "\n")
     return ["axolotl.yaml"]
