@@ -163,9 +163,9 @@ def build_command(out, force, **kw):
     """Tokenize, split, pack and write a build directory (docs/DESIGN.md) from marker text, .jsonl and tables."""
     from malmungchi.outdir import build_out_problem
     from malmungchi.prep.stats import render, report
-    from malmungchi.prep.write import restore_interrupted_swap, write_build  # its errors: printed by the main group
+    from malmungchi.prep.write import restore_interrupted_build, write_build  # its errors: printed by the main group
 
-    if restore_interrupted_swap(out):  # a --force build killed mid-swap: the earlier build goes back first
+    if restore_interrupted_build(out):  # a --force build killed mid-swap: the earlier build goes back first
         console(stderr=True).print(f"restored {out}: a --force build was interrupted while replacing it")
     problem = build_out_problem(out, kw["inputs"], force=force)
     if problem:
