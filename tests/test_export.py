@@ -4,6 +4,7 @@ build's rows unpacked; text-mode builds refuse the conversational formats; same 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from malmungchi.atomic import umask
 from malmungchi.cli import main
 
 datasets = pytest.importorskip("datasets")
@@ -186,3 +188,41 @@ def test_same_inputs_same_bytes_and_force(chat_exports, sample_dir, qwen3_tokeni
     assert r.exit_code == 2 and "not an earlier export" in r.output and (tmp_path / "other" / "notes.txt").exists()
     r = run(*args, "--out", tmp_path / "again", "--force")
     assert r.exit_code == 0, r.output
+
+
+DEAD_PID = 99999999  # above any pid_max: never a live process
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_export_is_shared_like_a_folder_and_a_force_killed_mid_swap_is_undone(sample_dir, qwen3_tokenizer_dir,
+                                                                                 tmp_path):
+    """The export folder gets the mode a plain mkdir gives (not mkdtemp's 0700); a `--force` export killed between
+    its two renames is put back by the next export, and what killed exports left is removed."""
+    out = tmp_path / "exp"
+    args = ("export", sample_dir, "--tokenizer", qwen3_tokenizer_dir, *OPTS, "--format", "tokenized", "--split",
+            "validation", "--out", out)
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    (tmp_path / "plain").mkdir()
+    assert oct(out.stat().st_mode & 0o777) == oct((tmp_path / "plain").stat().st_mode & 0o777)
+    (tmp_path / "plain").rmdir()
+    before = _snapshot(out)
+    # the state a kill leaves after `out → .old/export` and before `.tmp → out`
+    old = tmp_path / f".exp.{DEAD_PID}.abc.old"
+    old.mkdir()
+    out.rename(old / "export")
+    half = tmp_path / f".exp.{DEAD_PID}.def.tmp"
+    half.mkdir()
+    (half / "validation.parquet").write_bytes(b"half a file")
+    r = CliRunner().invoke(main, ["corpus", *map(str, args)])  # no --force: the earlier export is back, and kept
+    assert r.exit_code == 2 and "already exists" in r.stderr and "restored" in r.stderr, r.output
+    assert _snapshot(out) == before
+    r = run(*args, "--force")
+    assert r.exit_code == 0, r.output
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~umask())

@@ -30,8 +30,10 @@ def export_command(fmt, out, split, force, **kw):
     Parquet rows: messages, sharegpt or alpaca (chat mode), axolotl segments or tokenized rows (both modes)."""
     from pathlib import Path
 
-    from malmungchi.prep.export import export, out_problem  # its ExportError: printed by the main group
+    from malmungchi.prep.export import export, out_problem, restore_interrupted_export  # ExportError: main group
 
+    if restore_interrupted_export(out):  # a --force export killed mid-swap: the earlier export goes back first
+        console(stderr=True).print(f"restored {out}: a --force export was interrupted while replacing it")
     problem = out_problem(Path(out), kw["inputs"], force=force)  # before the corpus is read
     if problem:
         fail(problem)

@@ -24,15 +24,14 @@ ids, and the summary counts the sequences where that differs (`not_lossless`: a 
 or a tokenizer that does not give back its own decoding).
 
 Bytes are reproducible: sorted keys, no timestamps, fixed Parquet settings. Everything is written into a temporary
-folder beside `out` and renamed into place; `export.json` (the summary) is written last.
+folder beside `out` and renamed into place, as a build is (`malmungchi.outdir`: the folder gets the umask's mode,
+a `--force` killed mid-swap is undone by the next export, temporaries of dead exports are removed);
+`export.json` (the summary) is written last.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +44,14 @@ import pyarrow.parquet as pq
 from malmungchi.contracts.build import SPLITS
 from malmungchi.errors import UserError
 from malmungchi.hub.card import quoted
-from malmungchi.outdir import overlap_problem
+from malmungchi.outdir import overlap_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in
 
 if TYPE_CHECKING:  # the CLI imports this module for its format names; the build machinery comes with the plan
     from malmungchi.prep.build import Plan
     from malmungchi.prep.encode import Seq
 
 EXPORT_SUMMARY = "export.json"  # written last: its presence means the export finished
+SAVED_AS = "export"  # an earlier export's name inside `.NAME.PID.*.old` while --force replaces it
 IGNORE_INDEX = -100  # the label of a token without loss (transformers, trl, axolotl, LLaMA-Factory)
 TOKENIZED_SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -285,6 +285,17 @@ def _write_jsonl(path: Path, records: Iterable[dict]) -> int:
     return n
 
 
+def is_export_dir(path: Path) -> bool:
+    """True when `path` is a finished export (its summary is there)."""
+    return (path / EXPORT_SUMMARY).is_file()
+
+
+def restore_interrupted_export(out: str | Path) -> Path | None:
+    """A `--force` export killed between its two renames left the earlier export only in
+    `.NAME.PID.*.old/export`: put it back at `out` (`outdir.restore_interrupted_swap`). What was restored, or None."""
+    return restore_interrupted_swap(out, SAVED_AS, is_export_dir)
+
+
 def out_problem(out: Path, inputs: Iterable[str], *, force: bool) -> str | None:
     """Why the export may not write `out`, or None: never over or around an input; an existing folder only with
     force, and only when it is an earlier export."""
@@ -295,7 +306,7 @@ def out_problem(out: Path, inputs: Iterable[str], *, force: bool) -> str | None:
         return None
     if not force:
         return f"{out} already exists; pass --force to replace it"
-    if not out.is_dir() or (any(out.iterdir()) and not (out / EXPORT_SUMMARY).is_file()):
+    if not out.is_dir() or (any(out.iterdir()) and not is_export_dir(out)):
         return (f"--out {out} is not an earlier export (no {EXPORT_SUMMARY}): --force only replaces one; choose "
                 "another --out")
     return None
@@ -310,24 +321,17 @@ def export(p: Plan, out: str | Path, fmt: str, split: str = "all", *, force: boo
         raise ExportError(problem)
     if split != "all" and split not in SPLITS:
         raise ExportError(f"--split {split}: choose one of {', '.join(SPLITS)} or all")
+    restore_interrupted_export(out)
     problem = out_problem(out, [s.path for s in p.sources], force=force)
     if problem:
         raise ExportError(problem)
     names = list(SPLITS) if split == "all" else [split]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
-    try:
+    remove_stale_temporaries(out)
+    with staged(out) as tmp:  # the swap and its recovery, as for builds: malmungchi.outdir
         summary = _write_into(p, tmp, FORMATS[fmt], names)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / "export")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if not swap_in(tmp, out, replace=force, saved_as=SAVED_AS):
+            raise ExportError(f"{out} was written by another export meanwhile; pass --force to replace it")
     return summary
 
 
