@@ -226,3 +226,60 @@ def test_an_export_is_shared_like_a_folder_and_a_force_killed_mid_swap_is_undone
     assert _snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
     assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~umask())
+
+
+def _tokenized_table_as_lists(seqs):
+    """The tokenized table as export made it before it was built from buffers: Python lists per row."""
+    import pyarrow as pa
+
+    from malmungchi.prep.export import IGNORE_INDEX, TOKENIZED_SCHEMA
+
+    ids = [q.ids.astype(np.int32) for q in seqs]
+    masks = [(q.mask if q.has_mask else np.ones(q.n, np.int8)).astype(np.int8) for q in seqs]
+    return pa.Table.from_pydict({
+        "id": [q.id for q in seqs], "doc_id": [q.doc_id for q in seqs],
+        "input_ids": [i.tolist() for i in ids], "attention_mask": [np.ones(len(i), np.int8).tolist() for i in ids],
+        "labels": [np.where(m == 1, i, IGNORE_INDEX).astype(np.int32).tolist() for i, m in zip(ids, masks)],
+    }, schema=TOKENIZED_SCHEMA)
+
+
+@pytest.mark.parametrize("mode", ["text", "chat"])
+def test_tokenized_parquet_from_buffers_has_the_bytes_of_the_list_built_one(mode, sample_dir, qwen3_tokenizer_dir,
+                                                                           tmp_path, monkeypatch):
+    """Same schema (string ids, list<int32> ids and labels, list<int8> attention mask), same values, same bytes as
+    `pq.write_table` of the table made from Python lists; also cut into several row groups, and for no sequence."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from malmungchi.prep import export as ex
+    from malmungchi.prep.build import plan
+    from malmungchi.schemas.config import BuildConfig
+    from malmungchi.schemas.registry import default_registry
+
+    p = plan([str(sample_dir)], BuildConfig(mode=mode, max_length=512), default_registry(),
+             tokenizer_source=str(qwen3_tokenizer_dir))
+    settings = dict(compression="zstd", use_dictionary=False, write_statistics=False)
+    for name, seqs, group in [("train", p.splits["train"], None), ("cut", p.splits["train"], 3), ("none", [], None)]:
+        if group:
+            monkeypatch.setattr(ex, "TOKENIZED_ROW_GROUP", group)
+        before = _tokenized_table_as_lists(seqs)
+        pq.write_table(before, tmp_path / f"{name}.lists.parquet", row_group_size=group, **settings)
+        ex._write_tokenized(tmp_path / f"{name}.parquet", seqs)
+        assert (tmp_path / f"{name}.parquet").read_bytes() == (tmp_path / f"{name}.lists.parquet").read_bytes(), name
+        table = pq.read_table(tmp_path / f"{name}.parquet")
+        assert table.schema == ex.TOKENIZED_SCHEMA == pa.schema([
+            ("id", pa.string()), ("doc_id", pa.string()), ("input_ids", pa.list_(pa.int32())),
+            ("attention_mask", pa.list_(pa.int8())), ("labels", pa.list_(pa.int32()))])
+        assert table.equals(before) and ex.tokenized_table(seqs).equals(before)
+        groups = pq.ParquetFile(tmp_path / f"{name}.parquet").num_row_groups
+        assert groups == -(-max(len(seqs), 1) // (group or ex.TOKENIZED_ROW_GROUP))  # none: one empty group
+    train = _tokenized_table_as_lists(p.splits["train"])
+    assert len(train) > 3
+    assert any(-100 in row for row in train.column("labels").to_pylist()) == (mode == "chat")
+    # a row group also ends before its tokens would overflow the int32 list offsets
+    monkeypatch.setattr(ex, "TOKENIZED_ROW_GROUP", 1024 * 1024)
+    monkeypatch.setattr(ex, "MAX_LIST_VALUES", max(q.n for q in p.splits["train"]) * 2)
+    groups = list(ex.tokenized_tables(p.splits["train"]))
+    assert len(groups) > 1 and all(sum(len(x) for x in g.column("input_ids").to_pylist()) <= ex.MAX_LIST_VALUES
+                                   for g in groups)
+    assert pa.concat_tables(groups).equals(train)

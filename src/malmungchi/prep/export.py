@@ -45,6 +45,7 @@ from malmungchi.contracts.build import SPLITS
 from malmungchi.errors import UserError
 from malmungchi.hub.card import quoted
 from malmungchi.outdir import overlap_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in
+from malmungchi.prep import arrays
 
 if TYPE_CHECKING:  # the CLI imports this module for its format names; the build machinery comes with the plan
     from malmungchi.prep.build import Plan
@@ -53,6 +54,8 @@ if TYPE_CHECKING:  # the CLI imports this module for its format names; the build
 EXPORT_SUMMARY = "export.json"  # written last: its presence means the export finished
 SAVED_AS = "export"  # an earlier export's name inside `.NAME.PID.*.old` while --force replaces it
 IGNORE_INDEX = -100  # the label of a token without loss (transformers, trl, axolotl, LLaMA-Factory)
+TOKENIZED_ROW_GROUP = 1024 * 1024  # rows: pyarrow's default row group size, which tokenized exports always had
+MAX_LIST_VALUES = 2**31 - 1  # tokens in one row group: list<...> offsets are int32
 TOKENIZED_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("doc_id", pa.string()),
@@ -233,15 +236,50 @@ def _axolotl_yaml(ctx: _Context, root: Path, splits: list[str]) -> list[str]:
 # ---- tokenized rows (both modes) -----------------------------------------------------------------------------
 
 def tokenized_table(seqs: list[Seq]) -> pa.Table:
-    """One unpacked sequence per row; `labels` are the ids with IGNORE_INDEX where the build has no loss."""
-    ids = [q.ids.astype(np.int32, copy=False) for q in seqs]
-    masks = [_mask(q).astype(np.int8, copy=False) for q in seqs]
-    labels = [np.where(m == 1, i, IGNORE_INDEX).astype(np.int32) for i, m in zip(ids, masks)]
-    return pa.Table.from_pydict({
-        "id": [q.id for q in seqs], "doc_id": [q.doc_id for q in seqs],
-        "input_ids": [i.tolist() for i in ids], "attention_mask": [np.ones(len(i), np.int8).tolist() for i in ids],
-        "labels": [x.tolist() for x in labels],
-    }, schema=TOKENIZED_SCHEMA)
+    """One unpacked sequence per row; `labels` are the ids with IGNORE_INDEX where the build has no loss. The
+    columns are made from flat numpy buffers and one offsets array (`prep.arrays`): about 10 bytes a token, no
+    Python object per token. At most 2^31 - 1 tokens (list offsets are int32): `tokenized_tables` cuts a split."""
+    lengths = np.fromiter((q.n for q in seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.concatenate([q.ids for q in seqs]).astype(np.int32, copy=False) if seqs else np.zeros(0, np.int32)
+    if any(q.has_mask for q in seqs):
+        labels = np.where(np.concatenate([_mask(q) for q in seqs]) == 1, ids, IGNORE_INDEX).astype(np.int32)
+    else:  # text mode: every token carries the loss
+        labels = ids
+    return pa.Table.from_arrays([
+        arrays.strings([q.id for q in seqs]),
+        arrays.strings([q.doc_id for q in seqs]),
+        arrays.lists(offsets, arrays.numeric(ids)),
+        arrays.lists(offsets, arrays.numeric(np.ones(len(ids), np.int8))),
+        arrays.lists(offsets, arrays.numeric(labels)),
+    ], schema=TOKENIZED_SCHEMA)
+
+
+def tokenized_tables(seqs: list[Seq]) -> Iterator[pa.Table]:
+    """`tokenized_table` of consecutive runs of `seqs` of at most TOKENIZED_ROW_GROUP rows and MAX_LIST_VALUES
+    tokens (one empty table for none): one Parquet row group each, so only one run's buffers are in memory."""
+    start = 0
+    while True:
+        end, tokens = start, 0
+        while end < len(seqs) and end - start < TOKENIZED_ROW_GROUP and tokens + seqs[end].n <= MAX_LIST_VALUES:
+            tokens += seqs[end].n
+            end += 1
+        if end == start < len(seqs):
+            raise ExportError(f"{seqs[start].id}: {seqs[start].n} tokens, more than one Parquet list holds")
+        yield tokenized_table(seqs[start:end])
+        if end >= len(seqs):
+            return
+        start = end
+
+
+def _write_tokenized(path: Path, seqs: list[Seq]) -> None:
+    """The split as `pq.write_table(tokenized_table(seqs), ...)` wrote it before (the same settings and row groups,
+    so the same bytes), one row group at a time."""
+    with pq.ParquetWriter(path, TOKENIZED_SCHEMA, compression="zstd", use_dictionary=False,
+                          write_statistics=False) as writer:
+        for table in tokenized_tables(seqs):
+            writer.write_table(table, row_group_size=TOKENIZED_ROW_GROUP)
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
@@ -342,8 +380,7 @@ def _write_into(p: Plan, root: Path, f: Format, names: list[str]) -> dict:
         seqs = p.splits[name]
         path = root / f"{name}{f.suffix}"
         if f.records is None:
-            pq.write_table(tokenized_table(seqs), path, compression="zstd", use_dictionary=False,
-                           write_statistics=False)
+            _write_tokenized(path, seqs)
             n = len(seqs)
         else:
             n = _write_jsonl(path, f.records(ctx, seqs))
