@@ -95,7 +95,11 @@ def test_a_run_goes_up_with_its_files_and_a_card_the_token_only_as_the_bearer(tm
         assert got[rel] == (run_dir / "adapter" / rel).read_bytes(), rel
     assert got["metrics.json"] == (run_dir / "metrics.json").read_bytes()
     build_path = Path(json.loads((run_dir / "run_manifest.json").read_text())["build"]["path"])
-    assert got["build_manifest.json"] == (build_path / "manifest.json").read_bytes()
+    build_manifest = json.loads((build_path / "manifest.json").read_text())
+    tokenizer_dir = Path(build_manifest["tokenizer"]["source"])
+    assert tokenizer_dir.is_absolute() and str(tokenizer_dir).encode() not in got["build_manifest.json"]
+    build_manifest["tokenizer"]["source"] = tokenizer_dir.name  # the tokenizer folder's name, not its path
+    assert json.loads(got["build_manifest.json"]) == build_manifest
     config = json.loads(got["adapter_config.json"])
     assert config["base_model_name_or_path"] == "Qwen/Qwen3-0.6B"  # not the local folder it was trained from
     assert not any(rel.startswith(("checkpoints/", "tokenizer/")) for rel in got)
@@ -148,7 +152,7 @@ def _strings(value):
     return [value] if isinstance(value, str) else []
 
 
-def test_the_pushed_run_manifest_holds_no_path_of_the_machine(tmp_path, hub_env, run_dir):
+def test_the_pushed_manifests_hold_no_path_of_the_machine(tmp_path, hub_env, run_dir):
     on_disk = (run_dir / "run_manifest.json").read_bytes()
     local = json.loads(on_disk)
     assert Path(local["build"]["path"]).is_absolute() and Path(local["base_model"]["resolved"]).is_absolute()
@@ -170,6 +174,19 @@ def test_the_pushed_run_manifest_holds_no_path_of_the_machine(tmp_path, hub_env,
         {k: v for k, v in local.items() if k not in ("build", "base_model")}
     assert pushed == (json.dumps(got, ensure_ascii=False, indent=2) + "\n").encode()  # the layout train run writes
     assert recorded_base(got) == recorded_base(local)
+
+    # trained as `--model /abs/models/tiny-base`: peft recorded that path in adapter_config.json
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    (run / "adapter" / "adapter_config.json").write_text(
+        json.dumps({**config, "base_model_name_or_path": local["base_model"]["resolved"]}, indent=2))
+    with HubServer(TOKEN) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        result = _push(run, "--repo", "me/no-paths")
+    assert result.exit_code == 0, result.output
+    assert json.loads(hub.files("model", "me/no-paths")["adapter_config.json"]) == \
+        {**config, "base_model_name_or_path": "tiny-base"}
 
 
 @pytest.mark.parametrize("text, want", [
@@ -252,7 +269,8 @@ def test_a_results_file_reached_by_several_paths_is_one_row_of_the_card(tmp_path
     assert rows == ["| results.jsonl | 3 | 1.0000 | 1.0000 | 1.0000 | 1.0000 |"], rows
 
 
-def test_a_build_goes_up_as_a_dataset_repo_whose_card_loads_the_training_splits(tmp_path, hub_env, real_build):
+def test_a_build_goes_up_as_a_dataset_repo_whose_card_loads_the_training_splits(tmp_path, hub_env, real_build,
+                                                                                 qwen3_tokenizer_dir):
     with HubServer(TOKEN) as hub:
         hub_env.setenv("HF_ENDPOINT", hub.url)
         result = _push(real_build, "--repo", "me/tiny-build")
@@ -260,7 +278,13 @@ def test_a_build_goes_up_as_a_dataset_repo_whose_card_loads_the_training_splits(
     got = hub.files("dataset", "me/tiny-build")
     local = {p.relative_to(real_build).as_posix() for p in real_build.rglob("*") if p.is_file()}
     assert set(got) == local
-    assert all(got[rel] == (real_build / rel).read_bytes() for rel in local)  # the card too: same license
+    # the card too (same license); the manifest with the tokenizer folder's name for its path
+    assert all(got[rel] == (real_build / rel).read_bytes() for rel in local - {"manifest.json"})
+    manifest = json.loads((real_build / "manifest.json").read_text())
+    assert manifest["config"]["tokenizer"] == manifest["tokenizer"]["source"] == str(qwen3_tokenizer_dir)
+    manifest["config"]["tokenizer"] = manifest["tokenizer"]["source"] = qwen3_tokenizer_dir.name
+    assert json.loads(got["manifest.json"]) == manifest
+    assert str(qwen3_tokenizer_dir).encode() not in got["manifest.json"]
     # the pushed files, as a dataset folder, load the packed training splits (not eval/test.jsonl)
     import datasets
 

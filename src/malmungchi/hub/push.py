@@ -11,11 +11,13 @@ The base model the card and the pushed adapter_config.json name is the one the r
 trained from any other local folder, whose path never goes into the card.
 
 No path of the machine goes up: the pushed `run_manifest.json` is a copy (the file on disk stays as it is) in which
-every string that is an absolute local path (`/…`, `~/…`, `C:\\…`) is rewritten — relative to the run directory
-when it lies inside it (`checkpoints/checkpoint-40`), from `models--…` on when it lies in the Hub cache (the id and
-commit stay readable), else its last part (the build folder's or the base model folder's name; the build's
-content hash and the base's config hash identify them). Relative paths and every other value are kept, and a
-manifest with no absolute path goes up byte for byte.
+every string that is an absolute local path (`/…`, `~/…`, `C:\\…`) is rewritten (`portable_path`) — relative to
+the run directory when it lies inside it (`checkpoints/checkpoint-40`), from `models--…` on when it lies in the Hub
+cache (the id and commit stay readable), else its last part (the build folder's or the base model folder's name;
+the build's content hash and the base's config hash identify them). Relative paths and every other value are kept,
+and a manifest with no absolute path goes up byte for byte. The same goes for the build manifest's tokenizer paths
+(`BUILD_MANIFEST_PATHS`: in `build_manifest.json`, and in a build's `manifest.json`) and for adapter_config.json's
+`base_model_name_or_path` when the base has no Hub id.
 
 The token is `HF_TOKEN` or the saved login (`huggingface_hub.get_token`); it is passed to `HfApi` and written
 nowhere. The endpoint is `HF_ENDPOINT` read at push time (huggingface_hub reads it once, at import). Telemetry
@@ -39,6 +41,7 @@ from malmungchi.hub import card as cards
 
 REPO_ID = re.compile(r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]{0,95})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,95})$")
 DEFAULT_ENDPOINT = "https://huggingface.co"
+BUILD_MANIFEST_PATHS = (("config", "tokenizer"), ("tokenizer", "source"))  # where a build manifest holds paths
 HUB_CACHE_PART = re.compile(r"(?:^|[\\/])(models--[^\\/]+[\\/]snapshots[\\/].+)$")
 
 
@@ -128,13 +131,27 @@ def _portable(value: Any, root: Path) -> Any:
     return value
 
 
-def _portable_manifest(data: dict, path: Path, root: Path) -> bytes | Path:
-    """The run manifest `data` read from `path` with its local paths rewritten, in the layout `train run` writes
-    (indent 2, keys in file order, UTF-8), or the file itself when it holds none."""
-    portable = _portable(data, root)
+def _as_pushed(path: Path, data: dict, portable: dict) -> bytes | Path:
+    """The file itself when `portable` is the `data` read from it, else `portable` in the layout malmungchi writes
+    (indent 2, keys in the file's order, UTF-8)."""
     if portable == data:
         return path
     return (json.dumps(portable, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _portable_run_manifest(data: dict, path: Path, root: Path) -> bytes | Path:
+    """The run manifest with every absolute local path rewritten (no user text in it starts with `/`)."""
+    return _as_pushed(path, data, _portable(data, root))
+
+
+def _portable_build_manifest(data: dict, path: Path) -> bytes | Path:
+    """A build manifest with its path fields rewritten, those alone: titles, reasons and prompts in it are the
+    corpus's own text, which may well start with `/`."""
+    portable = json.loads(json.dumps(data))
+    for section, key in BUILD_MANIFEST_PATHS:
+        if isinstance((portable.get(section) or {}).get(key), str):
+            portable[section][key] = portable_path(portable[section][key], path.parent)
+    return _as_pushed(path, data, portable)
 
 
 def plan_push(source: str | Path, repo_id: str, *, merged: bool = False, license: str = cards.DEFAULT_LICENSE,
@@ -157,7 +174,8 @@ def _plan_build(src: Path, repo_id: str, *, license: str) -> Upload:
     paths = BuildPaths(src)
     manifest = _read_json(paths.manifest)
     upload = Upload(repo_id, "dataset", src)
-    upload.files = [(rel, f) for rel, f in _folder_files(src) if rel != cards.CARD_NAME]
+    upload.files = [(rel, _portable_build_manifest(manifest, f) if rel == BUILD_MANIFEST else f)
+                    for rel, f in _folder_files(src) if rel != cards.CARD_NAME]
     upload.files.append((cards.CARD_NAME, cards.dataset_card(manifest, license=license).encode("utf-8")))
     return upload
 
@@ -189,13 +207,19 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
             if base.revision and not config.get("revision"):
                 config["revision"] = base.revision
             upload.files.append((rel, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")))
+        elif rel == "adapter_config.json":  # a local base: its folder's name, not its path
+            config = _read_json(f)
+            portable = {**config, "base_model_name_or_path": portable_path(config["base_model_name_or_path"], src)} \
+                if isinstance(config.get("base_model_name_or_path"), str) else config
+            upload.files.append((rel, _as_pushed(f, config, portable)))
         else:
             upload.files.append((rel, f))
-    upload.files.append(("run_manifest.json", _portable_manifest(manifest, paths.manifest, src)))
+    upload.files.append(("run_manifest.json", _portable_run_manifest(manifest, paths.manifest, src)))
     if paths.metrics.is_file():
         upload.files.append(("metrics.json", paths.metrics))
     if build_manifest is not None:
-        upload.files.append(("build_manifest.json", BuildPaths(build_path).manifest))
+        upload.files.append(("build_manifest.json", _portable_build_manifest(build_manifest,
+                                                                             BuildPaths(build_path).manifest)))
     text = cards.model_card(manifest, build_manifest, repo_id=repo_id, merged=merged, license=license,
                             base=base, results=_results(src, results))
     upload.files.append((cards.CARD_NAME, text.encode("utf-8")))
