@@ -324,6 +324,13 @@ def test_refusals_are_one_line(tmp_path, hub_env, run_dir):
     one_line(_push(run_dir, "--repo", "not a repo"), "--repo", "OWNER/NAME")
     one_line(_push(run_dir, "--repo", "me/a--b"), "--repo")
     one_line(_push(tmp_path, "--repo", "me/x"), str(tmp_path), "neither a run directory")
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    for text, why in (("[]", "not the JSON object"), ('{"base_model": ', "cannot read")):
+        (broken / "run_manifest.json").write_text(text)
+        one_line(_push(broken, "--repo", "me/x"), str(broken / "run_manifest.json"), why)
+    (broken / "run_manifest.json").write_text('{"base_model": "tiny", "build": []}')
+    assert _push(broken, "--repo", "me/x", "--dry-run").exit_code == 0  # odd fields: a card all the same
     with HubServer("another-token") as hub:  # the server knows another token: 401
         hub_env.setenv("HF_ENDPOINT", hub.url)
         one_line(_push(run_dir, "--repo", "me/tiny-run"), "refused the token", "HTTP 401", "HF_TOKEN")

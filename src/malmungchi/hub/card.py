@@ -179,7 +179,8 @@ def recorded_base(run_manifest: dict[str, Any]) -> BaseModel:
     folder, None when it was a Hub id (loaded from the cache). A folder of the Hub cache
     (`models--OWNER--NAME/snapshots/COMMIT`) is that id at that commit; any other folder has no Hub id, however
     its name looks."""
-    base = run_manifest.get("base_model") or {}
+    base = run_manifest.get("base_model")
+    base = base if isinstance(base, dict) else {}
     name, resolved = base.get("name_or_path"), base.get("resolved")
     if resolved:
         snapshot = HUB_SNAPSHOT.search(str(resolved))

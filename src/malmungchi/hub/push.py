@@ -94,10 +94,14 @@ def _folder_files(root: Path, prefix: str = "") -> list[tuple[str, Path]]:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise HubError(f"{path}: cannot read: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
             from None
+    if not isinstance(data, dict):
+        raise HubError(f"{path}: not the JSON object malmungchi and peft write; write it again (`train run`, "
+                       "`corpus build`) or restore it")
+    return data
 
 
 def _is_local_path(text: str) -> bool:
@@ -149,8 +153,9 @@ def _portable_build_manifest(data: dict, path: Path) -> bytes | Path:
     corpus's own text, which may well start with `/`."""
     portable = json.loads(json.dumps(data))
     for section, key in BUILD_MANIFEST_PATHS:
-        if isinstance((portable.get(section) or {}).get(key), str):
-            portable[section][key] = portable_path(portable[section][key], path.parent)
+        fields = portable.get(section)
+        if isinstance(fields, dict) and isinstance(fields.get(key), str):
+            fields[key] = portable_path(fields[key], path.parent)
     return _as_pushed(path, data, portable)
 
 
