@@ -144,7 +144,8 @@ def _as_pushed(path: Path, data: dict, portable: dict) -> bytes | Path:
 
 
 def _portable_run_manifest(data: dict, path: Path, root: Path) -> bytes | Path:
-    """The run manifest with every absolute local path rewritten (no user text in it starts with `/`)."""
+    """The run manifest with every absolute local path rewritten (its values are settings and names, no corpus
+    text)."""
     return _as_pushed(path, data, _portable(data, root))
 
 
@@ -204,21 +205,7 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
     for rel, f in _folder_files(folder):
         if rel == cards.CARD_NAME:  # peft's template card; ours replaces it
             continue
-        if rel == "adapter_config.json" and base.hub_id:
-            # the recorded base is often a local folder: who loads the repo needs the Hub id (and peft loads the
-            # base at `revision` when it is set)
-            config = _read_json(f)
-            config["base_model_name_or_path"] = base.hub_id
-            if base.revision and not config.get("revision"):
-                config["revision"] = base.revision
-            upload.files.append((rel, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")))
-        elif rel == "adapter_config.json":  # a local base: its folder's name, not its path
-            config = _read_json(f)
-            portable = {**config, "base_model_name_or_path": portable_path(config["base_model_name_or_path"], src)} \
-                if isinstance(config.get("base_model_name_or_path"), str) else config
-            upload.files.append((rel, _as_pushed(f, config, portable)))
-        else:
-            upload.files.append((rel, f))
+        upload.files.append((rel, _adapter_config(f, base, src) if rel == "adapter_config.json" else f))
     upload.files.append(("run_manifest.json", _portable_run_manifest(manifest, paths.manifest, src)))
     if paths.metrics.is_file():
         upload.files.append(("metrics.json", paths.metrics))
@@ -229,6 +216,22 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
                             base=base, results=_results(src, results))
     upload.files.append((cards.CARD_NAME, text.encode("utf-8")))
     return upload
+
+
+def _adapter_config(path: Path, base: cards.BaseModel, src: Path) -> bytes | Path:
+    """The adapter_config.json that goes up: the base's Hub id (and its commit as the `revision` peft loads the base
+    at), since the recorded base is often a local folder; for a base without one, the folder's name, not its
+    path."""
+    config = _read_json(path)
+    if base.hub_id:
+        config["base_model_name_or_path"] = base.hub_id
+        if base.revision and not config.get("revision"):
+            config["revision"] = base.revision
+        return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    recorded = config.get("base_model_name_or_path")
+    if not isinstance(recorded, str):
+        return path
+    return _as_pushed(path, config, {**config, "base_model_name_or_path": portable_path(recorded, src)})
 
 
 def _results(src: Path, given) -> list[cards.EvalSummary]:
