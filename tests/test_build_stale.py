@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from malmungchi.outdir import remove_stale_temporaries, staged, swap_in, temporary_sibling
+from malmungchi.outdir import remove_stale_temporaries, restore_interrupted_swap, staged, swap_in, temporary_sibling
 
 
 def _dead_pid() -> int:
@@ -56,7 +56,7 @@ def test_a_swap_whose_second_rename_fails_puts_the_earlier_output_back(tmp_path)
     out.mkdir()
     (out / "mine.txt").write_text("earlier")
     with pytest.raises(FileNotFoundError):
-        swap_in(tmp_path / "gone", out, replace=True, saved_as="export")  # the new folder is not there
+        swap_in(tmp_path / "gone", out, replace=True)  # the new folder is not there
     assert (out / "mine.txt").read_text() == "earlier"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -72,8 +72,44 @@ def test_staged_removes_its_folder_when_the_writing_fails_and_refuses_a_concurre
         (tmp / "new").write_text("new")
         out.mkdir()  # another writer got there first
         (out / "theirs").write_text("theirs")
-        assert swap_in(tmp, out, replace=False, saved_as="export") is False
+        assert swap_in(tmp, out, replace=False) is False
         assert tmp.is_dir()
     assert sorted(p.name for p in out.iterdir()) == ["theirs"]
-    assert swap_in(tmp, out, replace=True, saved_as="export") is True
+    assert swap_in(tmp, out, replace=True) is True
     assert sorted(p.name for p in out.iterdir()) == ["new"] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("saved", ["saved", "build"])  # `build`: where malmungchi 0.1.0's `corpus build` put it
+def test_a_saved_earlier_output_is_never_removed_as_stale_and_goes_back_whoever_saved_it(tmp_path, saved):
+    """A `--force` killed between its two renames left the only copy of the earlier output in `.old/SAVED`: the
+    cleanup keeps it, and the next writer of `out`, whichever command it is, puts it back."""
+    out = tmp_path / "foo"
+    old = tmp_path / f".foo.{_dead_pid()}.abc123.old"
+    (old / saved).mkdir(parents=True)
+    (old / saved / "manifest.json").write_text("{}")
+    done = tmp_path / f".foo.{_dead_pid()}.def456.old"  # killed while deleting an output already replaced
+    (done / "replaced" / "data").mkdir(parents=True)
+    half = tmp_path / f".foo.{_dead_pid()}.ghi789.tmp"
+    half.mkdir()
+    assert sorted(remove_stale_temporaries(out)) == sorted([done, half])
+    assert (old / saved / "manifest.json").read_text() == "{}"
+    out.mkdir()  # while `out` is there, the saved copy stays where it is
+    assert restore_interrupted_swap(out) is None and remove_stale_temporaries(out) == []
+    out.rmdir()
+    assert restore_interrupted_swap(out) == out
+    assert (out / "manifest.json").read_text() == "{}" and sorted(p.name for p in tmp_path.iterdir()) == ["foo"]
+
+
+def test_a_finished_swap_leaves_nothing_saved_behind(tmp_path, monkeypatch):
+    """Once the new output is in place, the earlier one is renamed `replaced` before it is deleted: a kill during
+    that deletion leaves a folder the cleanup removes, not one that looks saved."""
+    import shutil
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("earlier")
+    seen = []
+    monkeypatch.setattr(shutil, "rmtree", lambda path, **kw: seen.append(sorted(p.name for p in path.iterdir())))
+    tmp = temporary_sibling(out)
+    assert swap_in(tmp, out, replace=True) is True
+    assert seen == [["replaced"]]

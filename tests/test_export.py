@@ -211,10 +211,10 @@ def test_an_export_is_shared_like_a_folder_and_a_force_killed_mid_swap_is_undone
     assert oct(out.stat().st_mode & 0o777) == oct((tmp_path / "plain").stat().st_mode & 0o777)
     (tmp_path / "plain").rmdir()
     before = _snapshot(out)
-    # the state a kill leaves after `out → .old/export` and before `.tmp → out`
+    # the state a kill leaves after `out → .old/saved` and before `.tmp → out`
     old = tmp_path / f".exp.{DEAD_PID}.abc.old"
     old.mkdir()
-    out.rename(old / "export")
+    out.rename(old / "saved")
     half = tmp_path / f".exp.{DEAD_PID}.def.tmp"
     half.mkdir()
     (half / "validation.parquet").write_bytes(b"half a file")
@@ -226,6 +226,30 @@ def test_an_export_is_shared_like_a_folder_and_a_force_killed_mid_swap_is_undone
     assert _snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
     assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~umask())
+
+
+@pytest.mark.parametrize("killed", ["build", "export"])
+def test_a_force_killed_mid_swap_is_undone_by_the_other_command_too(killed, sample_dir, qwen3_tokenizer_dir,
+                                                                     tmp_path):
+    """`corpus build --force --out foo` killed between its two renames, then `corpus export --force --out foo`
+    (or the other way round): the earlier output is put back, not deleted as a stale temporary, and `--force`
+    refuses to replace what is not its own kind."""
+    out = tmp_path / "foo"
+    build = ("build", sample_dir, "--tokenizer", qwen3_tokenizer_dir, *OPTS, "--out", out)
+    export = ("export", sample_dir, "--tokenizer", qwen3_tokenizer_dir, *OPTS, "--format", "tokenized", "--split",
+              "validation", "--out", out)
+    first, then = (build, export) if killed == "build" else (export, build)
+    r = run(*first)
+    assert r.exit_code == 0, r.output
+    before = _snapshot(out)
+    old = tmp_path / f".foo.{DEAD_PID}.abc.old"  # the state the killed --force left
+    old.mkdir()
+    out.rename(old / "saved")
+    (tmp_path / f".foo.{DEAD_PID}.def.tmp").mkdir()
+    r = CliRunner().invoke(main, ["corpus", *map(str, then), "--force"])
+    refusal = "not a build directory" if then is build else "not an earlier export"
+    assert r.exit_code == 2 and "restored" in r.stderr and refusal in r.stderr, r.output
+    assert _snapshot(out) == before and not old.exists()
 
 
 def _tokenized_table_as_lists(seqs):

@@ -25,8 +25,8 @@ or a tokenizer that does not give back its own decoding).
 
 Bytes are reproducible: sorted keys, no timestamps, fixed Parquet settings. Everything is written into a temporary
 folder beside `out` and renamed into place, as a build is (`malmungchi.outdir`: the folder gets the umask's mode,
-a `--force` killed mid-swap is undone by the next export, temporaries of dead exports are removed);
-`export.json` (the summary) is written last.
+a `--force` killed mid-swap is undone by the next export or build of `out`, temporaries of dead writers are
+removed); `export.json` (the summary) is written last.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ if TYPE_CHECKING:  # the CLI imports this module for its format names; the build
     from malmungchi.prep.encode import Seq
 
 EXPORT_SUMMARY = "export.json"  # written last: its presence means the export finished
-SAVED_AS = "export"  # an earlier export's name inside `.NAME.PID.*.old` while --force replaces it
 IGNORE_INDEX = -100  # the label of a token without loss (transformers, trl, axolotl, LLaMA-Factory)
 TOKENIZED_ROW_GROUP = 1024 * 1024  # rows: pyarrow's default row group size, which tokenized exports always had
 MAX_LIST_VALUES = 2**31 - 1  # tokens in one row group: list<...> offsets are int32
@@ -328,12 +327,6 @@ def is_export_dir(path: Path) -> bool:
     return (path / EXPORT_SUMMARY).is_file()
 
 
-def restore_interrupted_export(out: str | Path) -> Path | None:
-    """A `--force` export killed between its two renames left the earlier export only in
-    `.NAME.PID.*.old/export`: put it back at `out` (`outdir.restore_interrupted_swap`). What was restored, or None."""
-    return restore_interrupted_swap(out, SAVED_AS, is_export_dir)
-
-
 def out_problem(out: Path, inputs: Iterable[str], *, force: bool) -> str | None:
     """Why the export may not write `out`, or None: never over or around an input; an existing folder only with
     force, and only when it is an earlier export."""
@@ -359,7 +352,7 @@ def export(p: Plan, out: str | Path, fmt: str, split: str = "all", *, force: boo
         raise ExportError(problem)
     if split != "all" and split not in SPLITS:
         raise ExportError(f"--split {split}: choose one of {', '.join(SPLITS)} or all")
-    restore_interrupted_export(out)
+    restore_interrupted_swap(out)  # a --force export or build killed mid-swap: the earlier output goes back first
     problem = out_problem(out, [s.path for s in p.sources], force=force)
     if problem:
         raise ExportError(problem)
@@ -368,7 +361,7 @@ def export(p: Plan, out: str | Path, fmt: str, split: str = "all", *, force: boo
     remove_stale_temporaries(out)
     with staged(out) as tmp:  # the swap and its recovery, as for builds: malmungchi.outdir
         summary = _write_into(p, tmp, FORMATS[fmt], names)
-        if not swap_in(tmp, out, replace=force, saved_as=SAVED_AS):
+        if not swap_in(tmp, out, replace=force):
             raise ExportError(f"{out} was written by another export meanwhile; pass --force to replace it")
     return summary
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from malmungchi import __version__
-from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths, is_build_dir
+from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths
 from malmungchi.errors import UserError
 from malmungchi.hub.card import dataset_card
 from malmungchi.outdir import build_out_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in
@@ -24,7 +24,6 @@ from malmungchi.prep.split import SPLITS
 from malmungchi.prep.stats import report
 from malmungchi.prep.tokenizer import identity
 
-SAVED_AS = "build"  # an earlier build's name inside `.NAME.PID.*.old` while --force replaces it
 SCHEMA_VERSION = 2  # 2: splits by source identity (prep.identity), canonical answers, eval/content.parquet
 ROW_GROUP = 4096  # rows per Parquet row group, written one group at a time
 
@@ -78,7 +77,7 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     """Write the build directory and return its manifest. The report is computed here (unless it was already),
     beside the data files being written; `prep.stats.report(p)` then returns it at no cost."""
     out = Path(out)
-    restore_interrupted_build(out)
+    restore_interrupted_swap(out)  # a --force build or export killed mid-swap: the earlier output goes back first
     problem = build_out_problem(out, [s.path for s in p.sources], force=force)
     if problem:
         raise OutputExists(problem)
@@ -89,15 +88,9 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     remove_stale_temporaries(out)
     with staged(out) as tmp:  # the swap and its recovery: malmungchi.outdir
         manifest = _write_into(p, tmp)
-        if not swap_in(tmp, out, replace=force, saved_as=SAVED_AS):
+        if not swap_in(tmp, out, replace=force):
             raise OutputExists(f"{out} was written by another build meanwhile; pass --force to replace it")
     return manifest
-
-
-def restore_interrupted_build(out: str | Path) -> Path | None:
-    """A `--force` build killed between its two renames left the earlier build only in `.NAME.PID.*.old/build`:
-    put it back at `out` (`outdir.restore_interrupted_swap`). Returns what was restored, or None."""
-    return restore_interrupted_swap(out, SAVED_AS, is_build_dir)
 
 
 def _write_splits(p: Plan, paths: BuildPaths) -> None:
