@@ -252,6 +252,46 @@ def test_a_force_killed_mid_swap_is_undone_by_the_other_command_too(killed, samp
     assert _snapshot(out) == before and not old.exists()
 
 
+@pytest.mark.parametrize("command", ["build", "export"])
+def test_force_never_replaces_what_another_process_wrote_meanwhile(command, sample_dir, qwen3_tokenizer_dir,
+                                                                     tmp_path, monkeypatch):
+    """`--force` with no `out` yet: a folder someone else puts there while the output is written is refused (and
+    kept), not replaced; a writer that gets there during the final rename is told to run again, not to pass the
+    --force it passed."""
+    from malmungchi.errors import UserError
+    from malmungchi.prep import export as ex, write
+    from malmungchi.prep.build import plan
+    from malmungchi.schemas.config import BuildConfig
+    from malmungchi.schemas.registry import default_registry
+
+    p = plan([str(sample_dir)], BuildConfig(max_length=512), default_registry(),
+             tokenizer_source=str(qwen3_tokenizer_dir))
+    module = write if command == "build" else ex
+    out = tmp_path / "foo"
+    real = module._write_into
+
+    def meanwhile(*args):
+        out.mkdir()
+        (out / "theirs.txt").write_text("theirs")
+        return real(*args)
+
+    def go():
+        return write.write_build(p, out, force=True) if command == "build" else ex.export(p, out, "tokenized",
+                                                                                            force=True)
+
+    monkeypatch.setattr(module, "_write_into", meanwhile)
+    with pytest.raises(UserError, match="not a build directory" if command == "build" else "not an earlier export"):
+        go()
+    assert sorted(f.name for f in out.iterdir()) == ["theirs.txt"] and sorted(tmp_path.iterdir()) == [out]
+    out.joinpath("theirs.txt").unlink()
+    out.rmdir()
+    monkeypatch.setattr(module, "_write_into", real)
+    monkeypatch.setattr(module, "swap_in", lambda tmp, out, replace: False)  # the other writer won the rename
+    with pytest.raises(UserError) as err:
+        go()
+    assert str(err.value) == f"{out} was written by another process meanwhile; run again"
+
+
 def _tokenized_table_as_lists(seqs):
     """The tokenized table as export made it before it was built from buffers: Python lists per row."""
     import pyarrow as pa

@@ -12,7 +12,9 @@ new one to `out` — and a process killed between them leaves no `out`: the next
 it is, puts the earlier output back first (`restore_interrupted_swap`; it was at `out` before, so it goes back
 whatever wrote it, and that command's own checks then decide whether it may be replaced). Temporaries whose
 process is gone are removed before writing (`remove_stale_temporaries`); those of a process still running are left
-alone, and so is a `.old` folder still holding a saved output: removing it would delete the only copy.
+alone, and so is a `.old` folder still holding a saved output: removing it would delete the only copy. The
+checks on `out` are made again just before the swap, so `--force` never replaces what another process put there
+while the output was written.
 """
 
 from __future__ import annotations
@@ -141,6 +143,13 @@ def swap_in(tmp: Path, out: Path, *, replace: bool) -> bool:
             return False
         raise
     return True
+
+
+def written_meanwhile(out: Path, *, force: bool) -> str:
+    """The line for a `swap_in` that found `out` written by another process after the checks passed."""
+    if force:
+        return f"{out} was written by another process meanwhile; run again"
+    return f"{out} was written by another process meanwhile; pass --force to replace it"
 
 
 def restore_interrupted_swap(out: str | Path) -> Path | None:

@@ -44,7 +44,8 @@ import pyarrow.parquet as pq
 from malmungchi.contracts.build import SPLITS
 from malmungchi.errors import UserError
 from malmungchi.hub.card import quoted
-from malmungchi.outdir import overlap_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in
+from malmungchi.outdir import (overlap_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in,
+                               written_meanwhile)
 from malmungchi.prep import arrays
 
 if TYPE_CHECKING:  # the CLI imports this module for its format names; the build machinery comes with the plan
@@ -361,8 +362,12 @@ def export(p: Plan, out: str | Path, fmt: str, split: str = "all", *, force: boo
     remove_stale_temporaries(out)
     with staged(out) as tmp:  # the swap and its recovery, as for builds: malmungchi.outdir
         summary = _write_into(p, tmp, FORMATS[fmt], names)
+        # checked again: another process may have put something at `out` meanwhile, which --force must not replace
+        problem = out_problem(out, [s.path for s in p.sources], force=force)
+        if problem:
+            raise ExportError(problem)
         if not swap_in(tmp, out, replace=force):
-            raise ExportError(f"{out} was written by another export meanwhile; pass --force to replace it")
+            raise ExportError(written_meanwhile(out, force=force))
     return summary
 
 

@@ -16,7 +16,8 @@ from malmungchi import __version__
 from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths
 from malmungchi.errors import UserError
 from malmungchi.hub.card import dataset_card
-from malmungchi.outdir import build_out_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in
+from malmungchi.outdir import (build_out_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in,
+                               written_meanwhile)
 from malmungchi.prep.build import Plan
 from malmungchi.prep.content import content_table
 from malmungchi.prep.rows import SCHEMA, row_groups
@@ -88,8 +89,12 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     remove_stale_temporaries(out)
     with staged(out) as tmp:  # the swap and its recovery: malmungchi.outdir
         manifest = _write_into(p, tmp)
+        # checked again: another process may have put something at `out` meanwhile, which --force must not replace
+        problem = build_out_problem(out, [s.path for s in p.sources], force=force)
+        if problem:
+            raise OutputExists(problem)
         if not swap_in(tmp, out, replace=force):
-            raise OutputExists(f"{out} was written by another build meanwhile; pass --force to replace it")
+            raise OutputExists(written_meanwhile(out, force=force))
     return manifest
 
 
