@@ -15,6 +15,7 @@ from build_helpers import BOOK, book, write
 from hub_server import HubServer
 from malmungchi.cli import main
 from malmungchi.hub.card import BaseModel, recorded_base
+from malmungchi.hub.names import is_repo_id
 from malmungchi.hub.push import portable_path
 from malmungchi.train.runner import resolve, train
 from train_helpers import make_model, tiny_build, train_cfg  # noqa: F401 - fixtures
@@ -249,6 +250,27 @@ def test_a_base_from_the_hub_cache_is_named_by_its_id_and_commit(tmp_path, hub_e
 ])
 def test_recorded_base(name_or_path, resolved, want):
     assert recorded_base({"base_model": {"name_or_path": name_or_path, "resolved": resolved}}) == want
+
+
+@pytest.mark.parametrize("name, repo, base", [
+    ("me/tiny-run", True, True),
+    ("Qwen/Qwen3-0.6B", True, True),
+    ("my_org.x/model_v1.5", True, True),  # '_' and '.' in either part, as huggingface_hub allows
+    ("gpt2", False, True),  # a legacy model id: a base, but no repo to push to
+    ("me/a--b", False, False),
+    ("me/a..b", False, False),
+    ("me/model.git", False, False),
+    ("me/x/y", False, False),
+    ("./models/tiny", False, False),
+    ("/home/me/models/tiny", False, False),
+    ("me/" + "x" * 97, False, False),
+])
+def test_one_rule_for_hub_ids_for_the_repo_the_base_and_the_recorded_base(name, repo, base):
+    """`--repo` takes OWNER/NAME; `--base-model` and the recorded base (`name_or_path` loaded from the cache) also a
+    legacy NAME; the same characters and limits for all three (`hub.names`)."""
+    assert is_repo_id(name) is repo
+    assert is_repo_id(name, legacy=True) is base
+    assert (recorded_base({"base_model": {"name_or_path": name, "resolved": None}}).hub_id == name) is base
 
 
 def test_a_results_file_reached_by_several_paths_is_one_row_of_the_card(tmp_path, hub_env, run_dir):

@@ -13,20 +13,16 @@ decides the layout and the bytes cannot drift with its version.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from malmungchi.contracts.build import BUILD_CARD, SPLITS
+from malmungchi.hub import names
 
 CARD_NAME = BUILD_CARD  # a pushed repo's card has the same name
 DEFAULT_LICENSE = "unknown"  # a value the Hub accepts; `hub push --license` states the real one
-HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")  # OWNER/NAME, or a legacy NAME
-# a model folder of the Hub cache (huggingface_hub's layout: `models--` + the id with `/` spelled `--`, then the
-# commit), as `resolved` records it when a run was trained from one
-HUB_SNAPSHOT = re.compile(r"(?:^|[\\/])models--(?P<repo>[^\\/]+)[\\/]snapshots[\\/](?P<revision>[0-9a-f]{40})[\\/]?$")
 METRICS = ("em_strict", "em_normalized", "em_lenient", "char_f1")
 
 
@@ -168,10 +164,6 @@ class BaseModel:
     folder: str | None = None
 
 
-def _last_part(path: str) -> str:
-    return re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
-
-
 def recorded_base(run_manifest: dict[str, Any]) -> BaseModel:
     """The base model the run was trained on, from its manifest alone (not from what exists where the push runs).
 
@@ -183,17 +175,13 @@ def recorded_base(run_manifest: dict[str, Any]) -> BaseModel:
     base = base if isinstance(base, dict) else {}
     name, resolved = base.get("name_or_path"), base.get("resolved")
     if resolved:
-        snapshot = HUB_SNAPSHOT.search(str(resolved))
-        if snapshot:
-            return BaseModel(snapshot["repo"].replace("--", "/"), snapshot["revision"])
-        return BaseModel(None, folder=_last_part(str(resolved)))
-    if "resolved" in base and isinstance(name, str) and HUB_ID.match(name):
+        cached = names.snapshot(str(resolved))
+        if cached:
+            return BaseModel(*cached)
+        return BaseModel(None, folder=names.last_part(str(resolved)))
+    if "resolved" in base and names.is_repo_id(name, legacy=True):
         return BaseModel(name)
-    return BaseModel(None, folder=_last_part(str(name)) if name else None)
-
-
-def is_hub_model_id(name: str) -> bool:
-    return bool(HUB_ID.match(name or "")) and "--" not in name and ".." not in name
+    return BaseModel(None, folder=names.last_part(str(name)) if name else None)
 
 
 def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | None, *, repo_id: str,

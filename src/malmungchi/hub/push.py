@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterator
@@ -37,12 +36,10 @@ from typing import Any, Iterator
 from malmungchi.contracts.build import BUILD_MANIFEST, BuildPaths, is_build_dir
 from malmungchi.contracts.run import RunPaths, is_run_dir
 from malmungchi.errors import UserError
-from malmungchi.hub import card as cards
+from malmungchi.hub import card as cards, names
 
-REPO_ID = re.compile(r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9-]{0,95})/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,95})$")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 BUILD_MANIFEST_PATHS = (("config", "tokenizer"), ("tokenizer", "source"))  # where a build manifest holds paths
-HUB_CACHE_PART = re.compile(r"(?:^|[\\/])(models--[^\\/]+[\\/]snapshots[\\/].+)$")
 
 
 class HubError(UserError):
@@ -75,8 +72,7 @@ class Upload:
 
 def check_repo_id(repo_id: str) -> str:
     """OWNER/NAME as the Hub accepts it, else a HubError line."""
-    m = REPO_ID.match(repo_id or "")
-    if not m or "--" in repo_id or ".." in repo_id or repo_id.endswith((".git", ".")):
+    if not names.is_repo_id(repo_id):
         raise HubError(f"--repo {repo_id!r}: not a Hub repo name; use OWNER/NAME (letters, digits, '-', '_', '.'; "
                        "no '--' or '..', at most 96 characters each)")
     return repo_id
@@ -119,10 +115,7 @@ def portable_path(text: str, root: Path) -> str:
     for base in (os.path.normpath(root.absolute()), os.path.normpath(root.resolve())):
         if path == base or path.startswith(base.rstrip(os.sep) + os.sep):
             return Path(os.path.relpath(path, base)).as_posix()
-    cached = HUB_CACHE_PART.search(text)
-    if cached:
-        return cached[1].replace("\\", "/")
-    return re.split(r"[\\/]", text.rstrip("\\/"))[-1]
+    return names.cache_part(text) or names.last_part(text)
 
 
 def _portable(value: Any, root: Path) -> Any:
@@ -257,7 +250,7 @@ def _base_model(manifest: dict, given: str | None) -> cards.BaseModel:
     recorded = cards.recorded_base(manifest)
     if given is None:
         return recorded
-    if not cards.is_hub_model_id(given):
+    if not names.is_repo_id(given, legacy=True):
         raise HubError(f"--base-model {given!r}: not a Hub model id; give the id the base model has on the Hub, "
                        "OWNER/NAME (a local folder cannot be named in the card)")
     return cards.BaseModel(given, recorded.revision if given == recorded.hub_id else None, recorded.folder)
