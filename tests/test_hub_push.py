@@ -190,6 +190,26 @@ def test_the_pushed_manifests_hold_no_path_of_the_machine(tmp_path, hub_env, run
         {**config, "base_model_name_or_path": "tiny-base"}
 
 
+def test_only_the_path_fields_of_the_run_manifest_are_rewritten(tmp_path, run_dir):
+    """What the user wrote stays as written, even when it looks like a path: a marker described as `/웃음/`, a
+    notice, a [train.args] run name; the fields train run fills with paths are rewritten."""
+    from malmungchi.hub.push import plan_push
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    manifest = json.loads((run / "run_manifest.json").read_text())
+    manifest["init"]["tokens"] = [{**manifest["init"]["tokens"][0], "description": "/웃음/"}]
+    manifest["quantization_notice"] = "/ 4-bit off: no CUDA"
+    manifest["hyperparameters"]["args"] = {"run_name": "/exp/a", "logging_dir": "/home/me/logs/a"}
+    manifest["resumed_from"] = str(run / "checkpoints" / "checkpoint-1")
+    (run / "run_manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    pushed = json.loads(dict(plan_push(run, "me/x").files)["run_manifest.json"])
+    assert pushed["init"] == manifest["init"] and pushed["quantization_notice"] == manifest["quantization_notice"]
+    assert pushed["hyperparameters"]["args"] == {"run_name": "/exp/a", "logging_dir": "a"}
+    assert pushed["resumed_from"] == "checkpoints/checkpoint-1"
+    assert pushed["build"]["path"] == Path(manifest["build"]["path"]).name
+
+
 @pytest.mark.parametrize("text, want", [
     ("RUN/checkpoints/checkpoint-40", "checkpoints/checkpoint-40"),  # inside the run directory: relative to it
     ("RUN", "."),

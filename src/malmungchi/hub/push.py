@@ -11,13 +11,14 @@ The base model the card and the pushed adapter_config.json name is the one the r
 trained from any other local folder, whose path never goes into the card.
 
 No path of the machine goes up: the pushed `run_manifest.json` is a copy (the file on disk stays as it is) in which
-every string that is an absolute local path (`/…`, `~/…`, `C:\\…`) is rewritten (`portable_path`) — relative to
-the run directory when it lies inside it (`checkpoints/checkpoint-40`), from `models--…` on when it lies in the Hub
-cache (the id and commit stay readable), else its last part (the build folder's or the base model folder's name;
-the build's content hash and the base's config hash identify them). Relative paths and every other value are kept,
-and a manifest with no absolute path goes up byte for byte. The same goes for the build manifest's tokenizer paths
-(`BUILD_MANIFEST_PATHS`: in `build_manifest.json`, and in a build's `manifest.json`) and for adapter_config.json's
-`base_model_name_or_path` when the base has no Hub id.
+the fields that hold paths (`RUN_MANIFEST_PATHS`), when absolute local paths (`/…`, `~/…`, `C:\\…`, `\\…`), are
+rewritten (`portable_path`) — relative to the run directory when they lie inside it (`checkpoints/checkpoint-40`),
+from `models--…` on when they lie in the Hub cache (the id and commit stay readable), else to their last part (the
+build folder's or the base model folder's name; the build's content hash and the base's config hash identify
+them). Relative paths and every other value are kept — marker descriptions and other text of the user's may well
+start with `/` — and a manifest with no absolute path there goes up byte for byte. The same goes for the build
+manifest's tokenizer paths (`BUILD_MANIFEST_PATHS`: in `build_manifest.json`, and in a build's `manifest.json`) and
+for adapter_config.json's `base_model_name_or_path` when the base has no Hub id.
 
 The token is `HF_TOKEN` or the saved login (`huggingface_hub.get_token`); it is passed to `HfApi` and written
 nowhere. The endpoint is `HF_ENDPOINT` read at push time (huggingface_hub reads it once, at import). Telemetry
@@ -31,7 +32,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Iterator
+from typing import Iterator
 
 from malmungchi.contracts.build import BUILD_MANIFEST, BuildPaths, is_build_dir
 from malmungchi.contracts.run import RunPaths, is_run_dir
@@ -39,7 +40,14 @@ from malmungchi.errors import UserError
 from malmungchi.hub import card as cards, names
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-BUILD_MANIFEST_PATHS = (("config", "tokenizer"), ("tokenizer", "source"))  # where a build manifest holds paths
+# Where the manifests hold paths of the machine, as key paths: only these are rewritten; every other string is a
+# setting, a name or text of the user's (titles, reasons, marker descriptions), which may well start with `/`.
+BUILD_MANIFEST_PATHS = (("config", "tokenizer"), ("tokenizer", "source"))  # prep.write: the tokenizer, as given
+RUN_MANIFEST_PATHS = (  # train.runner.run_manifest: the build, the base as given and resolved, the resumed checkpoint
+    ("build", "path"), ("base_model", "name_or_path"), ("base_model", "resolved"), ("resumed_from",),
+    # and the [train.args] (recorded as given) that transformers reads as paths
+    *(("hyperparameters", "args", key) for key in ("logging_dir", "deepspeed", "fsdp_config", "accelerator_config")),
+)
 
 
 class HubError(UserError):
@@ -118,14 +126,17 @@ def portable_path(text: str, root: Path) -> str:
     return names.cache_part(text) or names.last_part(text)
 
 
-def _portable(value: Any, root: Path) -> Any:
-    if isinstance(value, str):
-        return portable_path(value, root)
-    if isinstance(value, dict):
-        return {k: _portable(v, root) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_portable(v, root) for v in value]
-    return value
+def _with_portable_paths(data: dict, fields: tuple[tuple[str, ...], ...], root: Path) -> dict:
+    """A copy of `data` with the string at each key path of `fields` (where there is one) spelled by
+    `portable_path`."""
+    portable = json.loads(json.dumps(data))
+    for *parents, key in fields:
+        holder = portable
+        for name in parents:
+            holder = holder.get(name) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and isinstance(holder.get(key), str):
+            holder[key] = portable_path(holder[key], root)
+    return portable
 
 
 def _as_pushed(path: Path, data: dict, portable: dict) -> bytes | Path:
@@ -137,20 +148,14 @@ def _as_pushed(path: Path, data: dict, portable: dict) -> bytes | Path:
 
 
 def _portable_run_manifest(data: dict, path: Path, root: Path) -> bytes | Path:
-    """The run manifest with every absolute local path rewritten (its values are settings and names, no corpus
-    text)."""
-    return _as_pushed(path, data, _portable(data, root))
+    """The run manifest with its path fields rewritten (`RUN_MANIFEST_PATHS`), those alone."""
+    return _as_pushed(path, data, _with_portable_paths(data, RUN_MANIFEST_PATHS, root))
 
 
 def _portable_build_manifest(data: dict, path: Path) -> bytes | Path:
-    """A build manifest with its path fields rewritten, those alone: titles, reasons and prompts in it are the
-    corpus's own text, which may well start with `/`."""
-    portable = json.loads(json.dumps(data))
-    for section, key in BUILD_MANIFEST_PATHS:
-        fields = portable.get(section)
-        if isinstance(fields, dict) and isinstance(fields.get(key), str):
-            fields[key] = portable_path(fields[key], path.parent)
-    return _as_pushed(path, data, portable)
+    """A build manifest with its path fields rewritten (`BUILD_MANIFEST_PATHS`), those alone: titles, reasons and
+    prompts in it are the corpus's own text."""
+    return _as_pushed(path, data, _with_portable_paths(data, BUILD_MANIFEST_PATHS, path.parent))
 
 
 def plan_push(source: str | Path, repo_id: str, *, merged: bool = False, license: str = cards.DEFAULT_LICENSE,
