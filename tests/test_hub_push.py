@@ -5,6 +5,8 @@ and every refusal is one line."""
 from __future__ import annotations
 
 import json
+import ntpath
+import posixpath
 import shutil
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from hub_server import HubServer
 from malmungchi.cli import main
 from malmungchi.hub.card import BaseModel, recorded_base
 from malmungchi.hub.names import is_repo_id
-from malmungchi.hub.push import portable_path
+from malmungchi.hub.push import portable_path, relative_inside
 from malmungchi.train.runner import resolve, train
 from train_helpers import make_model, tiny_build, train_cfg  # noqa: F401 - fixtures
 
@@ -217,6 +219,8 @@ def test_only_the_path_fields_of_the_run_manifest_are_rewritten(tmp_path, run_di
     ("/home/me/builds/b1/", "b1"),
     ("~/ds_config.json", "ds_config.json"),
     ("C:\\Users\\me\\models\\tiny", "tiny"),
+    ("\\Users\\me\\models\\tiny", "tiny"),  # Windows, rooted without a drive
+    ("\\\\server\\share\\models\\tiny", "tiny"),
     ("/home/me/.cache/huggingface/hub/models--acme--tiny/snapshots/" + "a" * 40,
      "models--acme--tiny/snapshots/" + "a" * 40),
     ("models/tiny-base", "models/tiny-base"),  # relative: kept
@@ -228,6 +232,18 @@ def test_only_the_path_fields_of_the_run_manifest_are_rewritten(tmp_path, run_di
 def test_portable_path(tmp_path, text, want):
     run = tmp_path / "run"
     assert portable_path(text.replace("RUN", str(run)), run) == want
+
+
+@pytest.mark.parametrize("ospath, path, base, want", [
+    (ntpath, "C:\\Users\\Me\\Run\\checkpoints\\checkpoint-40", "c:\\users\\me\\run", "checkpoints/checkpoint-40"),
+    (ntpath, "c:/users/me/run", "C:\\Users\\Me\\Run", "."),  # Windows: case and `/` do not matter
+    (ntpath, "C:\\Users\\Me\\Runs\\x", "C:\\Users\\Me\\Run", None),
+    (posixpath, "/home/me/run/checkpoints/c-40", "/home/me/run", "checkpoints/c-40"),
+    (posixpath, "/home/Me/Run/checkpoints", "/home/me/run", None),  # POSIX: another folder
+    (posixpath, "/home/me/runs/x", "/home/me/run", None),
+])
+def test_inside_the_run_directory_as_the_platform_compares_paths(ospath, path, base, want):
+    assert relative_inside(path, base, ospath) == want
 
 
 def test_a_base_from_the_hub_cache_is_named_by_its_id_and_commit(tmp_path, hub_env, run_dir):

@@ -109,9 +109,22 @@ def _read_json(path: Path) -> dict:
 
 
 def _is_local_path(text: str) -> bool:
-    """True for an absolute path of this machine or another one (POSIX, `~/`, Windows drive or share)."""
+    """True for an absolute path of this machine or another one: POSIX, `~/`, and on Windows a drive (`C:\\…`), a
+    share (`\\\\server\\…`), a path rooted without a drive (`\\Users\\…`) or `~\\`."""
     return "\n" not in text and text.strip("/\\") != "" and (
-        PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or text.startswith("~/"))
+        PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute()
+        or text.startswith(("~/", "\\", "~\\")))
+
+
+def relative_inside(path: str, base: str, ospath=os.path) -> str | None:
+    """`path` relative to `base`, spelled with `/`, when it is `base` or lies inside it, else None. Compared as the
+    platform (`ospath`: `os.path`, or `ntpath`/`posixpath`) compares paths: case-insensitively on Windows,
+    exactly on POSIX."""
+    path, base = ospath.normpath(path), ospath.normpath(base)
+    folded, folded_base = ospath.normcase(path), ospath.normcase(base)
+    if folded != folded_base and not folded.startswith(folded_base.rstrip(ospath.sep) + ospath.sep):
+        return None
+    return ospath.relpath(path, base).replace(ospath.sep, "/")
 
 
 def portable_path(text: str, root: Path) -> str:
@@ -119,10 +132,10 @@ def portable_path(text: str, root: Path) -> str:
     it, from `models--` on inside the Hub cache, else its last part; anything else unchanged."""
     if not _is_local_path(text):
         return text
-    path = os.path.normpath(os.path.expanduser(text))
-    for base in (os.path.normpath(root.absolute()), os.path.normpath(root.resolve())):
-        if path == base or path.startswith(base.rstrip(os.sep) + os.sep):
-            return Path(os.path.relpath(path, base)).as_posix()
+    for base in (root.absolute(), root.resolve()):
+        inside = relative_inside(os.path.expanduser(text), str(base))
+        if inside is not None:
+            return inside
     return names.cache_part(text) or names.last_part(text)
 
 
