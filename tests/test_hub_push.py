@@ -371,6 +371,25 @@ def test_dry_run_lists_files_and_prints_the_card_without_a_token_or_a_server(tmp
     assert "README.md" in result.stdout and "## Training" in result.stdout
 
 
+@pytest.mark.parametrize("odd", [
+    {"build": "x", "hyperparameters": "x", "lora": "x", "vocab": "x", "base_model": "tiny", "added_ids": 7,
+     "train_embeddings": [], "init": "x"},
+    {"hyperparameters": {"steps": 1, "args": "x"}, "lora": [1], "vocab": None, "build": {"path": 3}},
+    {},  # no base model recorded at all
+    {"base_model": {"name_or_path": None, "resolved": None}},
+])
+def test_a_manifest_with_odd_sections_still_gets_a_card_without_a_traceback(tmp_path, run_dir, odd):
+    """A hand-edited run manifest whose sections are no JSON objects (or missing): the card says what there is,
+    and that no base model is recorded, never `base \`None\``."""
+    broken = tmp_path / "odd"
+    shutil.copytree(run_dir, broken)
+    (broken / "run_manifest.json").write_text(json.dumps(odd), encoding="utf-8")
+    result = CliRunner().invoke(main, ["hub", "push", str(broken), "--repo", "me/x", "--dry-run"])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "base model not recorded (name its Hub id with `hub push --base-model`)" in result.stdout
+    assert "None`" not in result.stdout
+
+
 def test_refusals_are_one_line(tmp_path, hub_env, run_dir):
     def one_line(result, *needles):
         assert result.exit_code == 2, result.output

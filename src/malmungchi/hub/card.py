@@ -32,6 +32,13 @@ def quoted(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def section(manifest: Any, key: str) -> dict[str, Any]:
+    """`manifest[key]` when that is a JSON object, else {} (missing, null, or a hand-edited file's odd value): a
+    card says what the manifest holds and leaves out what it does not."""
+    value = manifest.get(key) if isinstance(manifest, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 def front_matter(fields: Sequence[tuple[str, Any]]) -> str:
     """YAML front matter for a card: scalars, lists of scalars, and the `configs` list of mappings."""
     lines = ["---"]
@@ -68,7 +75,7 @@ def marker_rows(markers: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(marker, policy, token, id) per marker of a build manifest, in name order."""
     rows = []
     for name in sorted(markers or {}):
-        m = markers[name]
+        m = section(markers, name)
         rows.append((f"`|{name}|>`", m.get("policy", ""), f"`{m['token']}`" if m.get("token") else "—",
                      str(m["id"]) if m.get("id") is not None else "—"))
     return rows
@@ -78,8 +85,8 @@ def marker_rows(markers: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def dataset_card(manifest: dict[str, Any], *, license: str = DEFAULT_LICENSE, pretty_name: str | None = None) -> str:
     """The dataset card of a build, from its manifest."""
-    splits = manifest.get("splits") or {}
-    tok = manifest.get("tokenizer") or {}
+    splits = section(manifest, "splits")
+    tok = section(manifest, "tokenizer")
     fields = [
         ("language", ["ko"]),
         ("license", license),
@@ -109,14 +116,14 @@ def dataset_card(manifest: dict[str, Any], *, license: str = DEFAULT_LICENSE, pr
         "## Splits",
         "",
         *_table(["split", "rows", "sequences", "tokens", "documents"],
-                [(s, *(splits.get(s, {}).get(k, 0) for k in ("rows", "sequences", "tokens", "documents")))
+                [(s, *(section(splits, s).get(k, 0) for k in ("rows", "sequences", "tokens", "documents")))
                  for s in SPLITS]),
         "",
         "## Markers",
         "",
         f"Tokenizer `{tok.get('class', '')}`: {tok.get('vocab_before')} → {tok.get('vocab_after')} tokens.",
         "",
-        *_table(["marker", "policy", "token", "id"], marker_rows(manifest.get("markers") or {})),
+        *_table(["marker", "policy", "token", "id"], marker_rows(section(manifest, "markers"))),
         "",
     ]
     return front_matter(fields) + "\n" + "\n".join(body)
@@ -171,17 +178,16 @@ def recorded_base(run_manifest: dict[str, Any]) -> BaseModel:
     folder, None when it was a Hub id (loaded from the cache). A folder of the Hub cache
     (`models--OWNER--NAME/snapshots/COMMIT`) is that id at that commit; any other folder has no Hub id, however
     its name looks."""
-    base = run_manifest.get("base_model")
-    base = base if isinstance(base, dict) else {}
+    base = section(run_manifest, "base_model")
     name, resolved = base.get("name_or_path"), base.get("resolved")
-    if resolved:
-        cached = names.snapshot(str(resolved))
+    if isinstance(resolved, str) and resolved:
+        cached = names.snapshot(resolved)
         if cached:
             return BaseModel(*cached)
-        return BaseModel(None, folder=names.last_part(str(resolved)))
+        return BaseModel(None, folder=names.last_part(resolved))
     if "resolved" in base and names.is_repo_id(name, legacy=True):
         return BaseModel(name)
-    return BaseModel(None, folder=names.last_part(str(name)) if name else None)
+    return BaseModel(None, folder=names.last_part(name) if isinstance(name, str) and name else None)
 
 
 def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | None, *, repo_id: str,
@@ -191,9 +197,11 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
     manifest's `recorded_base`."""
     base = base or recorded_base(run_manifest)
     quant = run_manifest.get("quantization", "none")
-    hp = run_manifest.get("hyperparameters") or {}
-    lora = run_manifest.get("lora") or {}
-    vocab = run_manifest.get("vocab") or {}
+    hp = section(run_manifest, "hyperparameters")
+    lora = section(run_manifest, "lora")
+    vocab = section(run_manifest, "vocab")
+    added = run_manifest.get("added_ids")
+    added = added if isinstance(added, list) else []
     tags = ["malmungchi", "korean"] + (["lora", "qlora" if quant != "none" else "peft"] if not merged else ["merged"])
     fields = [
         ("base_model", base.hub_id),
@@ -206,9 +214,11 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
     what = ("The LoRA adapter (and the new marker tokens' rows)" if not merged
             else "The merged model (LoRA and the new marker tokens' rows folded into the base weights)")
     if base.hub_id:
-        base_line = f"`{base.hub_id}`" + (f" (revision `{base.revision}`)" if base.revision else "")
+        base_line = f"base `{base.hub_id}`" + (f" (revision `{base.revision}`)" if base.revision else "")
+    elif base.folder:
+        base_line = f"base `{base.folder}` (a local folder; name its Hub id with `hub push --base-model`)"
     else:
-        base_line = f"`{base.folder}` (a local folder; name its Hub id with `hub push --base-model`)"
+        base_line = "base model not recorded (name its Hub id with `hub push --base-model`)"
     if merged:
         snippet = ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
                    f"tok = AutoTokenizer.from_pretrained({quoted(repo_id)})",
@@ -227,15 +237,15 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
              ("gradient accumulation", hp.get("grad_accum")), ("processes", hp.get("world_size")),
              ("LoRA r", lora.get("r")), ("LoRA alpha", lora.get("lora_alpha")),
              ("LoRA dropout", lora.get("lora_dropout")), ("LoRA targets", _list(lora.get("target_modules"))),
-             ("new tokens trained by", (run_manifest.get("train_embeddings") or {}).get("how")),
+             ("new tokens trained by", section(run_manifest, "train_embeddings").get("how")),
              ("quantization", quant), ("dtype", run_manifest.get("dtype")), ("seed", run_manifest.get("seed"))]
-    hyper += [(f"args.{k}", quoted(v)) for k, v in sorted((hp.get("args") or {}).items())]
-    markers = (build_manifest or {}).get("markers") or {}
+    hyper += [(f"args.{k}", quoted(v)) for k, v in sorted(section(hp, "args").items())]
+    markers = section(build_manifest, "markers")
     body = [
         f"# {repo_id}",
         "",
-        f"{what} of a [malmungchi](https://github.com/malmungchi/malmungchi) run: base {base_line}, trained "
-        f"{hp.get('steps')} steps on the build `{(run_manifest.get('build') or {}).get('content_hash', '')[:12]}`"
+        f"{what} of a [malmungchi](https://github.com/malmungchi/malmungchi) run: {base_line}, trained "
+        f"{hp.get('steps')} steps on the build `{str(section(run_manifest, 'build').get('content_hash', ''))[:12]}`"
         + (" with 4-bit NF4 QLoRA" if quant == "4bit" else "") + ".",
         "",
         "```python",
@@ -246,7 +256,7 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
         "",
         f"{vocab.get('vocab_before')} → {vocab.get('vocab_after')} tokens, {vocab.get('rows_before')} → "
         f"{vocab.get('rows_after')} embedding rows; added ids: "
-        f"{', '.join(str(i) for i in run_manifest.get('added_ids') or []) or 'none'}.",
+        f"{', '.join(str(i) for i in added) or 'none'}.",
         "",
         *(_table(["marker", "policy", "token", "id"], marker_rows(markers)) if markers else ["(no build manifest)"]),
         "",

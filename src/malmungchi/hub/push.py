@@ -202,10 +202,11 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
     paths = RunPaths(src)
     manifest = _read_json(paths.manifest)
     build_manifest = None
-    build_path = Path((manifest.get("build") or {}).get("path") or "")
+    build = cards.section(manifest, "build")
+    build_path = Path(build["path"] if isinstance(build.get("path"), str) else "")
     if build_path.name and BuildPaths(build_path).manifest.is_file():
         candidate = _read_json(BuildPaths(build_path).manifest)
-        if candidate.get("content_hash") == (manifest.get("build") or {}).get("content_hash"):
+        if candidate.get("content_hash") == build.get("content_hash"):
             build_manifest = candidate
     upload = Upload(repo_id, "model", src)
     folder = paths.merged if merged else paths.adapter
