@@ -212,6 +212,25 @@ def test_only_the_path_fields_of_the_run_manifest_are_rewritten(tmp_path, run_di
     assert pushed["build"]["path"] == Path(manifest["build"]["path"]).name
 
 
+def test_a_rewritten_adapter_config_is_written_as_peft_writes_it_without_another_models_revision(tmp_path,
+                                                                                                  run_dir):
+    """Whether the base gets a Hub id (`--base-model`) or only loses its path, the pushed adapter_config.json has
+    peft's layout (indent 2, keys sorted); a `revision` the file holds for the model it named does not go up with
+    another base."""
+    from malmungchi.hub.push import plan_push
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    odd = {"revision": "a" * 40, **dict(reversed(list(config.items()))),
+           "base_model_name_or_path": "/home/me/models/tiny-base"}  # keys out of order, as a hand edit leaves them
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps(odd, indent=2), encoding="utf-8")
+    for given, want in ((None, {**odd, "base_model_name_or_path": "tiny-base"}),
+                        ("acme/other", {**odd, "base_model_name_or_path": "acme/other", "revision": None})):
+        pushed = dict(plan_push(run, "me/x", base_model=given).files)["adapter_config.json"]
+        assert pushed == json.dumps(want, indent=2, sort_keys=True).encode("utf-8"), given
+
+
 @pytest.mark.parametrize("text, want", [
     ("RUN/checkpoints/checkpoint-40", "checkpoints/checkpoint-40"),  # inside the run directory: relative to it
     ("RUN", "."),

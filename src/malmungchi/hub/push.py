@@ -232,18 +232,21 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
 
 def _adapter_config(path: Path, base: cards.BaseModel, src: Path) -> bytes | Path:
     """The adapter_config.json that goes up: the base's Hub id (and its commit as the `revision` peft loads the base
-    at), since the recorded base is often a local folder; for a base without one, the folder's name, not its
-    path."""
+    at; a revision the file holds for another model is dropped), since the recorded base is often a local folder;
+    for a base without one, the folder's name, not its path. Written as peft writes it, the file itself when
+    nothing changes."""
     config = _read_json(path)
-    if base.hub_id:
-        config["base_model_name_or_path"] = base.hub_id
-        if base.revision and not config.get("revision"):
-            config["revision"] = base.revision
-        return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
     recorded = config.get("base_model_name_or_path")
-    if not isinstance(recorded, str):
+    pushed = dict(config)
+    if base.hub_id:
+        pushed["base_model_name_or_path"] = base.hub_id
+        if recorded != base.hub_id or base.revision:  # the file's revision is that of the model it names
+            pushed["revision"] = base.revision
+    elif isinstance(recorded, str):
+        pushed["base_model_name_or_path"] = portable_path(recorded, src)
+    if pushed == config:
         return path
-    return _as_pushed(path, config, {**config, "base_model_name_or_path": portable_path(recorded, src)})
+    return json.dumps(pushed, indent=2, sort_keys=True).encode("utf-8")  # PeftConfig.save_pretrained's layout
 
 
 def _results(src: Path, given) -> list[cards.EvalSummary]:
