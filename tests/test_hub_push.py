@@ -344,6 +344,7 @@ def test_a_results_file_reached_by_several_paths_is_one_row_of_the_card(tmp_path
     card = hub.files("model", "me/one-row")["README.md"].decode("utf-8")
     rows = [line for line in card.splitlines() if line.startswith("| ") and " | 3 | 1.0000 |" in line]
     assert rows == ["| results.jsonl | 3 | 1.0000 | 1.0000 | 1.0000 | 1.0000 |"], rows
+    assert [c["summary"] for c in hub.commits] == ["malmungchi hub push run"]  # the folder `.` names
 
 
 def test_a_build_goes_up_as_a_dataset_repo_whose_card_loads_the_training_splits(tmp_path, hub_env, real_build,

@@ -330,7 +330,7 @@ def push(upload: Upload, *, private: bool = False, token: str | None = None,
         try:
             api.create_repo(upload.repo_id, repo_type=upload.repo_type, private=private, exist_ok=True)
             info = api.create_commit(upload.repo_id, operations=ops, repo_type=upload.repo_type,
-                                     commit_message=message or f"malmungchi hub push {upload.source.name}")
+                                     commit_message=message or f"malmungchi hub push {upload.source.resolve().name}")
         except HfHubHTTPError as err:
             raise HubError(_refused_line(err, url, what)) from None
         except (OSError, TransportError) as err:  # connection refused, DNS, TLS, timeouts
