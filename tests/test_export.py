@@ -341,9 +341,23 @@ def test_tokenized_parquet_from_buffers_has_the_bytes_of_the_list_built_one(mode
     assert len(train) > 3
     assert any(-100 in row for row in train.column("labels").to_pylist()) == (mode == "chat")
     # a row group also ends before its tokens would overflow the int32 list offsets
+    from malmungchi.prep import arrays
+
     monkeypatch.setattr(ex, "TOKENIZED_ROW_GROUP", 1024 * 1024)
-    monkeypatch.setattr(ex, "MAX_LIST_VALUES", max(q.n for q in p.splits["train"]) * 2)
+    monkeypatch.setattr(arrays, "MAX_LIST_VALUES", max(q.n for q in p.splits["train"]) * 2)
     groups = list(ex.tokenized_tables(p.splits["train"]))
-    assert len(groups) > 1 and all(sum(len(x) for x in g.column("input_ids").to_pylist()) <= ex.MAX_LIST_VALUES
+    assert len(groups) > 1 and all(sum(len(x) for x in g.column("input_ids").to_pylist()) <= arrays.MAX_LIST_VALUES
                                    for g in groups)
     assert pa.concat_tables(groups).equals(train)
+    with pytest.raises(OverflowError, match="int32 offsets"):  # one table past the limit: refused, never wrapped
+        ex.tokenized_table(p.splits["train"])
+
+
+def test_int32_offsets_past_their_limit_are_refused_not_wrapped_round():
+    """Arrow list and string arrays have int32 offsets: 2^31 - 1 values fit, one more would wrap round into a
+    corrupt column, so `prep.arrays.offsets`, which makes every offsets array, refuses it."""
+    from malmungchi.prep import arrays
+
+    assert arrays.offsets([2**31 - 2, 1]).tolist() == [0, 2**31 - 2, 2**31 - 1]
+    with pytest.raises(OverflowError, match="2147483648 values in one Arrow array: at most 2147483647"):
+        arrays.offsets([2**31 - 1, 1])

@@ -55,7 +55,6 @@ if TYPE_CHECKING:  # the CLI imports this module for its format names; the build
 EXPORT_SUMMARY = "export.json"  # written last: its presence means the export finished
 IGNORE_INDEX = -100  # the label of a token without loss (transformers, trl, axolotl, LLaMA-Factory)
 TOKENIZED_ROW_GROUP = 1024 * 1024  # rows: pyarrow's default row group size, which tokenized exports always had
-MAX_LIST_VALUES = 2**31 - 1  # tokens in one row group: list<...> offsets are int32
 TOKENIZED_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("doc_id", pa.string()),
@@ -237,11 +236,11 @@ def _axolotl_yaml(ctx: _Context, root: Path, splits: list[str]) -> list[str]:
 
 def tokenized_table(seqs: list[Seq]) -> pa.Table:
     """One unpacked sequence per row; `labels` are the ids with IGNORE_INDEX where the build has no loss. The
-    columns are made from flat numpy buffers and one offsets array (`prep.arrays`): about 10 bytes a token, no
-    Python object per token. At most 2^31 - 1 tokens (list offsets are int32): `tokenized_tables` cuts a split."""
-    lengths = np.fromiter((q.n for q in seqs), dtype=np.int64, count=len(seqs))
-    offsets = np.zeros(len(seqs) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    columns are made with `prep.arrays` from flat numpy buffers and one offsets array shared by the three list
+    columns (not `arrays.list_of_arrays` per column, which would make the offsets and flat buffers three times):
+    about 10 bytes a token, no Python object per token. At most `arrays.MAX_LIST_VALUES` tokens (the offsets are
+    int32; OverflowError past that): `tokenized_tables` cuts a split into tables that fit."""
+    row_offsets = arrays.offsets([q.n for q in seqs])
     ids = np.concatenate([q.ids for q in seqs]).astype(np.int32, copy=False) if seqs else np.zeros(0, np.int32)
     if any(q.has_mask for q in seqs):
         labels = np.where(np.concatenate([_mask(q) for q in seqs]) == 1, ids, IGNORE_INDEX).astype(np.int32)
@@ -250,19 +249,21 @@ def tokenized_table(seqs: list[Seq]) -> pa.Table:
     return pa.Table.from_arrays([
         arrays.strings([q.id for q in seqs]),
         arrays.strings([q.doc_id for q in seqs]),
-        arrays.lists(offsets, arrays.numeric(ids)),
-        arrays.lists(offsets, arrays.numeric(np.ones(len(ids), np.int8))),
-        arrays.lists(offsets, arrays.numeric(labels)),
+        arrays.lists(row_offsets, arrays.numeric(ids)),
+        arrays.lists(row_offsets, arrays.numeric(np.ones(len(ids), np.int8))),
+        arrays.lists(row_offsets, arrays.numeric(labels)),
     ], schema=TOKENIZED_SCHEMA)
 
 
 def tokenized_tables(seqs: list[Seq]) -> Iterator[pa.Table]:
-    """`tokenized_table` of consecutive runs of `seqs` of at most TOKENIZED_ROW_GROUP rows and MAX_LIST_VALUES
-    tokens (one empty table for none): one Parquet row group each, so only one run's buffers are in memory."""
+    """`tokenized_table` of consecutive runs of `seqs` of at most TOKENIZED_ROW_GROUP rows and
+    `arrays.MAX_LIST_VALUES` tokens (one empty table for none): one Parquet row group each, so only one run's
+    buffers are in memory."""
     start = 0
     while True:
         end, tokens = start, 0
-        while end < len(seqs) and end - start < TOKENIZED_ROW_GROUP and tokens + seqs[end].n <= MAX_LIST_VALUES:
+        while end < len(seqs) and end - start < TOKENIZED_ROW_GROUP and \
+                tokens + seqs[end].n <= arrays.MAX_LIST_VALUES:
             tokens += seqs[end].n
             end += 1
         if end == start < len(seqs):
