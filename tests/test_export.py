@@ -4,6 +4,7 @@ build's rows unpacked; text-mode builds refuse the conversational formats; same 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from malmungchi.atomic import umask
 from malmungchi.cli import main
 
 datasets = pytest.importorskip("datasets")
@@ -186,3 +188,176 @@ def test_same_inputs_same_bytes_and_force(chat_exports, sample_dir, qwen3_tokeni
     assert r.exit_code == 2 and "not an earlier export" in r.output and (tmp_path / "other" / "notes.txt").exists()
     r = run(*args, "--out", tmp_path / "again", "--force")
     assert r.exit_code == 0, r.output
+
+
+DEAD_PID = 99999999  # above any pid_max: never a live process
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_export_is_shared_like_a_folder_and_a_force_killed_mid_swap_is_undone(sample_dir, qwen3_tokenizer_dir,
+                                                                                 tmp_path):
+    """The export folder gets the mode a plain mkdir gives (not mkdtemp's 0700); a `--force` export killed between
+    its two renames is put back by the next export, and what killed exports left is removed."""
+    out = tmp_path / "exp"
+    args = ("export", sample_dir, "--tokenizer", qwen3_tokenizer_dir, *OPTS, "--format", "tokenized", "--split",
+            "validation", "--out", out)
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    (tmp_path / "plain").mkdir()
+    assert oct(out.stat().st_mode & 0o777) == oct((tmp_path / "plain").stat().st_mode & 0o777)
+    (tmp_path / "plain").rmdir()
+    before = _snapshot(out)
+    # the state a kill leaves after `out → .old/saved` and before `.tmp → out`
+    old = tmp_path / f".exp.{DEAD_PID}.abc.old"
+    old.mkdir()
+    out.rename(old / "saved")
+    half = tmp_path / f".exp.{DEAD_PID}.def.tmp"
+    half.mkdir()
+    (half / "validation.parquet").write_bytes(b"half a file")
+    r = CliRunner().invoke(main, ["corpus", *map(str, args)])  # no --force: the earlier export is back, and kept
+    assert r.exit_code == 2 and "already exists" in r.stderr and "restored" in r.stderr, r.output
+    assert _snapshot(out) == before
+    r = run(*args, "--force")
+    assert r.exit_code == 0, r.output
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~umask())
+
+
+@pytest.mark.parametrize("killed", ["build", "export"])
+def test_a_force_killed_mid_swap_is_undone_by_the_other_command_too(killed, sample_dir, qwen3_tokenizer_dir,
+                                                                     tmp_path):
+    """`corpus build --force --out foo` killed between its two renames, then `corpus export --force --out foo`
+    (or the other way round): the earlier output is put back, not deleted as a stale temporary, and `--force`
+    refuses to replace what is not its own kind."""
+    out = tmp_path / "foo"
+    build = ("build", sample_dir, "--tokenizer", qwen3_tokenizer_dir, *OPTS, "--out", out)
+    export = ("export", sample_dir, "--tokenizer", qwen3_tokenizer_dir, *OPTS, "--format", "tokenized", "--split",
+              "validation", "--out", out)
+    first, then = (build, export) if killed == "build" else (export, build)
+    r = run(*first)
+    assert r.exit_code == 0, r.output
+    before = _snapshot(out)
+    old = tmp_path / f".foo.{DEAD_PID}.abc.old"  # the state the killed --force left
+    old.mkdir()
+    out.rename(old / "saved")
+    (tmp_path / f".foo.{DEAD_PID}.def.tmp").mkdir()
+    r = CliRunner().invoke(main, ["corpus", *map(str, then), "--force"])
+    refusal = "not a build directory" if then is build else "not an earlier export"
+    assert r.exit_code == 2 and "restored" in r.stderr and refusal in r.stderr, r.output
+    assert _snapshot(out) == before and not old.exists()
+
+
+@pytest.mark.parametrize("command", ["build", "export"])
+def test_force_never_replaces_what_another_process_wrote_meanwhile(command, sample_dir, qwen3_tokenizer_dir,
+                                                                     tmp_path, monkeypatch):
+    """`--force` with no `out` yet: a folder someone else puts there while the output is written is refused (and
+    kept), not replaced; a writer that gets there during the final rename is told to run again, not to pass the
+    --force it passed."""
+    from malmungchi.errors import UserError
+    from malmungchi.prep import export as ex, write
+    from malmungchi.prep.build import plan
+    from malmungchi.schemas.config import BuildConfig
+    from malmungchi.schemas.registry import default_registry
+
+    p = plan([str(sample_dir)], BuildConfig(max_length=512), default_registry(),
+             tokenizer_source=str(qwen3_tokenizer_dir))
+    module = write if command == "build" else ex
+    out = tmp_path / "foo"
+    real = module._write_into
+
+    def meanwhile(*args):
+        out.mkdir()
+        (out / "theirs.txt").write_text("theirs")
+        return real(*args)
+
+    def go():
+        return write.write_build(p, out, force=True) if command == "build" else ex.export(p, out, "tokenized",
+                                                                                            force=True)
+
+    monkeypatch.setattr(module, "_write_into", meanwhile)
+    with pytest.raises(UserError, match="not a build directory" if command == "build" else "not an earlier export"):
+        go()
+    assert sorted(f.name for f in out.iterdir()) == ["theirs.txt"] and sorted(tmp_path.iterdir()) == [out]
+    out.joinpath("theirs.txt").unlink()
+    out.rmdir()
+    monkeypatch.setattr(module, "_write_into", real)
+    monkeypatch.setattr(module, "swap_in", lambda tmp, out, replace: False)  # the other writer won the rename
+    with pytest.raises(UserError) as err:
+        go()
+    assert str(err.value) == f"{out} was written by another process meanwhile; run again"
+
+
+def _tokenized_table_as_lists(seqs):
+    """The tokenized table as export made it before it was built from buffers: Python lists per row."""
+    import pyarrow as pa
+
+    from malmungchi.prep.export import IGNORE_INDEX, TOKENIZED_SCHEMA
+
+    ids = [q.ids.astype(np.int32) for q in seqs]
+    masks = [(q.mask if q.has_mask else np.ones(q.n, np.int8)).astype(np.int8) for q in seqs]
+    return pa.Table.from_pydict({
+        "id": [q.id for q in seqs], "doc_id": [q.doc_id for q in seqs],
+        "input_ids": [i.tolist() for i in ids], "attention_mask": [np.ones(len(i), np.int8).tolist() for i in ids],
+        "labels": [np.where(m == 1, i, IGNORE_INDEX).astype(np.int32).tolist() for i, m in zip(ids, masks)],
+    }, schema=TOKENIZED_SCHEMA)
+
+
+@pytest.mark.parametrize("mode", ["text", "chat"])
+def test_tokenized_parquet_from_buffers_has_the_bytes_of_the_list_built_one(mode, sample_dir, qwen3_tokenizer_dir,
+                                                                           tmp_path, monkeypatch):
+    """Same schema (string ids, list<int32> ids and labels, list<int8> attention mask), same values, same bytes as
+    `pq.write_table` of the table made from Python lists; also cut into several row groups, and for no sequence."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from malmungchi.prep import export as ex
+    from malmungchi.prep.build import plan
+    from malmungchi.schemas.config import BuildConfig
+    from malmungchi.schemas.registry import default_registry
+
+    p = plan([str(sample_dir)], BuildConfig(mode=mode, max_length=512), default_registry(),
+             tokenizer_source=str(qwen3_tokenizer_dir))
+    settings = dict(compression="zstd", use_dictionary=False, write_statistics=False)
+    for name, seqs, group in [("train", p.splits["train"], None), ("cut", p.splits["train"], 3), ("none", [], None)]:
+        if group:
+            monkeypatch.setattr(ex, "TOKENIZED_ROW_GROUP", group)
+        before = _tokenized_table_as_lists(seqs)
+        pq.write_table(before, tmp_path / f"{name}.lists.parquet", row_group_size=group, **settings)
+        ex._write_tokenized(tmp_path / f"{name}.parquet", seqs)
+        assert (tmp_path / f"{name}.parquet").read_bytes() == (tmp_path / f"{name}.lists.parquet").read_bytes(), name
+        table = pq.read_table(tmp_path / f"{name}.parquet")
+        assert table.schema == ex.TOKENIZED_SCHEMA == pa.schema([
+            ("id", pa.string()), ("doc_id", pa.string()), ("input_ids", pa.list_(pa.int32())),
+            ("attention_mask", pa.list_(pa.int8())), ("labels", pa.list_(pa.int32()))])
+        assert table.equals(before) and ex.tokenized_table(seqs).equals(before)
+        groups = pq.ParquetFile(tmp_path / f"{name}.parquet").num_row_groups
+        assert groups == -(-max(len(seqs), 1) // (group or ex.TOKENIZED_ROW_GROUP))  # none: one empty group
+    train = _tokenized_table_as_lists(p.splits["train"])
+    assert len(train) > 3
+    assert any(-100 in row for row in train.column("labels").to_pylist()) == (mode == "chat")
+    # a row group also ends before its tokens would overflow the int32 list offsets
+    from malmungchi.prep import arrays
+
+    monkeypatch.setattr(ex, "TOKENIZED_ROW_GROUP", 1024 * 1024)
+    monkeypatch.setattr(arrays, "MAX_LIST_VALUES", max(q.n for q in p.splits["train"]) * 2)
+    groups = list(ex.tokenized_tables(p.splits["train"]))
+    assert len(groups) > 1 and all(sum(len(x) for x in g.column("input_ids").to_pylist()) <= arrays.MAX_LIST_VALUES
+                                   for g in groups)
+    assert pa.concat_tables(groups).equals(train)
+    with pytest.raises(OverflowError, match="int32 offsets"):  # one table past the limit: refused, never wrapped
+        ex.tokenized_table(p.splits["train"])
+
+
+def test_int32_offsets_past_their_limit_are_refused_not_wrapped_round():
+    """Arrow list and string arrays have int32 offsets: 2^31 - 1 values fit, one more would wrap round into a
+    corrupt column, so `prep.arrays.offsets`, which makes every offsets array, refuses it."""
+    from malmungchi.prep import arrays
+
+    assert arrays.offsets([2**31 - 2, 1]).tolist() == [0, 2**31 - 2, 2**31 - 1]
+    with pytest.raises(OverflowError, match="2147483648 values in one Arrow array: at most 2147483647"):
+        arrays.offsets([2**31 - 1, 1])

@@ -155,6 +155,15 @@ def _plan(kw: dict):
         sys.exit(1)
 
 
+def _restore(out: str) -> None:
+    """A `--force` build or export of `out` killed mid-swap: the earlier output goes back first, whichever command
+    wrote it, before this command's checks look at `out` (`outdir.restore_interrupted_swap`)."""
+    from malmungchi.outdir import restore_interrupted_swap
+
+    if restore_interrupted_swap(out):
+        console(stderr=True).print(f"restored {out}: a --force build or export was interrupted while replacing it")
+
+
 @click.command("build")
 @_options
 @click.option("--out", "-o", "out", required=True, type=click.Path(), help="Build directory to write.")
@@ -163,10 +172,9 @@ def build_command(out, force, **kw):
     """Tokenize, split, pack and write a build directory (docs/DESIGN.md) from marker text, .jsonl and tables."""
     from malmungchi.outdir import build_out_problem
     from malmungchi.prep.stats import render, report
-    from malmungchi.prep.write import restore_interrupted_swap, write_build  # its errors: printed by the main group
+    from malmungchi.prep.write import write_build  # its errors: printed by the main group
 
-    if restore_interrupted_swap(out):  # a --force build killed mid-swap: the earlier build goes back first
-        console(stderr=True).print(f"restored {out}: a --force build was interrupted while replacing it")
+    _restore(out)
     problem = build_out_problem(out, kw["inputs"], force=force)
     if problem:
         fail(problem)

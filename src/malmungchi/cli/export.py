@@ -11,7 +11,7 @@ import json
 
 import click
 
-from malmungchi.cli.build import _options, _plan
+from malmungchi.cli.build import _options, _plan, _restore
 from malmungchi.cli.common import console, fail
 from malmungchi.contracts.build import SPLITS
 from malmungchi.prep.export import FORMATS
@@ -30,8 +30,9 @@ def export_command(fmt, out, split, force, **kw):
     Parquet rows: messages, sharegpt or alpaca (chat mode), axolotl segments or tokenized rows (both modes)."""
     from pathlib import Path
 
-    from malmungchi.prep.export import export, out_problem  # its ExportError: printed by the main group
+    from malmungchi.prep.export import export, out_problem  # ExportError: main group
 
+    _restore(out)
     problem = out_problem(Path(out), kw["inputs"], force=force)  # before the corpus is read
     if problem:
         fail(problem)

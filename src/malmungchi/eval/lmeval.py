@@ -19,13 +19,13 @@ lm-eval's HF model adds the tokenizer's BOS to a prompt that does not already be
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from malmungchi.contracts.build import BuildPaths
 from malmungchi.eval.normalize import NORMALIZER_VERSION
 from malmungchi.eval.score import METRICS
+from malmungchi.hub.card import quoted
 
 LM_EVAL_FILES = ("utils.py",)  # beside TASK.yaml
 MAX_GEN_TOKS = 64  # eval run's --max-new-tokens default
@@ -51,10 +51,6 @@ def task_name(build_dir: str | Path) -> str:
     return "malmungchi_" + (re.sub(r"[^A-Za-z0-9_]+", "_", Path(build_dir).resolve().name).strip("_") or "build")
 
 
-def _q(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
-
-
 def task_files(build_dir: str | Path, manifest: dict, task: str) -> dict[str, str]:
     """File name → text of the task for the build at `build_dir` (its manifest read)."""
     gold = BuildPaths(Path(build_dir)).eval_items.resolve()
@@ -70,14 +66,14 @@ def task_files(build_dir: str | Path, manifest: dict, task: str) -> dict[str, st
         "dataset_path: json",
         "dataset_kwargs:",
         "  data_files:",
-        f"    test: {_q(str(gold))}",
+        f"    test: {quoted(str(gold))}",
         "test_split: test",
         "output_type: generate_until",
         "doc_to_text: prompt",
         "doc_to_target: answer",
         "target_delimiter: \"\"",
         "generation_kwargs:",
-        f"  until: [{', '.join(_q(u) for u in until)}]",
+        f"  until: [{', '.join(quoted(u) for u in until)}]",
         "  do_sample: false",
         f"  max_gen_toks: {MAX_GEN_TOKS}",
         "process_results: !function utils.process_results",

@@ -13,22 +13,30 @@ decides the layout and the bytes cannot drift with its version.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from malmungchi.contracts.build import BUILD_CARD, SPLITS
+from malmungchi.hub import names
 
 CARD_NAME = BUILD_CARD  # a pushed repo's card has the same name
 DEFAULT_LICENSE = "unknown"  # a value the Hub accepts; `hub push --license` states the real one
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 METRICS = ("em_strict", "em_normalized", "em_lenient", "char_f1")
 
 
-def _q(value: Any) -> str:
+def quoted(value: Any) -> str:
+    """`value` as JSON text, non-ASCII kept: for a string a YAML double-quoted scalar (also a Python string literal,
+    as the usage snippets use it). Every hand-written YAML file of malmungchi quotes through here."""
     return json.dumps(value, ensure_ascii=False)
+
+
+def section(manifest: Any, key: str) -> dict[str, Any]:
+    """`manifest[key]` when that is a JSON object, else {} (missing, null, or a hand-edited file's odd value): a
+    card says what the manifest holds and leaves out what it does not."""
+    value = manifest.get(key) if isinstance(manifest, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def front_matter(fields: Sequence[tuple[str, Any]]) -> str:
@@ -40,16 +48,16 @@ def front_matter(fields: Sequence[tuple[str, Any]]) -> str:
         if key == "configs":
             lines.append("configs:")
             for config in value:
-                lines.append(f"- config_name: {_q(config['config_name'])}")
+                lines.append(f"- config_name: {quoted(config['config_name'])}")
                 lines.append("  data_files:")
                 for entry in config["data_files"]:
-                    lines.append(f"  - split: {_q(entry['split'])}")
-                    lines.append(f"    path: {_q(entry['path'])}")
+                    lines.append(f"  - split: {quoted(entry['split'])}")
+                    lines.append(f"    path: {quoted(entry['path'])}")
         elif isinstance(value, (list, tuple)):
             lines.append(f"{key}:")
-            lines.extend(f"- {_q(v)}" for v in value)
+            lines.extend(f"- {quoted(v)}" for v in value)
         else:
-            lines.append(f"{key}: {_q(value)}")
+            lines.append(f"{key}: {quoted(value)}")
     lines.append("---")
     return "\n".join(lines) + "\n"
 
@@ -67,7 +75,7 @@ def marker_rows(markers: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(marker, policy, token, id) per marker of a build manifest, in name order."""
     rows = []
     for name in sorted(markers or {}):
-        m = markers[name]
+        m = section(markers, name)
         rows.append((f"`|{name}|>`", m.get("policy", ""), f"`{m['token']}`" if m.get("token") else "—",
                      str(m["id"]) if m.get("id") is not None else "—"))
     return rows
@@ -77,8 +85,8 @@ def marker_rows(markers: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def dataset_card(manifest: dict[str, Any], *, license: str = DEFAULT_LICENSE, pretty_name: str | None = None) -> str:
     """The dataset card of a build, from its manifest."""
-    splits = manifest.get("splits") or {}
-    tok = manifest.get("tokenizer") or {}
+    splits = section(manifest, "splits")
+    tok = section(manifest, "tokenizer")
     fields = [
         ("language", ["ko"]),
         ("license", license),
@@ -108,14 +116,14 @@ def dataset_card(manifest: dict[str, Any], *, license: str = DEFAULT_LICENSE, pr
         "## Splits",
         "",
         *_table(["split", "rows", "sequences", "tokens", "documents"],
-                [(s, *(splits.get(s, {}).get(k, 0) for k in ("rows", "sequences", "tokens", "documents")))
+                [(s, *(section(splits, s).get(k, 0) for k in ("rows", "sequences", "tokens", "documents")))
                  for s in SPLITS]),
         "",
         "## Markers",
         "",
         f"Tokenizer `{tok.get('class', '')}`: {tok.get('vocab_before')} → {tok.get('vocab_after')} tokens.",
         "",
-        *_table(["marker", "policy", "token", "id"], marker_rows(manifest.get("markers") or {})),
+        *_table(["marker", "policy", "token", "id"], marker_rows(section(manifest, "markers"))),
         "",
     ]
     return front_matter(fields) + "\n" + "\n".join(body)
@@ -153,26 +161,50 @@ def read_results(path: Path) -> EvalSummary | None:
     return EvalSummary(path.name, n, {k: sums[k] / n for k in METRICS})
 
 
-def hub_base_model(name: str | None) -> str | None:
-    """The base model as the Hub's `base_model` field wants it (OWNER/NAME), or None for a local folder."""
-    if name and HUB_ID.match(name) and not Path(name).exists():
-        return name
-    return None
+@dataclass(frozen=True)
+class BaseModel:
+    """A run's base model as a card names it: its Hub id (None for a local folder nobody else can load), the
+    commit it was trained on where the run recorded one, and a local folder's name (never its path)."""
+
+    hub_id: str | None
+    revision: str | None = None
+    folder: str | None = None
+
+
+def recorded_base(run_manifest: dict[str, Any]) -> BaseModel:
+    """The base model the run was trained on, from its manifest alone (not from what exists where the push runs).
+
+    `train run` records `name_or_path` as given and `resolved`, the folder's absolute path when that was a local
+    folder, None when it was a Hub id (loaded from the cache). A folder of the Hub cache
+    (`models--OWNER--NAME/snapshots/COMMIT`) is that id at that commit; any other folder has no Hub id, however
+    its name looks."""
+    base = section(run_manifest, "base_model")
+    name, resolved = base.get("name_or_path"), base.get("resolved")
+    if isinstance(resolved, str) and resolved:
+        cached = names.snapshot(resolved)
+        if cached:
+            return BaseModel(*cached)
+        return BaseModel(None, folder=names.last_part(resolved))
+    if "resolved" in base and names.is_repo_id(name, legacy=True):
+        return BaseModel(name)
+    return BaseModel(None, folder=names.last_part(name) if isinstance(name, str) and name else None)
 
 
 def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | None, *, repo_id: str,
-               merged: bool, license: str = DEFAULT_LICENSE, base_model: str | None = None,
+               merged: bool, license: str = DEFAULT_LICENSE, base: BaseModel | None = None,
                results: Sequence[EvalSummary] = ()) -> str:
-    """The model card of a run's adapter (or, with merged=True, of its merged model)."""
-    base = run_manifest.get("base_model") or {}
-    base_id = base_model or hub_base_model(base.get("name_or_path"))
+    """The model card of a run's adapter (or, with merged=True, of its merged model); `base` defaults to the
+    manifest's `recorded_base`."""
+    base = base or recorded_base(run_manifest)
     quant = run_manifest.get("quantization", "none")
-    hp = run_manifest.get("hyperparameters") or {}
-    lora = run_manifest.get("lora") or {}
-    vocab = run_manifest.get("vocab") or {}
+    hp = section(run_manifest, "hyperparameters")
+    lora = section(run_manifest, "lora")
+    vocab = section(run_manifest, "vocab")
+    added = run_manifest.get("added_ids")
+    added = added if isinstance(added, list) else []
     tags = ["malmungchi", "korean"] + (["lora", "qlora" if quant != "none" else "peft"] if not merged else ["merged"])
     fields = [
-        ("base_model", base_id),
+        ("base_model", base.hub_id),
         ("library_name", "transformers" if merged else "peft"),
         ("license", license),
         ("language", ["ko"]),
@@ -181,16 +213,21 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
     ]
     what = ("The LoRA adapter (and the new marker tokens' rows)" if not merged
             else "The merged model (LoRA and the new marker tokens' rows folded into the base weights)")
-    base_line = base_id or f"{base.get('name_or_path')} (a local model; say which with `hub push --base-model`)"
+    if base.hub_id:
+        base_line = f"base `{base.hub_id}`" + (f" (revision `{base.revision}`)" if base.revision else "")
+    elif base.folder:
+        base_line = f"base `{base.folder}` (a local folder; name its Hub id with `hub push --base-model`)"
+    else:
+        base_line = "base model not recorded (name its Hub id with `hub push --base-model`)"
     if merged:
         snippet = ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                   f"tok = AutoTokenizer.from_pretrained({_q(repo_id)})",
-                   f"model = AutoModelForCausalLM.from_pretrained({_q(repo_id)})"]
+                   f"tok = AutoTokenizer.from_pretrained({quoted(repo_id)})",
+                   f"model = AutoModelForCausalLM.from_pretrained({quoted(repo_id)})"]
     else:
         snippet = ["from peft import AutoPeftModelForCausalLM",
                    "from transformers import AutoTokenizer", "",
-                   f"tok = AutoTokenizer.from_pretrained({_q(repo_id)})",
-                   f"model = AutoPeftModelForCausalLM.from_pretrained({_q(repo_id)})  "
+                   f"tok = AutoTokenizer.from_pretrained({quoted(repo_id)})",
+                   f"model = AutoPeftModelForCausalLM.from_pretrained({quoted(repo_id)})  "
                    "# loads the base, resizes it to the tokenizer, attaches the adapter"]
     snippet += ["", "ids = tok(\"옛날 옛적에\", return_tensors=\"pt\").input_ids",
                 "out = model.generate(ids, max_new_tokens=40)",
@@ -200,15 +237,15 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
              ("gradient accumulation", hp.get("grad_accum")), ("processes", hp.get("world_size")),
              ("LoRA r", lora.get("r")), ("LoRA alpha", lora.get("lora_alpha")),
              ("LoRA dropout", lora.get("lora_dropout")), ("LoRA targets", _list(lora.get("target_modules"))),
-             ("new tokens trained by", (run_manifest.get("train_embeddings") or {}).get("how")),
+             ("new tokens trained by", section(run_manifest, "train_embeddings").get("how")),
              ("quantization", quant), ("dtype", run_manifest.get("dtype")), ("seed", run_manifest.get("seed"))]
-    hyper += [(f"args.{k}", _q(v)) for k, v in sorted((hp.get("args") or {}).items())]
-    markers = (build_manifest or {}).get("markers") or {}
+    hyper += [(f"args.{k}", quoted(v)) for k, v in sorted(section(hp, "args").items())]
+    markers = section(build_manifest, "markers")
     body = [
         f"# {repo_id}",
         "",
-        f"{what} of a [malmungchi](https://github.com/malmungchi/malmungchi) run: base `{base_line}`, trained "
-        f"{hp.get('steps')} steps on the build `{(run_manifest.get('build') or {}).get('content_hash', '')[:12]}`"
+        f"{what} of a [malmungchi](https://github.com/malmungchi/malmungchi) run: {base_line}, trained "
+        f"{hp.get('steps')} steps on the build `{str(section(run_manifest, 'build').get('content_hash', ''))[:12]}`"
         + (" with 4-bit NF4 QLoRA" if quant == "4bit" else "") + ".",
         "",
         "```python",
@@ -219,7 +256,7 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
         "",
         f"{vocab.get('vocab_before')} → {vocab.get('vocab_after')} tokens, {vocab.get('rows_before')} → "
         f"{vocab.get('rows_after')} embedding rows; added ids: "
-        f"{', '.join(str(i) for i in run_manifest.get('added_ids') or []) or 'none'}.",
+        f"{', '.join(str(i) for i in added) or 'none'}.",
         "",
         *(_table(["marker", "policy", "token", "id"], marker_rows(markers)) if markers else ["(no build manifest)"]),
         "",

@@ -24,15 +24,14 @@ ids, and the summary counts the sequences where that differs (`not_lossless`: a 
 or a tokenizer that does not give back its own decoding).
 
 Bytes are reproducible: sorted keys, no timestamps, fixed Parquet settings. Everything is written into a temporary
-folder beside `out` and renamed into place; `export.json` (the summary) is written last.
+folder beside `out` and renamed into place, as a build is (`malmungchi.outdir`: the folder gets the umask's mode,
+a `--force` killed mid-swap is undone by the next export or build of `out`, temporaries of dead writers are
+removed); `export.json` (the summary) is written last.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,10 @@ import pyarrow.parquet as pq
 
 from malmungchi.contracts.build import SPLITS
 from malmungchi.errors import UserError
-from malmungchi.outdir import overlap_problem
+from malmungchi.hub.card import quoted
+from malmungchi.outdir import (overlap_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in,
+                               written_meanwhile)
+from malmungchi.prep import arrays
 
 if TYPE_CHECKING:  # the CLI imports this module for its format names; the build machinery comes with the plan
     from malmungchi.prep.build import Plan
@@ -52,6 +54,7 @@ if TYPE_CHECKING:  # the CLI imports this module for its format names; the build
 
 EXPORT_SUMMARY = "export.json"  # written last: its presence means the export finished
 IGNORE_INDEX = -100  # the label of a token without loss (transformers, trl, axolotl, LLaMA-Factory)
+TOKENIZED_ROW_GROUP = 1024 * 1024  # rows: pyarrow's default row group size, which tokenized exports always had
 TOKENIZED_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("doc_id", pa.string()),
@@ -140,10 +143,6 @@ def new_tokens(p: Plan) -> dict[str, str]:
     return out
 
 
-def _yaml_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
-
-
 def _llamafactory(ctx: _Context, root: Path, splits: list[str], formatting: str) -> list[str]:
     """`dataset_info.json` (one dataset per split, `malmungchi_SPLIT`) and `new_special_tokens.yaml` (token →
     description, for `new_special_tokens_config` with `init_special_tokens: desc_init`)."""
@@ -156,7 +155,7 @@ def _llamafactory(ctx: _Context, root: Path, splits: list[str], formatting: str)
     info = {f"malmungchi_{name}": {"file_name": f"{name}.jsonl", **entry} for name in splits}
     _write_text(root / "dataset_info.json", json.dumps(info, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     tokens = new_tokens(ctx.plan)
-    lines = [f"{_yaml_str(t)}: {_yaml_str(d)}" for t, d in tokens.items()]
+    lines = [f"{quoted(t)}: {quoted(d)}" for t, d in tokens.items()]
     # LLaMA-Factory registers these as *special* tokens, which decoding with skip_special_tokens (its default)
     # deletes from generated text; malmungchi registers them as plain added tokens. Say so where it is read.
     note = (["# new_special_tokens_config registers these as special tokens: generate with skip_special_tokens: false",
@@ -227,7 +226,7 @@ def _axolotl_yaml(ctx: _Context, root: Path, splits: list[str]) -> list[str]:
               "sample_packing: false  # packed sequences would attend to each other without a varlen kernel"]
     if tokens:
         lines += ["tokens:  # the added tokens (already in the build's tokenizer, in this order)"]
-        lines += [f"  - {_yaml_str(t)}" for t in tokens]
+        lines += [f"  - {quoted(t)}" for t in tokens]
         lines += [f"peft_trainable_token_indices: [{', '.join(str(i) for i in ids)}]  # their embedding rows"]
     _write_text(root / "axolotl.yaml", "\n".join(lines) + "\n")
     return ["axolotl.yaml"]
@@ -236,15 +235,52 @@ def _axolotl_yaml(ctx: _Context, root: Path, splits: list[str]) -> list[str]:
 # ---- tokenized rows (both modes) -----------------------------------------------------------------------------
 
 def tokenized_table(seqs: list[Seq]) -> pa.Table:
-    """One unpacked sequence per row; `labels` are the ids with IGNORE_INDEX where the build has no loss."""
-    ids = [q.ids.astype(np.int32, copy=False) for q in seqs]
-    masks = [_mask(q).astype(np.int8, copy=False) for q in seqs]
-    labels = [np.where(m == 1, i, IGNORE_INDEX).astype(np.int32) for i, m in zip(ids, masks)]
-    return pa.Table.from_pydict({
-        "id": [q.id for q in seqs], "doc_id": [q.doc_id for q in seqs],
-        "input_ids": [i.tolist() for i in ids], "attention_mask": [np.ones(len(i), np.int8).tolist() for i in ids],
-        "labels": [x.tolist() for x in labels],
-    }, schema=TOKENIZED_SCHEMA)
+    """One unpacked sequence per row; `labels` are the ids with IGNORE_INDEX where the build has no loss. The
+    columns are made with `prep.arrays` from flat numpy buffers and one offsets array shared by the three list
+    columns (not `arrays.list_of_arrays` per column, which would make the offsets and flat buffers three times):
+    about 10 bytes a token, no Python object per token. At most `arrays.MAX_LIST_VALUES` tokens (the offsets are
+    int32; OverflowError past that): `tokenized_tables` cuts a split into tables that fit."""
+    row_offsets = arrays.offsets([q.n for q in seqs])
+    ids = np.concatenate([q.ids for q in seqs]).astype(np.int32, copy=False) if seqs else np.zeros(0, np.int32)
+    if any(q.has_mask for q in seqs):
+        labels = np.where(np.concatenate([_mask(q) for q in seqs]) == 1, ids, IGNORE_INDEX).astype(np.int32)
+    else:  # text mode: every token carries the loss
+        labels = ids
+    return pa.Table.from_arrays([
+        arrays.strings([q.id for q in seqs]),
+        arrays.strings([q.doc_id for q in seqs]),
+        arrays.lists(row_offsets, arrays.numeric(ids)),
+        arrays.lists(row_offsets, arrays.numeric(np.ones(len(ids), np.int8))),
+        arrays.lists(row_offsets, arrays.numeric(labels)),
+    ], schema=TOKENIZED_SCHEMA)
+
+
+def tokenized_tables(seqs: list[Seq]) -> Iterator[pa.Table]:
+    """`tokenized_table` of consecutive runs of `seqs` of at most TOKENIZED_ROW_GROUP rows and
+    `arrays.MAX_LIST_VALUES` tokens (one empty table for none): one Parquet row group each, so only one run's
+    buffers are in memory."""
+    start = 0
+    while True:
+        end, tokens = start, 0
+        while end < len(seqs) and end - start < TOKENIZED_ROW_GROUP and \
+                tokens + seqs[end].n <= arrays.MAX_LIST_VALUES:
+            tokens += seqs[end].n
+            end += 1
+        if end == start < len(seqs):
+            raise ExportError(f"{seqs[start].id}: {seqs[start].n} tokens, more than one Parquet list holds")
+        yield tokenized_table(seqs[start:end])
+        if end >= len(seqs):
+            return
+        start = end
+
+
+def _write_tokenized(path: Path, seqs: list[Seq]) -> None:
+    """The split as `pq.write_table(tokenized_table(seqs), ...)` wrote it before (the same settings and row groups,
+    so the same bytes), one row group at a time."""
+    with pq.ParquetWriter(path, TOKENIZED_SCHEMA, compression="zstd", use_dictionary=False,
+                          write_statistics=False) as writer:
+        for table in tokenized_tables(seqs):
+            writer.write_table(table, row_group_size=TOKENIZED_ROW_GROUP)
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
@@ -288,6 +324,11 @@ def _write_jsonl(path: Path, records: Iterable[dict]) -> int:
     return n
 
 
+def is_export_dir(path: Path) -> bool:
+    """True when `path` is a finished export (its summary is there)."""
+    return (path / EXPORT_SUMMARY).is_file()
+
+
 def out_problem(out: Path, inputs: Iterable[str], *, force: bool) -> str | None:
     """Why the export may not write `out`, or None: never over or around an input; an existing folder only with
     force, and only when it is an earlier export."""
@@ -298,7 +339,7 @@ def out_problem(out: Path, inputs: Iterable[str], *, force: bool) -> str | None:
         return None
     if not force:
         return f"{out} already exists; pass --force to replace it"
-    if not out.is_dir() or (any(out.iterdir()) and not (out / EXPORT_SUMMARY).is_file()):
+    if not out.is_dir() or (any(out.iterdir()) and not is_export_dir(out)):
         return (f"--out {out} is not an earlier export (no {EXPORT_SUMMARY}): --force only replaces one; choose "
                 "another --out")
     return None
@@ -313,24 +354,21 @@ def export(p: Plan, out: str | Path, fmt: str, split: str = "all", *, force: boo
         raise ExportError(problem)
     if split != "all" and split not in SPLITS:
         raise ExportError(f"--split {split}: choose one of {', '.join(SPLITS)} or all")
+    restore_interrupted_swap(out)  # a --force export or build killed mid-swap: the earlier output goes back first
     problem = out_problem(out, [s.path for s in p.sources], force=force)
     if problem:
         raise ExportError(problem)
     names = list(SPLITS) if split == "all" else [split]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
-    try:
+    remove_stale_temporaries(out)
+    with staged(out) as tmp:  # the swap and its recovery, as for builds: malmungchi.outdir
         summary = _write_into(p, tmp, FORMATS[fmt], names)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / "export")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        # checked again: another process may have put something at `out` meanwhile, which --force must not replace
+        problem = out_problem(out, [s.path for s in p.sources], force=force)
+        if problem:
+            raise ExportError(problem)
+        if not swap_in(tmp, out, replace=force):
+            raise ExportError(written_meanwhile(out, force=force))
     return summary
 
 
@@ -341,8 +379,7 @@ def _write_into(p: Plan, root: Path, f: Format, names: list[str]) -> dict:
         seqs = p.splits[name]
         path = root / f"{name}{f.suffix}"
         if f.records is None:
-            pq.write_table(tokenized_table(seqs), path, compression="zstd", use_dictionary=False,
-                           write_statistics=False)
+            _write_tokenized(path, seqs)
             n = len(seqs)
         else:
             n = _write_jsonl(path, f.records(ctx, seqs))

@@ -44,9 +44,8 @@ def rows_table(seqs: list[Seq], rows: list[list[int]]) -> pa.Table:
         pos[0] = 0
         pos[starts[1:]] = -(lengths[:-1] - 1)
         pos = np.cumsum(pos, dtype=np.int32)
-    row_tokens = np.array([sum(seqs[i].n for i in row) for row in rows], dtype=np.int64)
-    tok_offsets = np.concatenate([[0], np.cumsum(row_tokens)]).astype(np.int32)
-    seq_offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32)
+    tok_offsets = arrays.offsets([sum(seqs[i].n for i in row) for row in rows])
+    seq_offsets = arrays.offsets([len(r) for r in rows])
     return pa.Table.from_arrays([  # from buffers (`prep.arrays`: no pandas import, no copy)
         arrays.lists(tok_offsets, arrays.numeric(ids)),
         arrays.lists(tok_offsets, arrays.numeric(masks)),

@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from malmungchi import __version__
-from malmungchi.atomic import process_alive, umask
-from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths, is_build_dir
+from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths
 from malmungchi.errors import UserError
 from malmungchi.hub.card import dataset_card
-from malmungchi.outdir import build_out_problem
+from malmungchi.outdir import (build_out_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in,
+                               written_meanwhile)
 from malmungchi.prep.build import Plan
 from malmungchi.prep.content import content_table
 from malmungchi.prep.rows import SCHEMA, row_groups
@@ -81,7 +78,7 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     """Write the build directory and return its manifest. The report is computed here (unless it was already),
     beside the data files being written; `prep.stats.report(p)` then returns it at no cost."""
     out = Path(out)
-    restore_interrupted_swap(out)
+    restore_interrupted_swap(out)  # a --force build or export killed mid-swap: the earlier output goes back first
     problem = build_out_problem(out, [s.path for s in p.sources], force=force)
     if problem:
         raise OutputExists(problem)
@@ -90,69 +87,15 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
         raise EmptyBuild(empty)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    prefix = f".{out.name}.{os.getpid()}."
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=out.parent))
-    try:
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700; the build is shared like any other output
+    with staged(out) as tmp:  # the swap and its recovery: malmungchi.outdir
         manifest = _write_into(p, tmp)
-        if force and out.exists():
-            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=out.parent))
-            os.replace(out, old / "build")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            try:
-                os.replace(tmp, out)
-            except OSError:
-                if not out.exists():
-                    raise
-                raise OutputExists(f"{out} was written by another build meanwhile; pass --force to replace it") \
-                    from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        # checked again: another process may have put something at `out` meanwhile, which --force must not replace
+        problem = build_out_problem(out, [s.path for s in p.sources], force=force)
+        if problem:
+            raise OutputExists(problem)
+        if not swap_in(tmp, out, replace=force):
+            raise OutputExists(written_meanwhile(out, force=force))
     return manifest
-
-
-def restore_interrupted_swap(out: str | Path) -> Path | None:
-    """A `--force` build killed between its two renames left the earlier build only in `.NAME.PID.*.old/build`:
-    put it back at `out` (the half-swapped new one is then removed as a stale temporary). Returns what was
-    restored, or None."""
-    out = Path(out)
-    if out.exists() or out.is_symlink() or not out.parent.is_dir():
-        return None
-    for entry in sorted(out.parent.glob(f".{out.name}.*.*.old")):
-        saved = entry / "build"
-        if saved.is_dir() and _orphaned(entry, out.name) and is_build_dir(saved):
-            os.replace(saved, out)
-            shutil.rmtree(entry, ignore_errors=True)
-            return out
-    return None
-
-
-def remove_stale_temporaries(out: Path) -> list[Path]:
-    """Delete the temporary folders (`.NAME.PID.*.tmp/.old`) that killed builds of `out` left behind: those
-    whose process is gone. A build still running keeps its folder."""
-    removed = []
-    for entry in out.parent.glob(f".{out.name}.*.*.tmp") if out.parent.is_dir() else []:
-        removed += _remove_if_orphaned(entry, out.name)
-    for entry in out.parent.glob(f".{out.name}.*.*.old") if out.parent.is_dir() else []:
-        removed += _remove_if_orphaned(entry, out.name)
-    return removed
-
-
-def _orphaned(entry: Path, name: str) -> bool:
-    """True when `entry` (`.NAME.PID.*`) is a folder whose writing process is gone."""
-    pid_text = entry.name[len(name) + 2:].split(".", 1)[0]
-    return entry.is_dir() and pid_text.isdigit() and int(pid_text) != os.getpid() and \
-        not process_alive(int(pid_text))
-
-
-def _remove_if_orphaned(entry: Path, name: str) -> list[Path]:
-    if not _orphaned(entry, name):
-        return []
-    shutil.rmtree(entry, ignore_errors=True)
-    return [entry]
 
 
 def _write_splits(p: Plan, paths: BuildPaths) -> None:
