@@ -49,11 +49,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import print_machine  # bench/machine.py: what this ran on
+from machine import print_machine, shared_data  # bench/machine.py: what this ran on, and the data
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"  # the shared data beside the checkout (../shared/data)
+DATA = shared_data()  # ../shared/data beside the checkout (bench/machine.py)
 METHODS = ("floor", "floor-fast", "floor-tiktoken", "ours", "ours-tokenizers", "trl", "trl-batched")
 
 

@@ -4,6 +4,16 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data() -> Path:
+    """The shared data: `../shared/data` beside the checkout, else `shared/data` inside it (what travels to a lent
+    device machine, which gets the checkout alone: `bench/device/prepare.sh` copies the slices there)."""
+    beside = ROOT.parent / "shared" / "data"
+    return beside if beside.is_dir() else ROOT / "shared" / "data"
 
 
 def print_machine(file=sys.stdout) -> None:

@@ -21,6 +21,15 @@ renumbered into the compact set actually used, so the LM head stays small and th
 transformer, not a 151k-row softmax).
 
     python bench/train_bench.py [--docs 300] [--row-len 512] [--batch-size 8] [--hidden 256] [--layers 4]
+
+On a GPU (CUDA): the same bench in bf16, with the attention kernel and Liger kernels asked for, on a ~100M-parameter
+model (hidden 1024, 10 layers: ~99M parameters with a 12k compact vocabulary; the header prints the count):
+
+    python bench/train_bench.py --device cuda --hidden 1024 --layers 10 --heads 16 --attn sdpa
+    python bench/train_bench.py --device cuda --hidden 1024 --layers 10 --heads 16 --attn flash_attention_2 --liger
+
+(`--dtype` defaults to bfloat16 on CUDA and float32 on the CPU; flash-attention needs the `flash_attn` package,
+Liger the `liger_kernel` package; every method gets the same settings.)
 """
 
 from __future__ import annotations
@@ -33,10 +42,10 @@ import time
 import warnings
 from pathlib import Path
 
-from machine import print_machine  # bench/machine.py: what this ran on
+from machine import print_machine, shared_data  # bench/machine.py: what this ran on, and the data
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"  # the shared data beside the checkout (../shared/data)
+DATA = shared_data()  # ../shared/data beside the checkout, or shared/data on a device machine
 
 
 def load_docs(n_novel: int, n_dialogue: int, max_len: int, seed: int):
@@ -90,7 +99,7 @@ def make_model(vocab, args):
                             intermediate_size=2 * args.hidden, max_position_embeddings=max(2048, args.row_len))
     cfg.use_cache = False
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32, attn_implementation="sdpa")
+    return AutoModelForCausalLM.from_config(cfg, dtype=getattr(torch, args.dtype), attn_implementation=args.attn)
 
 
 def lora():
@@ -104,7 +113,8 @@ def sft_args(out, args, **kw):
 
     return SFTConfig(output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=args.batch_size,
                      learning_rate=2e-4, logging_steps=10_000, save_strategy="no", report_to="none",
-                     disable_tqdm=True, use_cpu=True, bf16=False, activation_checkpointing=False, seed=0,
+                     disable_tqdm=True, use_cpu=args.device == "cpu", bf16=args.dtype == "bfloat16",
+                     use_liger_kernel=args.liger, activation_checkpointing=False, seed=0,
                      dataloader_pin_memory=False, **kw)
 
 
@@ -186,8 +196,12 @@ def run_trl_bfd(docs, vocab, pad_id, args, tmp):
 
 
 def _timed(trainer, real_tokens: int, rows: int) -> dict:
+    import torch
+
     t0 = time.perf_counter()
     trainer.train()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # the last step's kernels are in the time
     dt = time.perf_counter() - t0
     return {"rows": rows, "steps": trainer.state.global_step, "seconds": dt, "real_tokens": real_tokens}
 
@@ -216,6 +230,27 @@ def worker(method: str, data: str, args) -> dict:
     return out
 
 
+def _settle_device(ap, args) -> None:
+    """`--device` and `--dtype` from `auto`, and a usage error for a setting this machine cannot run."""
+    import importlib.util
+
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: this torch sees no CUDA device")
+    if args.dtype == "auto":
+        args.dtype = "bfloat16" if args.device == "cuda" else "float32"
+    if args.attn == "flash_attention_2":
+        if args.device != "cuda" or args.dtype != "bfloat16":
+            ap.error("--attn flash_attention_2 needs --device cuda and bfloat16")
+        if importlib.util.find_spec("flash_attn") is None:
+            ap.error("--attn flash_attention_2 needs the flash_attn package (pip install flash-attn)")
+    if args.liger and importlib.util.find_spec("liger_kernel") is None:
+        ap.error("--liger needs the liger_kernel package (pip install liger-kernel)")
+
+
 def main():
     import subprocess
     import sys
@@ -229,12 +264,19 @@ def main():
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when there is one")
+    ap.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                    help="auto: bfloat16 on cuda, float32 on the cpu")
+    ap.add_argument("--attn", choices=("sdpa", "flash_attention_2", "eager"), default="sdpa",
+                    help="attention implementation of every method's model")
+    ap.add_argument("--liger", action="store_true", help="Liger kernels (use_liger_kernel) for every method")
     ap.add_argument("--methods", default=",".join(RUNS), help="comma-separated subset of " + ",".join(RUNS))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.hidden % 64:
         ap.error("--hidden must be a multiple of 64 (bitsandbytes' 4-bit CPU path repacks in blocks of 64 inputs)")
+    _settle_device(ap, args)
     warnings.filterwarnings("ignore")
     from malmungchi.quiet import quiet_third_party_logs
 
@@ -250,15 +292,20 @@ def main():
     docs, vocab, pad_id = load_docs(args.novel_docs, args.dialogue_docs, args.row_len, args.seed)
     total = sum(map(len, docs))
     lengths = sorted(map(len, docs))
+    params = sum(x.numel() for x in make_model(vocab, args).parameters())
     print(f"{len(docs)} documents, {total:,} real tokens (length min {lengths[0]}, median "
           f"{lengths[len(lengths) // 2]}, max {lengths[-1]}); compact vocabulary {vocab:,}; model hidden "
-          f"{args.hidden}, {args.layers} layers; batch size {args.batch_size}, row length {args.row_len}")
+          f"{args.hidden}, {args.layers} layers, {params / 1e6:.1f}M parameters; batch size {args.batch_size}, "
+          f"row length {args.row_len}; {args.device}, {args.dtype}, attention {args.attn}"
+          f"{', Liger kernels' if args.liger else ''}")
     methods = [m for m in args.methods.split(",") if m]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "docs.json"
         data.write_text(json.dumps({"docs": docs, "vocab": vocab, "pad_id": pad_id}))
-        passed = [a for a in sys.argv[1:] if not a.startswith("--methods")]
+        argv = sys.argv[1:]  # the workers get every option but --methods (`--methods X` or `--methods=X`)
+        passed = [a for i, a in enumerate(argv) if not a.startswith("--methods")
+                  and not (i and argv[i - 1] == "--methods")]
         for m in methods:
             proc = subprocess.run([sys.executable, __file__, *passed, "--worker", m, "--data", str(data)],
                                   capture_output=True, text=True)

@@ -13,8 +13,6 @@ from malmungchi.train.collate import NUM_REAL_TOKENS, PackedCollator, positions_
 
 @pytest.fixture(scope="module")
 def tiny_lm():
-    from transformers import AutoModelForCausalLM
-
     from malmungchi.train.tiny import tiny_llama_config
 
     config = tiny_llama_config(300, hidden_size=32, intermediate_size=64, heads=4, kv_heads=2, layers=2)
