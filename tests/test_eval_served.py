@@ -292,7 +292,7 @@ def test_an_item_the_server_rejects_is_an_error_result_and_the_run_goes_on(respo
         assert r.exit_code == 0, r.output
         s = json.loads(r.stdout)
         assert (s["generated"], s["n_errors"], s["stop_reasons"]["error"]) == (N, 1, 1)
-        assert "server rejected 1 item" in r.stderr and "q1" in r.stderr and TOO_LONG in r.stderr
+        assert "server rejected or failed 1 item" in r.stderr and "q1" in r.stderr and TOO_LONG in r.stderr
         by_id = {x["id"]: x for x in _lines(out)}
         q1 = by_id["q1"]
         assert (q1["prediction"], q1["stop_reason"], q1["em_normalized"], q1["char_f1"]) == (None, "error", 0, 0.0)
@@ -336,3 +336,41 @@ def test_a_server_that_rejects_every_request_alike_stops_after_five(responder, g
         refused = _cli(server.url, gold, tmp_path / "other.jsonl")
         assert refused.exit_code == 2 and "refused the API key" in refused.stderr
         assert len(server.requests) <= 16  # the first answers stop it: not one try per item after that
+
+
+def test_an_item_the_server_fails_on_every_try_is_an_error_result_and_the_run_goes_on(responder, gold, local_lines,
+                                                                                     tmp_path):
+    """A 500 for one item on every try (a prompt that crashes the server's tokenizer, say) is that item's result
+    once its retries are spent, as a rejection is: the other items are answered and a rerun asks it again."""
+    def crash_on_q1(path, body):
+        if body.get("prompt") == QA[1][0]:
+            return 500, {"error": {"message": "tokenizer worker crashed"}}
+        return responder(path, body)
+
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(crash_on_q1) as server:
+        r = _cli(server.url, gold, out, "--concurrency", 2, "--max-retries", 1)
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["n_errors"] == 1 and "q1" in r.stderr
+        by_id = {x["id"]: x for x in _lines(out)}
+        assert by_id["q1"]["prediction"] is None and "HTTP 500" in by_id["q1"]["error"]
+        assert "after 2 tries" in by_id["q1"]["error"]
+        assert all(by_id[i]["error"] is None for i in by_id if i != "q1")
+        assert _prompt_ids(server, gold).count("q1") == 2  # asked once more, no more
+
+
+def test_a_server_failing_every_request_stops_after_five_whatever_it_says(gold, tmp_path):
+    """A server in trouble words its 5xx many ways: five items in a row failed on its side stop the command (one
+    line, what to do), instead of writing an error result for every item."""
+    count = iter(range(10_000))
+
+    def broken(path, body):
+        return 503, {"error": {"message": f"engine overloaded (request {next(count)})"}}
+
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(broken) as server:
+        r = _cli(server.url, gold, out, "--concurrency", 1, "--batch-size", 1, "--max-retries", 0)
+        assert r.exit_code == 2, r.output
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+        assert "failed 5 requests in a row" in r.stderr and "q0" in r.stderr and "server's log" in r.stderr
+        assert len(server.requests) == 5

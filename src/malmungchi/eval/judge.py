@@ -246,12 +246,11 @@ class _Judge:
             try:
                 answer = self.client.post("/chat/completions", body)
             except RequestFailed as err:
-                if err.unreachable:
+                if err.ends_run:
                     raise  # the server is gone: stop (the run says to rerun) rather than fail every item
                 if mode is not None and _refuses_format(err) and self.format.step_down(mode):
                     continue  # the server has no such structured output: ask again with the next mode
-                if err.rejected:
-                    self.streak.rejected(item_id, err.message, counted=not asked_before)
+                self.streak.failed(item_id, err, counted=not asked_before)
                 return _verdict(None, None, err.message, usage)
             self.streak.answered()
             for k in usage:

@@ -258,8 +258,9 @@ def run_notes(outcome: RunOutcome, output: Path, max_new_tokens: int) -> list[st
     rejected = outcome.rejected
     if rejected:
         first = rejected[0]
-        notes.append(f"warning: the server rejected {len(rejected)} item(s) (stop_reason error, no prediction, "
-                     f"scored wrong), first {first.gold.id!r}: {first.extra.get('error')}; a rerun asks them again")
+        notes.append(f"warning: the server rejected or failed {len(rejected)} item(s) (stop_reason error, no "
+                     f"prediction, scored wrong), first {first.gold.id!r}: {first.extra.get('error')}; a rerun asks "
+                     "them again")
     n = outcome.summary.n_total
     if n and outcome.length_limited / n >= LENGTH_WARN_SHARE:
         notes.append(f"warning: {outcome.length_limited} of {n} items ({outcome.length_limited / n:.0%}) stopped at "

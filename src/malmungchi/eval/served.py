@@ -11,7 +11,13 @@ Only what `eval run --backend openai` and `eval judge` need: `GET /models`, `POS
   this request, e.g. a prompt over its `max_model_len`);
 - one-line errors that say what to do: a server that cannot be reached, a model name it does not serve, a
   refused API key, a redirect (httpx does not follow one: the URL to pass instead), and `RejectionStreak`:
-  requests all rejected alike (a parameter the server does not take would otherwise fail every item).
+  requests all rejected alike (a parameter the server does not take would otherwise fail every item), or all
+  failing on the server's side (5xx or no answer, after their retries).
+
+A request the server answered but that failed for good is that item's own failure (`RequestFailed.ends_run`
+False): a 4xx it refuses, or a 5xx or timeout that its retries did not get past (one prompt that crashes the
+server's tokenizer must not stop every rerun at that item). A server that cannot be reached, or a command that is
+stopping, ends the run.
 
 The API key is sent in the `Authorization` header only; every message made from a server's answer goes through
 `redact`, so the key never reaches a results file, a log or an error line, even from a server that echoes it.
@@ -49,11 +55,18 @@ class RequestFailed(Exception):
     """One request failed for good (after its retries, or a 4xx that retrying cannot fix); `message` is
     already redacted."""
 
-    def __init__(self, message: str, status: int | None = None, unreachable: bool = False):
+    def __init__(self, message: str, status: int | None = None, unreachable: bool = False, stopping: bool = False):
         super().__init__(message)
         self.message = message
         self.status = status
         self.unreachable = unreachable  # the last try could not connect at all: the server is gone
+        self.stopping = stopping  # not retried because the client was closed: the command is stopping
+
+    @property
+    def ends_run(self) -> bool:
+        """The server is gone or the command is stopping: no item's own failure, so the run stops (and says to
+        rerun) instead of failing every item left."""
+        return self.unreachable or self.stopping
 
     @property
     def rejected(self) -> bool:
@@ -79,16 +92,18 @@ class RetryPolicy:
 
 
 class RejectionStreak:
-    """Stops a command whose server rejects its requests all alike (`RequestFailed.rejected`, one message): after
-    `limit` in a row a ServedError names the first item and the message. An answer breaks the streak. Items asked
-    again after an earlier rejection are left out (`counted=False`): one rejected for itself (a prompt too long)
-    must not stop every rerun. Thread-safe: the workers report to one streak, and `check` before each request
-    keeps a worker that starts after the stop from sending one more."""
+    """Stops a command whose server fails its requests all alike: after `limit` in a row a ServedError names the
+    first item and the message. Alike: rejected with one message (`RequestFailed.rejected`), or failed on the
+    server's side whatever the message (5xx, no answer; a server in trouble words its errors many ways). An answer
+    breaks the streak. Items asked again after an earlier failure are left out (`counted=False`): one failing for
+    itself (a prompt too long) must not stop every rerun. Thread-safe: the workers report to one streak, and
+    `check` before each request keeps a worker that starts after the stop from sending one more."""
 
     def __init__(self, limit: int = REJECTION_STREAK):
         self.limit = limit
         self._lock = threading.Lock()
         self._first: str | None = None
+        self._key: str | None = None
         self._message: str | None = None
         self._count = 0
         self._stop: ServedError | None = None
@@ -101,17 +116,23 @@ class RejectionStreak:
         with self._lock:
             self._count = 0
 
-    def rejected(self, item_id: str, message: str, *, counted: bool = True) -> None:
+    def failed(self, item_id: str, err: RequestFailed, *, counted: bool = True) -> None:
+        """An item's request failed for good (`err.ends_run` False); raises the ServedError at the limit."""
         if not counted:
             return
+        key = err.message if err.rejected else None  # None: failed on the server's side, whatever the words
         with self._lock:
-            if self._count == 0 or message != self._message:
-                self._first, self._message, self._count = item_id, message, 0
+            if self._count == 0 or key != self._key:
+                self._first, self._key, self._message, self._count = item_id, key, err.message, 0
             self._count += 1
             if self._count >= self.limit:
-                self._stop = ServedError(f"the server rejected {self._count} requests in a row the same way, from "
-                                         f"item {self._first!r} on: {self._message}; check what is sent against "
-                                         "what the server takes, then rerun the same command to resume")
+                if key is not None:
+                    what, todo = "rejected", "check what is sent against what the server takes"
+                else:
+                    what, todo = "failed", "check the server's log"
+                self._stop = ServedError(f"the server {what} {self._count} requests in a row the same way, from "
+                                         f"item {self._first!r} on: {self._message}; {todo}, then rerun the same "
+                                         "command to resume")
                 raise self._stop
 
 
@@ -207,7 +228,7 @@ class ServedClient:
                     retry_after = _retry_after(response)
             if attempt < retries and self._sleep.wait(self.retry.delay(attempt, retry_after)):
                 # the client was closed while waiting: the command is stopping, not out of retries
-                raise RequestFailed(f"{last} (not retried: stopping)", status, unreachable)
+                raise RequestFailed(f"{last} (not retried: stopping)", status, unreachable, stopping=True)
         raise RequestFailed(f"{last} (after {retries + 1} tries)", status, unreachable)
 
     def _redirect_message(self, url: str, path: str, response) -> str:

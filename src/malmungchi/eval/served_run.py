@@ -107,9 +107,9 @@ class _ServedGenerator:
         try:
             answer = self.client.post(request.path, request.body)
         except RequestFailed as err:
-            if not err.rejected:
+            if err.ends_run:
                 raise
-            streak.rejected(self.ids[index], err.message, counted=index not in retried)
+            streak.failed(self.ids[index], err, counted=index not in retried)
             return Generation("", STOP_ERROR, 0, error=err.message)
         streak.answered()
         return parse_generation(answer, self.client.base_url + request.path)
