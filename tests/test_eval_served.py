@@ -358,6 +358,25 @@ def test_an_item_the_server_fails_on_every_try_is_an_error_result_and_the_run_go
         assert all(by_id[i]["error"] is None for i in by_id if i != "q1")
         assert _prompt_ids(server, gold).count("q1") == 2  # asked once more, no more
 
+        again = _cli(server.url, gold, out, "--max-retries", 0)  # it fails again: still that item's result
+        assert again.exit_code == 0, again.output
+        assert (json.loads(again.stdout)["generated"], json.loads(again.stdout)["n_errors"]) == (1, 1)
+
+
+def test_an_answer_without_choices_is_that_items_error(responder, gold, tmp_path):
+    def no_choices_for_q2(path, body):
+        if body.get("prompt") == QA[2][0]:
+            return 200, {"object": "error", "message": "engine hiccup"}
+        return responder(path, body)
+
+    out = tmp_path / "r.jsonl"
+    with OpenAIServer(no_choices_for_q2) as server:
+        r = _cli(server.url, gold, out, "--max-retries", 0)
+        assert r.exit_code == 0, r.output
+        by_id = {x["id"]: x for x in _lines(out)}
+        assert by_id["q2"]["prediction"] is None and "no choices" in by_id["q2"]["error"]
+        assert sum(x["error"] is not None for x in by_id.values()) == 1
+
 
 def test_a_server_failing_every_request_stops_after_five_whatever_it_says(gold, tmp_path):
     """A server in trouble words its 5xx many ways: five items in a row failed on its side stop the command (one
@@ -374,3 +393,10 @@ def test_a_server_failing_every_request_stops_after_five_whatever_it_says(gold, 
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
         assert "failed 5 requests in a row" in r.stderr and "q0" in r.stderr and "server's log" in r.stderr
         assert len(server.requests) == 5
+
+        # fewer items than five: none answered is no run either
+        few = tmp_path / "few.jsonl"
+        few.write_text("".join(line for line in gold.read_text(encoding="utf-8").splitlines(keepends=True)[:3]),
+                       encoding="utf-8")
+        short = _cli(server.url, few, tmp_path / "r3.jsonl", "--max-retries", 0)
+        assert short.exit_code == 2 and "answered none" in short.stderr and "Traceback" not in short.output

@@ -82,6 +82,7 @@ def test_a_plain_dialogue_compares_hashes_and_pickles_as_its_turns():
     eager = Dialogue(again.turns, again.span)
     assert lazy == eager and hash(lazy) == hash(eager)
     copy = pickle.loads(pickle.dumps(lazy))
+    assert copy.plain == [("철수", "안녕\n또 보자"), ("영희", "응")]  # across a process pool it stays lazy
     assert copy == eager and [t.speaker for t in copy.turns] == ["철수", "영희"]
     assert copy.turns[0].plain == "안녕\n또 보자"
     assert (copy.turns[0].span.line, copy.turns[1].span.line) == (2, 4)  # spans survive with their lines

@@ -164,8 +164,17 @@ class Dialogue:
     def __repr__(self) -> str:
         return f"Dialogue(turns={self.turns!r}, span={self.span!r})"
 
-    def __reduce__(self):
-        return (Dialogue, (self.turns, self.span))
+    def __reduce__(self):  # the pairs travel, and unbuilt turns stay unbuilt (the text and line index travel
+        # with the span anyway): a process pool's worker hands back what the build renders from
+        if self.plain is None:
+            return (Dialogue, (self._turns, self.span))
+        return (_unpickled, (self._turns, self.span, self.plain, self._make))
+
+
+def _unpickled(turns, span, plain, make) -> Dialogue:
+    d = Dialogue.lazy(plain, span, make)
+    d._turns = turns
+    return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,8 +229,8 @@ class _Judge:
 
     def ask(self, prompt: str, item_id: str, asked_before: bool = False) -> dict:
         """One item's verdict line (without the ids): never raises for an item-level failure (the line then has
-        `score: null` and the error); ServedError (no server, refused key, every request rejected alike) stops
-        the run."""
+        `score: null` and the error); ServedError (no server, refused key, failures in a row alike) stops the
+        run."""
         s = self.settings
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         error = None
@@ -329,6 +329,7 @@ def judge(client: ServedClient, settings: JudgeSettings, gold: Sequence[GoldItem
                           "resume") from None
     finally:
         log.close()
+    worker.streak.finish(f"the verdicts are in {output}")
     final = [_with_sample(lines[item.key], sample) if item.key in lines
              else _line(item, _verdict(None, None, "no prediction", {}), settings, fingerprint, None, sample)
              for item in gold]

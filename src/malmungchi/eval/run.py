@@ -52,7 +52,7 @@ class RunOutcome:
 
     @property
     def rejected(self) -> list[Scored]:
-        """The items the server rejected (stop_reason "error": no prediction, scored wrong)."""
+        """The items the server rejected or failed on (stop_reason "error": no prediction, scored wrong)."""
         return [s for s in self.scored if s.extra.get("stop_reason") == STOP_ERROR]
 
 
@@ -170,8 +170,8 @@ def run_plan(plan: RunPlan, gold: Sequence[GoldItem], output: Path, *, limit: in
     `gold` is what to evaluate: with `--sample` the sampled items already (`eval.sample.sample_gold`), and
     `sample` the draw, which the fingerprint and the summary record.
 
-    An item the server rejected (a served backend's `STOP_ERROR` line: no prediction, so scored wrong, and the
-    server's message in `error`) is a result of this run, and is asked again by the next one.
+    An item the server rejected or failed on (a served backend's `STOP_ERROR` line: no prediction, so scored
+    wrong, and the server's message in `error`) is a result of this run, and is asked again by the next one.
 
     `on_start(total, already_done)` is called once before generating, `on_progress(n)` after each batch."""
     normalizer, fingerprint = plan.normalizer, fp.with_sample(plan.fingerprint, sample)

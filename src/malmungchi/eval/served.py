@@ -15,9 +15,10 @@ Only what `eval run --backend openai` and `eval judge` need: `GET /models`, `POS
   failing on the server's side (5xx or no answer, after their retries).
 
 A request the server answered but that failed for good is that item's own failure (`RequestFailed.ends_run`
-False): a 4xx it refuses, or a 5xx or timeout that its retries did not get past (one prompt that crashes the
-server's tokenizer must not stop every rerun at that item). A server that cannot be reached, or a command that is
-stopping, ends the run.
+False): a 4xx it refuses, or a 5xx, timeout or garbled answer that its retries did not get past (one prompt that
+crashes the server's tokenizer must not stop every rerun at that item). A server that cannot be reached, one that
+still rate-limits (429) after the retries, or a command that is stopping, ends the run; so does a run in which
+the server answered nothing and failed something (`RejectionStreak.finish`).
 
 The API key is sent in the `Authorization` header only; every message made from a server's answer goes through
 `redact`, so the key never reaches a results file, a log or an error line, even from a server that echoes it.
@@ -42,7 +43,7 @@ from malmungchi.errors import UserError
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 STARTUP_RETRIES = 2  # for the first request: a wrong URL should be one line within a second or two, not after 15 s
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-REJECTION_STREAK = 5  # rejections in a row, with one message, that stop a command (RejectionStreak)
+REJECTION_STREAK = 5  # failures in a row, alike, that stop a command (RejectionStreak)
 _BODY_CHARS = 200  # of a server's error body quoted in a message
 _JITTER = random.Random()  # its own generator: waits must not move the global one a seeded caller relies on
 
@@ -64,9 +65,9 @@ class RequestFailed(Exception):
 
     @property
     def ends_run(self) -> bool:
-        """The server is gone or the command is stopping: no item's own failure, so the run stops (and says to
-        rerun) instead of failing every item left."""
-        return self.unreachable or self.stopping
+        """The server is gone, still rate-limits after the retries, or the command is stopping: no item's own
+        failure, so the run stops (and says to rerun later) instead of failing every item left."""
+        return self.unreachable or self.stopping or self.status == 429
 
     @property
     def rejected(self) -> bool:
@@ -95,8 +96,9 @@ class RejectionStreak:
     """Stops a command whose server fails its requests all alike: after `limit` in a row a ServedError names the
     first item and the message. Alike: rejected with one message (`RequestFailed.rejected`), or failed on the
     server's side whatever the message (5xx, no answer; a server in trouble words its errors many ways). An answer
-    breaks the streak. Items asked again after an earlier failure are left out (`counted=False`): one failing for
-    itself (a prompt too long) must not stop every rerun. Thread-safe: the workers report to one streak, and
+    breaks the streak. Items asked again after an earlier rejection are left out (`counted=False`): one rejected
+    for itself (a prompt too long) must not stop every rerun; a server-side failure counts whoever it hits, or a
+    dead server would fail five more items on every rerun. Thread-safe: the workers report to one streak, and
     `check` before each request keeps a worker that starts after the stop from sending one more."""
 
     def __init__(self, limit: int = REJECTION_STREAK):
@@ -107,6 +109,8 @@ class RejectionStreak:
         self._message: str | None = None
         self._count = 0
         self._stop: ServedError | None = None
+        self._answers = 0
+        self._fresh_failures = 0  # server-side failures of items not asked before (`finish`)
 
     def check(self) -> None:
         if self._stop is not None:
@@ -115,24 +119,38 @@ class RejectionStreak:
     def answered(self) -> None:
         with self._lock:
             self._count = 0
+            self._answers += 1
+
+    def finish(self, where: str) -> None:
+        """After the last request: a server that answered nothing and failed on its side for items never asked
+        before is not up, however few they were (fewer than the limit): a ServedError, so the command does not end
+        as if it had run. Items that failed before and fail again are not enough: one prompt that crashes the
+        server must not make every rerun exit with an error."""
+        if self._answers == 0 and self._fresh_failures:
+            raise ServedError(f"the server answered none of the requests it was sent ({self._fresh_failures} new "
+                              f"item(s) failed on its side), first item {self._first!r}: {self._message}; check the "
+                              f"server's log, then rerun the same command ({where})")
 
     def failed(self, item_id: str, err: RequestFailed, *, counted: bool = True) -> None:
         """An item's request failed for good (`err.ends_run` False); raises the ServedError at the limit."""
-        if not counted:
-            return
         key = err.message if err.rejected else None  # None: failed on the server's side, whatever the words
+        if not counted and key is not None:
+            return
         with self._lock:
+            if key is None and counted:
+                self._fresh_failures += 1
             if self._count == 0 or key != self._key:
                 self._first, self._key, self._message, self._count = item_id, key, err.message, 0
             self._count += 1
             if self._count >= self.limit:
                 if key is not None:
-                    what, todo = "rejected", "check what is sent against what the server takes"
+                    what = "rejected {} requests in a row the same way"
+                    todo = "check what is sent against what the server takes"
                 else:
-                    what, todo = "failed", "check the server's log"
-                self._stop = ServedError(f"the server {what} {self._count} requests in a row the same way, from "
-                                         f"item {self._first!r} on: {self._message}; {todo}, then rerun the same "
-                                         "command to resume")
+                    what = "failed {} requests in a row on its side (5xx, timeout, garbled answer)"
+                    todo = "check the server's log"
+                self._stop = ServedError(f"the server {what.format(self._count)}, from item {self._first!r} on: "
+                                         f"{self._message}; {todo}, then rerun the same command to resume")
                 raise self._stop
 
 
@@ -229,7 +247,8 @@ class ServedClient:
             if attempt < retries and self._sleep.wait(self.retry.delay(attempt, retry_after)):
                 # the client was closed while waiting: the command is stopping, not out of retries
                 raise RequestFailed(f"{last} (not retried: stopping)", status, unreachable, stopping=True)
-        raise RequestFailed(f"{last} (after {retries + 1} tries)", status, unreachable)
+        # a last try cut short by a stop (the hard close of an abort) is the stop's, not the item's
+        raise RequestFailed(f"{last} (after {retries + 1} tries)", status, unreachable, stopping=self._sleep.is_set())
 
     def _redirect_message(self, url: str, path: str, response) -> str:
         location = response.headers.get("location")

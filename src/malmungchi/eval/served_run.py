@@ -10,10 +10,11 @@ registered as special in the answer text.
 Requests run `concurrency` at a time (`served.parallel_batches`); results are appended and fsynced `batch_size`
 at a time by `run.run_plan`, the loop the local backend uses: resume, exactly once per id, final order.
 
-An item the server rejects (a 4xx that retrying cannot fix, e.g. a prompt over its `max_model_len`) is that item's
-result: `STOP_ERROR` with the server's message; the run goes on. What means the server cannot be used (no server,
-a refused key, an unknown model, a redirect, retries spent) stops the command, and so do `REJECTION_STREAK`
-rejections in a row with one message (`served.RejectionStreak`: a parameter the server does not take).
+An item the server rejects (a 4xx that retrying cannot fix, e.g. a prompt over its `max_model_len`) or fails on
+every try (5xx, timeout, an answer without choices) is that item's result: `STOP_ERROR` with the message; the run
+goes on. What means the server cannot be used (no server, a refused key, an unknown model, a redirect, a 429 after
+the retries, nothing answered at all) stops the command, and so do `REJECTION_STREAK` failures in a row alike
+(`served.RejectionStreak`: a parameter the server does not take, a server in trouble).
 """
 
 from __future__ import annotations
@@ -105,14 +106,15 @@ class _ServedGenerator:
         request = self.requests[index]
         streak.check()
         try:
-            answer = self.client.post(request.path, request.body)
+            generation = parse_generation(self.client.post(request.path, request.body),
+                                          self.client.base_url + request.path)
         except RequestFailed as err:
             if err.ends_run:
                 raise
             streak.failed(self.ids[index], err, counted=index not in retried)
             return Generation("", STOP_ERROR, 0, error=err.message)
         streak.answered()
-        return parse_generation(answer, self.client.base_url + request.path)
+        return generation
 
     def __call__(self, todo: list[int], write: Write, retried: frozenset[int] = frozenset()) -> None:
         def hand_back(batch: list[tuple[int, Generation]]) -> None:
@@ -126,6 +128,7 @@ class _ServedGenerator:
         except RequestFailed as err:
             raise ServedError(f"{err.message}; the finished items are in {self.output}: rerun the same command "
                               "to resume") from None
+        streak.finish(f"the items are in {self.output}")
 
 
 def served_plan(client: ServedClient, model: str, gold: Sequence[GoldItem], output: Path,
