@@ -29,6 +29,15 @@ def _push(*args):
     return CliRunner().invoke(main, ["hub", "push", *map(str, args)], catch_exceptions=False)
 
 
+def _pushed(hub_env, repo: str, *args) -> dict[str, bytes]:
+    """`hub push *args --repo repo` of a run against a fresh local Hub; the files the model repo holds then."""
+    with HubServer(TOKEN) as hub:
+        hub_env.setenv("HF_ENDPOINT", hub.url)
+        result = _push(*args, "--repo", repo)
+    assert result.exit_code == 0, result.output
+    return hub.files("model", repo)
+
+
 @pytest.fixture
 def hub_env(tmp_path, monkeypatch):
     """No saved login (an empty HF_HOME), online, the token in HF_TOKEN."""
@@ -135,11 +144,7 @@ def test_the_card_names_the_base_model_the_run_recorded_not_what_the_current_fol
     recorded = json.loads((run_dir / "run_manifest.json").read_text())["base_model"]
     assert recorded["name_or_path"] == BASE and Path(recorded["resolved"]).is_absolute()
     hub_env.chdir(tmp_path)  # pushed from anywhere but the project: `models/tiny-base` is no folder here
-    with HubServer(TOKEN) as hub:
-        hub_env.setenv("HF_ENDPOINT", hub.url)
-        result = _push(run_dir, "--repo", "me/local-base")
-    assert result.exit_code == 0, result.output
-    got = hub.files("model", "me/local-base")
+    got = _pushed(hub_env, "me/local-base", run_dir)
     card = got["README.md"].decode("utf-8")
     assert "base_model" not in _front(card)  # a local folder is no Hub id, however its name looks
     assert "base `tiny-base` (a local folder; name its Hub id with `hub push --base-model`)" in card
@@ -159,11 +164,7 @@ def test_the_pushed_manifests_hold_no_path_of_the_machine(tmp_path, hub_env, run
     on_disk = (run_dir / "run_manifest.json").read_bytes()
     local = json.loads(on_disk)
     assert Path(local["build"]["path"]).is_absolute() and Path(local["base_model"]["resolved"]).is_absolute()
-    with HubServer(TOKEN) as hub:
-        hub_env.setenv("HF_ENDPOINT", hub.url)
-        result = _push(run_dir, "--repo", "me/no-paths")
-    assert result.exit_code == 0, result.output
-    pushed = hub.files("model", "me/no-paths")["run_manifest.json"]
+    pushed = _pushed(hub_env, "me/no-paths", run_dir)["run_manifest.json"]
     assert (run_dir / "run_manifest.json").read_bytes() == on_disk  # the run keeps its own
     for root in (str(run_dir.parent), str(Path(local["build"]["path"]).parent), str(Path.home())):
         assert root.encode() not in pushed, root
@@ -184,11 +185,7 @@ def test_the_pushed_manifests_hold_no_path_of_the_machine(tmp_path, hub_env, run
     config = json.loads((run / "adapter" / "adapter_config.json").read_text())
     (run / "adapter" / "adapter_config.json").write_text(
         json.dumps({**config, "base_model_name_or_path": local["base_model"]["resolved"]}, indent=2))
-    with HubServer(TOKEN) as hub:
-        hub_env.setenv("HF_ENDPOINT", hub.url)
-        result = _push(run, "--repo", "me/no-paths")
-    assert result.exit_code == 0, result.output
-    assert json.loads(hub.files("model", "me/no-paths")["adapter_config.json"]) == \
+    assert json.loads(_pushed(hub_env, "me/no-paths", run)["adapter_config.json"]) == \
         {**config, "base_model_name_or_path": "tiny-base"}
 
 
@@ -275,11 +272,7 @@ def test_a_base_from_the_hub_cache_is_named_by_its_id_and_commit(tmp_path, hub_e
     manifest = json.loads((run / "run_manifest.json").read_text())
     manifest["base_model"].update(name_or_path=snapshot, resolved=snapshot)  # as `train run --model SNAPSHOT`
     (run / "run_manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    with HubServer(TOKEN) as hub:
-        hub_env.setenv("HF_ENDPOINT", hub.url)
-        result = _push(run, "--repo", "me/cached-base")
-    assert result.exit_code == 0, result.output
-    got = hub.files("model", "me/cached-base")
+    got = _pushed(hub_env, "me/cached-base", run)
     card = got["README.md"].decode("utf-8")
     assert _front(card)["base_model"] == "acme/tiny-base"
     assert f"base `acme/tiny-base` (revision `{commit}`)" in card
