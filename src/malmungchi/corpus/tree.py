@@ -128,7 +128,8 @@ class Dialogue:
     The parser makes a dialogue of plain lines (text only: no cue, no nested block; most dialogues) with its turns
     as `plain` (speaker, text) pairs, the text as the renderer writes it, and builds the `Turn` nodes only when
     `turns` is first read: the build renders from the pairs, and a dialogue corpus has hundreds of thousands of
-    turns. Either way it compares, hashes and pickles as (turns, span), and is meant to be immutable."""
+    turns. Either way it compares and hashes as (turns, span), pickles with its pairs (its turns still unbuilt
+    where they were), and is meant to be immutable."""
 
     __slots__ = ("_turns", "span", "plain", "_make")
 

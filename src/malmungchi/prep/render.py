@@ -193,8 +193,7 @@ class TextRenderer:
         cuts, turns, leaves = r.cuts, r.turns, r.leaf_cuts
         pairs = seg.plain  # (speaker, text) of each turn: the parser's for a dialogue of text alone
         if pairs is None:
-            pairs = [(t.speaker, t.parts[0].text.strip() if len(t.parts) == 1 and t.parts[0].__class__ is Text
-                      else self.inline(t.parts)) for t in seg.turns]
+            pairs = [(t.speaker, self.inline(t.parts)) for t in seg.turns]
         for speaker, body in pairs:
             prefix = "" if speaker is None else f"{speaker}: " if names else self._speaker_prefix(speaker)
             line = prefix + body
