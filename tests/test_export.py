@@ -258,6 +258,7 @@ def test_force_never_replaces_what_another_process_wrote_meanwhile(command, samp
     """`--force` with no `out` yet: a folder someone else puts there while the output is written is refused (and
     kept), not replaced; a writer that gets there during the final rename is told to run again, not to pass the
     --force it passed."""
+    from malmungchi import outdir
     from malmungchi.errors import UserError
     from malmungchi.prep import export as ex, write
     from malmungchi.prep.build import plan
@@ -286,7 +287,7 @@ def test_force_never_replaces_what_another_process_wrote_meanwhile(command, samp
     out.joinpath("theirs.txt").unlink()
     out.rmdir()
     monkeypatch.setattr(module, "_write_into", real)
-    monkeypatch.setattr(module, "swap_in", lambda tmp, out, replace: False)  # the other writer won the rename
+    monkeypatch.setattr(outdir, "swap_in", lambda tmp, out, replace: False)  # the other writer won the rename
     with pytest.raises(UserError) as err:
         go()
     assert str(err.value) == f"{out} was written by another process meanwhile; run again"

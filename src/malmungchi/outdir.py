@@ -5,7 +5,7 @@ Where: never over or around an input, and `--force` only ever replaces an earlie
 `corpus export --out`, `train run --out`, `quickstart --out`) asks here before it touches anything, so a slip such
 as `--out .` or `--out corpus/` ends in one line, not in a deleted corpus.
 
-How (`corpus build`, `corpus export`): everything is written into `.NAME.PID.XXXXXXXX.tmp` beside `out`
+How (`corpus build`, `corpus export`, both through `write_in_place`): everything is written into `.NAME.PID.XXXXXXXX.tmp` beside `out`
 (`temporary_sibling`, with the mode a plain `mkdir` gives, not mkdtemp's 0700), then `swap_in` renames it to
 `out`. Replacing an earlier output takes two renames — the earlier one into `.NAME.PID.XXXXXXXX.old/saved`, the
 new one to `out` — and a process killed between them leaves no `out`: the next build or export of `out`, whichever
@@ -23,15 +23,16 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, TypeVar
 
 from malmungchi.atomic import process_alive, umask
 from malmungchi.contracts.build import BUILD_MANIFEST, is_build_dir
 from malmungchi.contracts.run import is_run_output
 
 
+T = TypeVar("T")
 SAVED_AS = "saved"  # the earlier output's name inside `.NAME.PID.*.old` while --force replaces it, for every writer
 # the names an earlier output may have there: `corpus build` of malmungchi 0.1.0 called it `build`
 SAVED_NAMES = (SAVED_AS, "build")
@@ -143,6 +144,29 @@ def swap_in(tmp: Path, out: Path, *, replace: bool) -> bool:
             return False
         raise
     return True
+
+
+def write_in_place(out: Path, write: Callable[[Path], T], *, force: bool, problem: Callable[[], str | None],
+                   error: Callable[[str], Exception], ready: Callable[[], None] = lambda: None) -> T:
+    """The whole of it, for `corpus build` and `corpus export`: an interrupted swap undone, `problem()` (the
+    output's refusal, raised as `error`), `ready()` (the writer's own refusals, after it), stale temporaries
+    removed, `write(tmp)` into a staged sibling, `problem()` asked again (another process may have put something
+    at `out` meanwhile, which --force must not replace), and the swap. Returns what `write` returned."""
+    restore_interrupted_swap(out)
+    line = problem()
+    if line:
+        raise error(line)
+    ready()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    with staged(out) as tmp:
+        result = write(tmp)
+        line = problem()
+        if line:
+            raise error(line)
+        if not swap_in(tmp, out, replace=force):
+            raise error(written_meanwhile(out, force=force))
+    return result
 
 
 def written_meanwhile(out: Path, *, force: bool) -> str:

@@ -44,8 +44,7 @@ import pyarrow.parquet as pq
 from malmungchi.contracts.build import SPLITS
 from malmungchi.errors import UserError
 from malmungchi.hub.card import quoted
-from malmungchi.outdir import (overlap_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in,
-                               written_meanwhile)
+from malmungchi.outdir import overlap_problem, write_in_place
 from malmungchi.prep import arrays
 
 if TYPE_CHECKING:  # the CLI imports this module for its format names; the build machinery comes with the plan
@@ -354,22 +353,11 @@ def export(p: Plan, out: str | Path, fmt: str, split: str = "all", *, force: boo
         raise ExportError(problem)
     if split != "all" and split not in SPLITS:
         raise ExportError(f"--split {split}: choose one of {', '.join(SPLITS)} or all")
-    restore_interrupted_swap(out)  # a --force export or build killed mid-swap: the earlier output goes back first
-    problem = out_problem(out, [s.path for s in p.sources], force=force)
-    if problem:
-        raise ExportError(problem)
     names = list(SPLITS) if split == "all" else [split]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    with staged(out) as tmp:  # the swap and its recovery, as for builds: malmungchi.outdir
-        summary = _write_into(p, tmp, FORMATS[fmt], names)
-        # checked again: another process may have put something at `out` meanwhile, which --force must not replace
-        problem = out_problem(out, [s.path for s in p.sources], force=force)
-        if problem:
-            raise ExportError(problem)
-        if not swap_in(tmp, out, replace=force):
-            raise ExportError(written_meanwhile(out, force=force))
-    return summary
+    # a --force export or build killed mid-swap is undone first; the swap and its recovery: malmungchi.outdir
+    sources = [s.path for s in p.sources]
+    return write_in_place(out, lambda tmp: _write_into(p, tmp, FORMATS[fmt], names), force=force, error=ExportError,
+                          problem=lambda: out_problem(out, sources, force=force))
 
 
 def _write_into(p: Plan, root: Path, f: Format, names: list[str]) -> dict:

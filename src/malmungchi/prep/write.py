@@ -16,8 +16,7 @@ from malmungchi import __version__
 from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths
 from malmungchi.errors import UserError
 from malmungchi.hub.card import dataset_card
-from malmungchi.outdir import (build_out_problem, remove_stale_temporaries, restore_interrupted_swap, staged, swap_in,
-                               written_meanwhile)
+from malmungchi.outdir import build_out_problem, write_in_place
 from malmungchi.prep.build import Plan
 from malmungchi.prep.content import content_table
 from malmungchi.prep.rows import SCHEMA, row_groups
@@ -78,24 +77,16 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
     """Write the build directory and return its manifest. The report is computed here (unless it was already),
     beside the data files being written; `prep.stats.report(p)` then returns it at no cost."""
     out = Path(out)
-    restore_interrupted_swap(out)  # a --force build or export killed mid-swap: the earlier output goes back first
-    problem = build_out_problem(out, [s.path for s in p.sources], force=force)
-    if problem:
-        raise OutputExists(problem)
-    empty = empty_build_problem(p)
-    if empty:
-        raise EmptyBuild(empty)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    with staged(out) as tmp:  # the swap and its recovery: malmungchi.outdir
-        manifest = _write_into(p, tmp)
-        # checked again: another process may have put something at `out` meanwhile, which --force must not replace
-        problem = build_out_problem(out, [s.path for s in p.sources], force=force)
-        if problem:
-            raise OutputExists(problem)
-        if not swap_in(tmp, out, replace=force):
-            raise OutputExists(written_meanwhile(out, force=force))
-    return manifest
+
+    def refuse_empty() -> None:
+        empty = empty_build_problem(p)
+        if empty:
+            raise EmptyBuild(empty)
+
+    # a --force build or export killed mid-swap is undone first; the swap and its recovery: malmungchi.outdir
+    sources = [s.path for s in p.sources]
+    return write_in_place(out, lambda tmp: _write_into(p, tmp), force=force, error=OutputExists,
+                          problem=lambda: build_out_problem(out, sources, force=force), ready=refuse_empty)
 
 
 def _write_splits(p: Plan, paths: BuildPaths) -> None:
