@@ -197,7 +197,7 @@ def test_respelling_gives_the_canonical_rendering(corpus, tmp_path, policies, fa
             respelled += fast.respell.stamp(a)
             fast.stamp(a, doc, key)
             slow.stamp(b, doc, key)
-            assert (a.key, a.canon_answers, a.leaf_sizes) == (b.key, b.canon_answers, b.leaf_sizes), doc.id
+            assert (a.key, a.answers(), a.leaf_sizes) == (b.key, b.answers(), b.leaf_sizes), doc.id
             n += 1
     assert n > 10 and respelled == n - fallbacks
 
@@ -249,3 +249,20 @@ def test_a_build_does_not_import_pandas(tmp_path, qwen3_tokenizer_dir):
             f"default_registry()); write_build(p, {str(tmp_path / 'b')!r}); print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False" and (tmp_path / "b" / "eval" / "content.parquet").is_file()
+
+
+@pytest.mark.parametrize("policy", ["special", "text"])
+def test_a_turn_too_long_for_any_row_leaves_the_other_answers_in_place(tmp_path, qwen3_tokenizer_dir, policy):
+    """A turn longer than any row is taken out before encoding; the turns after it keep their own canonical
+    answers (they once took those of the turn before them)."""
+    turns = ["가: 첫 말이에요.", "나: " + "아주긴말" * 60000, "가: |SOUND|>(웃음) 셋째 말.", "나: 넷째 말이에요.",
+             "가: |SOUND|>(한숨) 다섯째."]
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "long.txt").write_text("|START_OF_TITLE|>긴 대화|END_OF_TITLE|>\n\n|START_OF_DIALOGUE|>\n"
+                                             + "\n".join(turns) + "\n|END_OF_DIALOGUE|>\n|END_OF_BOOK|>\n",
+                                             encoding="utf-8")
+    _, items = _build(tmp_path / "c", qwen3_tokenizer_dir, tmp_path / "out", max_length=256,
+                      splits={"train": 0, "validation": 0, "test": 1}, default_policy=policy)
+    assert [i["answer_canonical"] for i in items] == ["첫 말이에요.", "|SOUND|>(웃음) 셋째 말.", "넷째 말이에요.",
+                                                      "|SOUND|>(한숨) 다섯째."]
+    assert [content_text(i["answer"]) for i in items] == [content_text(i["answer_canonical"]) for i in items]

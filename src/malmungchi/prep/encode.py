@@ -373,9 +373,12 @@ def _without_long_segments(r: Rendered, limit: int, backend, max_length: int) ->
         at = b
     pieces.append(r.text[at:])
     cuts = sorted({shift(c) for c in r.cuts if outside(c)} | {shift(a) for a, _ in drop})
-    turns = [(shift(t), shift(c), shift(e)) for t, c, e in r.turns if outside(t, e)]
+    keep = [outside(t, e) for t, _, e in r.turns]
+    turns = [(shift(t), shift(c), shift(e)) for (t, c, e), k in zip(r.turns, keep) if k]
+    answers = r.answers()  # read from the text as it was
+    answers = [a for a, k in zip(answers, keep + [True] * (len(answers) - len(keep))) if k]
     gaps = sorted({shift(g) for g in r.gaps} | {shift(a) for a, _ in drop})
-    kept = replace(r, text="".join(pieces), cuts=cuts, turns=turns, gaps=gaps)
+    kept = replace(r, text="".join(pieces), cuts=cuts, turns=turns, gaps=gaps, canon_answers=answers)
     measure(kept)  # the report's tokens per syllable are over the text that is tokenized
     return kept, lost
 

@@ -111,7 +111,7 @@ def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context
     canon = r.canon_answers
     for n, ((turn_start, content_start, content_end), at) in enumerate(zip(turns.tolist(), at_all)):
         answer = text[content_start:content_end]
-        canonical = canon[n] if n < len(canon) else None
+        canonical = (answer if canon[n] is None else canon[n]) if n < len(canon) else None
         if not (content_text(canonical) if canonical is not None else answer.strip()):
             continue  # no content: the same turns are items under every policy
         k = bisect_right(span_starts, at) - 1

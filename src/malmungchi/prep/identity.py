@@ -19,7 +19,7 @@ import regex
 
 from malmungchi.corpus.tree import Document
 from malmungchi.prep.policies import Policies
-from malmungchi.prep.render import Rendered, TextRenderer
+from malmungchi.prep.render import Rendered, TextRenderer, collapse_whitespace
 from malmungchi.schemas.config import BuildConfig
 from malmungchi.schemas.registry import Registry
 
@@ -47,7 +47,7 @@ def has_content(canonical: str, probe: int = 1000) -> bool:
 
 def text_key(text: str) -> str:
     """sha256 of `text` NFC-normalised with whitespace runs collapsed."""
-    return hashlib.sha256(unicodedata.normalize("NFC", " ".join(text.split())).encode()).hexdigest()
+    return hashlib.sha256(unicodedata.normalize("NFC", collapse_whitespace(text)).encode()).hexdigest()
 
 
 def is_canonical(cfg: BuildConfig) -> bool:
@@ -74,7 +74,7 @@ class Canonical:
         c = r if self.same else self.renderer.render(doc, source)
         r.key = text_key(c.text)
         r.has_content = has_content(c.text)
-        r.canon_answers = [c.text[s:e] for _, s, e in c.turns]
+        r.canon_answers = [None] * len(c.turns) if self.same else [c.text[s:e] for _, s, e in c.turns]
         ends = [*c.leaf_cuts[1:], len(c.text)]
         r.leaf_sizes = [max(0, b - a) for a, b in zip(c.leaf_cuts, ends)]
 
@@ -127,8 +127,12 @@ class Respell:
 
         r.key = text_key(c)
         r.has_content = has_content(c)
-        turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)
-        r.canon_answers = [c[a:b] for a, b in zip(at(turns[:, 1]).tolist(), at(turns[:, 2]).tolist())]
+        turns = np.fromiter((x for turn in r.turns for x in turn), dtype=np.int64, count=3 * len(r.turns))
+        begin, end = turns[1::3], turns[2::3]
+        # a turn whose content no spelling overlaps reads the same canonically (None: `Rendered.answers`)
+        spelled_in = np.searchsorted(starts, end, "left") > np.searchsorted(starts + sizes[1::2], begin, "right")
+        r.canon_answers = [c[a:b] if o else None
+                           for a, b, o in zip(at(begin).tolist(), at(end).tolist(), spelled_in.tolist())]
         cuts = at(r.leaf_cuts)
         r.leaf_sizes = np.maximum(0, np.diff(np.append(cuts, len(c)))).tolist()
         return True

@@ -45,6 +45,7 @@ def cut(r: Rendered, budget: int = UNIT_CHARS) -> list[Rendered] | None:
     turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)
     cuts = np.asarray(r.cuts, dtype=np.int64)
     gaps = np.asarray(r.gaps, dtype=np.int64)
+    answers = r.answers()
     pieces = []
     for k, (a, b) in enumerate(zip(offsets, offsets[1:])):
         body = text[a:b]
@@ -57,7 +58,7 @@ def cut(r: Rendered, budget: int = UNIT_CHARS) -> list[Rendered] | None:
         piece = replace(r, id=f"{r.id}@u{k}", text=body, unit=f"{r.key}@u{k}", stored=None, key=f"{r.key}@u{k}",
                         cuts=[int(c - a) for c in cuts if a < c < a + len(body)],
                         turns=[tuple(int(x - a) for x in t) for t in turns[inside]],
-                        canon_answers=[r.canon_answers[i] for i in np.nonzero(inside)[0] if i < len(r.canon_answers)],
+                        canon_answers=[answers[i] for i in np.nonzero(inside)[0] if i < len(answers)],
                         gaps=[int(g - a) for g in gaps if a < g < a + len(body)],
                         markers=r.markers if not pieces else type(r.markers)(),
                         cues=r.cues if not pieces else type(r.cues)(),

@@ -49,7 +49,8 @@ class Rendered:
     max_speakers: int = 0
     key: str | None = field(default=None, repr=False, compare=False)  # dedup_key(): the document's identity
     # (`prep.identity`, set by the build) or, when not set, the rendered text's
-    canon_answers: list[str] = field(default_factory=list, repr=False)  # each turn's content, canonical form
+    canon_answers: list[str | None] = field(default_factory=list, repr=False)  # each turn's content, canonical
+    # form; None where that is the rendering's own content (no marker spelled otherwise in it): `answers()`
     leaf_cuts: list[int] = field(default_factory=list, repr=False)  # per paragraph and turn, in tree order (also
     # those that render to nothing): where a cut before it goes (before the block marker that opens it)
     leaf_sizes: list[int] = field(default_factory=list, repr=False)  # per paragraph and turn: its characters in
@@ -74,13 +75,36 @@ class Rendered:
         """The text, also after `spill`."""
         return self.text if self.stored is None else self.stored[0].get(*self.stored[1:])
 
+    def answers(self) -> list[str]:
+        """Each turn's content in canonical form: `canon_answers` with its None entries read from the text (while
+        the text and turns are those it was stamped with; `prep.encode` and `prep.pieces` resolve them before
+        they change either)."""
+        if None not in self.canon_answers:
+            return list(self.canon_answers)
+        text = self.full_text()
+        flat = self.turns if isinstance(self.turns, array) else [x for turn in self.turns for x in turn]
+        return [text[flat[3 * n + 1]:flat[3 * n + 2]] if a is None else a for n, a in enumerate(self.canon_answers)]
+
     def dedup_key(self) -> str:
         """The identity set by `prep.identity`, else sha256 of the text with whitespace runs collapsed and
         NFC-normalised (computed once)."""
         if self.key is None:
-            norm = unicodedata.normalize("NFC", " ".join(self.text.split()))
+            norm = unicodedata.normalize("NFC", collapse_whitespace(self.text))
             self.key = hashlib.sha256(norm.encode()).hexdigest()
         return self.key
+
+
+def collapse_whitespace(text: str) -> str:
+    """`" ".join(text.split())`, several times faster on text whose only whitespace is spaces and line feeds
+    (every rendering without tabs, CRs or wide spaces): no list of words, a few passes of `replace`. Every
+    whitespace character but the space is unprintable, so a printable text with its line feeds made spaces has
+    only spaces to collapse."""
+    out = text.replace("\n", " ")
+    if not out.isprintable():
+        return " ".join(text.split())
+    while "  " in out:
+        out = out.replace("  ", " ")
+    return out.strip(" ")
 
 
 class _Out:
