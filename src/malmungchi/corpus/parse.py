@@ -632,7 +632,8 @@ def parse_text(text: str, path: str, registry: Registry, *, tree: bool = True) -
 
 @contextmanager
 def collector_paused():
-    """Hold the cyclic garbage collector off while a file is parsed. A tree has a dozen objects per dialogue and
+    """Hold the cyclic garbage collector off while a file is parsed (the build holds it off throughout, for the
+    same reason: `prep.build.plan`). A tree has a dozen objects per dialogue and
     none in a reference cycle, so reference counting frees them all; but while they pile up, the collector passes
     over them (and over every older object) again and again, which cost an eighth of reading a dialogue corpus.
     Now they are looked at once, in the first collection after the parse; a caller that lets the tree go before

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from malmungchi import __version__
 from malmungchi.contracts.build import EVAL_CONTENT, EVAL_ITEMS, BuildPaths
+from malmungchi.corpus.parse import collector_paused
 from malmungchi.errors import UserError
 from malmungchi.hub.card import dataset_card
 from malmungchi.outdir import build_out_problem, write_in_place
@@ -85,8 +86,9 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
 
     # a --force build or export killed mid-swap is undone first; the swap and its recovery: malmungchi.outdir
     sources = [s.path for s in p.sources]
-    return write_in_place(out, lambda tmp: _write_into(p, tmp), force=force, error=OutputExists,
-                          problem=lambda: build_out_problem(out, sources, force=force), ready=refuse_empty)
+    with collector_paused():  # tens of thousands of eval items and row tables, in no cycle (as in `plan`)
+        return write_in_place(out, lambda tmp: _write_into(p, tmp), force=force, error=OutputExists,
+                              problem=lambda: build_out_problem(out, sources, force=force), ready=refuse_empty)
 
 
 def _write_splits(p: Plan, paths: BuildPaths) -> None:
