@@ -135,9 +135,8 @@ class _Parser:
                         and not after.code and self._context() in tok.spec.inside):
                     # a block whose END is the next marker (most dialogues): what `_open`, `_text` and `_close`
                     # would do, at once (it can be line-scoped by neither, nor close any block but itself)
-                    self.stack.append(_Frame(tok.spec.name, tok,
-                                             [("text", tok.end, after.start)] if after.start > tok.end else []))
-                    self._pop(after)
+                    self._closed(tok.spec.name, tok, after,
+                                 [("text", tok.end, after.start)] if after.start > tok.end else [])
                     pos, skip = after.end, i + 1
                     continue
                 self._open(tok, tokens, i)
@@ -294,20 +293,25 @@ class _Parser:
 
     def _pop(self, close: MarkerToken | None) -> None:
         frame = self.stack.pop()
-        inner_end = close.start if close is not None else frame.open.end
-        if close is not None and NON_SPACE.search(self.text, frame.open.end, inner_end) is None:
-            self.report("S004", f"empty {frame.name.lower()} block", frame.open.start, close.end)
-        if frame.name == "TITLE":
-            title = " ".join(self._flow_text(frame.flow).split())
+        self._closed(frame.name, frame.open, close, frame.flow)
+
+    def _closed(self, name: str, open_: MarkerToken, close: MarkerToken | None, flow: Flow) -> None:
+        """The block `name` opened by `open_` is closed by `close` (None: left unclosed), holding `flow`: into
+        the flow around it (the block on top of the stack, or the book), with its checks."""
+        inner_end = close.start if close is not None else open_.end
+        if close is not None and NON_SPACE.search(self.text, open_.end, inner_end) is None:
+            self.report("S004", f"empty {name.lower()} block", open_.start, close.end)
+        if name == "TITLE":
+            title = " ".join(self._flow_text(flow).split())
             if self.book_title is not None and close is not None:
                 self.report("S005", f"second title {title!r} in one book (first: {self.book_title!r})",
-                            frame.open.start, close.end)
+                            open_.start, close.end)
             elif title:
                 self.book_title = title
-                self.titles.append((title, frame.open.start))
-        elif frame.name == "DIALOGUE" and close is not None:
-            self.dialogues.append(self._speakerless_first_line(frame.open.end, inner_end))
-        self._current_flow().append(("block", frame.name, frame.open, close, frame.flow))
+                self.titles.append((title, open_.start))
+        elif name == "DIALOGUE" and close is not None:
+            self.dialogues.append(self._speakerless_first_line(open_.end, inner_end))
+        (self.stack[-1].flow if self.stack else self.flow).append(("block", name, open_, close, flow))
 
     def _flow_text(self, flow: Flow) -> str:
         return "".join(self.text[i[1]:i[2]] for i in flow if i[0] == "text")

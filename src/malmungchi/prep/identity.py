@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections import Counter
+from itertools import chain
 
 import numpy as np
 import regex
@@ -127,12 +128,12 @@ class Respell:
 
         r.key = text_key(c)
         r.has_content = has_content(c)
-        turns = np.fromiter((x for turn in r.turns for x in turn), dtype=np.int64, count=3 * len(r.turns))
+        turns = np.fromiter(chain.from_iterable(r.turns), dtype=np.int64, count=3 * len(r.turns))
         begin, end = turns[1::3], turns[2::3]
         # a turn whose content no spelling overlaps reads the same canonically (None: `Rendered.answers`)
         spelled_in = np.searchsorted(starts, end, "left") > np.searchsorted(starts + sizes[1::2], begin, "right")
-        r.canon_answers = [c[a:b] if o else None
-                           for a, b, o in zip(at(begin).tolist(), at(end).tolist(), spelled_in.tolist())]
+        r.canon_answers = [None] * len(begin) if not spelled_in.any() else \
+            [c[a:b] if o else None for a, b, o in zip(at(begin).tolist(), at(end).tolist(), spelled_in.tolist())]
         cuts = at(r.leaf_cuts)
         r.leaf_sizes = np.maximum(0, np.diff(np.append(cuts, len(c)))).tolist()
         return True

@@ -199,48 +199,57 @@ class TextRenderer:
         return first
 
     def _dialogue(self, seg: Dialogue, out: _Out, first: bool) -> bool:
-        self._r.markers["START_OF_DIALOGUE"] += 1
-        self._r.markers["END_OF_DIALOGUE"] += 1
-        dropped, open_, close = self._block_ends("DIALOGUE")
+        # `_open`, `_add_after` and `_turn` for every turn, written out: a dialogue corpus has hundreds of thousands
+        r, parts, names, tokens = self._r, out.parts, self.speakers == "name", self.speakers == "token"
+        markers = r.markers
+        markers["START_OF_DIALOGUE"] += 1
+        markers["END_OF_DIALOGUE"] += 1
+        dropped, open_, close = self._ends.get("DIALOGUE") or self._block_ends("DIALOGUE")
         if dropped:
             return first
-        self._speaker_ids = {}
-        if self.speakers == "token":
-            self._r.speakers.append({})
-        if open_:
-            self._open(out, first)
-            self._add_after(out, first, open_)
-            first = False
-        sep = "\n" if open_ else "\n\n"  # before the first turn; "\n" between turns
-        # `_turn` for every turn, written out: a dialogue corpus has hundreds of thousands of them
-        r, parts, names = self._r, out.parts, self.speakers == "name"
+        if tokens:
+            self._speaker_ids = {}
+            r.speakers.append({})
         cuts, turns, leaves = r.cuts, r.turns, r.leaf_cuts
+        if open_:
+            if self._opening is None:
+                self._opening = out.n + (0 if first else 2)
+            if not first:
+                cuts.append(out.n + 2)
+                open_ = "\n\n" + open_
+            parts.append(open_)
+            out.n += len(open_)
+            first = False
+            sep = "\n"  # before the first turn; "\n" between turns
+        else:
+            sep = "\n\n"
         pairs = seg.plain  # (speaker, text) of each turn: the parser's for a dialogue of text alone
         if pairs is None:
             pairs = [(t.speaker, self.inline(t.parts)) for t in seg.turns]
+        n, opening = out.n, self._opening
         for speaker, body in pairs:
             prefix = "" if speaker is None else f"{speaker}: " if names else self._speaker_prefix(speaker)
             line = prefix + body
-            if self._opening is not None:
-                leaves.append(self._opening)
-                self._opening = None
+            if opening is not None:
+                leaves.append(opening)
+                opening = None
             else:
-                leaves.append(out.n + (0 if first else len(sep)))
+                leaves.append(n if first else n + len(sep))
             if not first:
-                cuts.append(out.n + len(sep))
-                line_out = sep + line
-            else:
-                line_out = line
-            if line_out:
-                parts.append(line_out)
-                out.n += len(line_out)
-            start = out.n - len(line)
-            turns.append((start, start + len(prefix), out.n))
+                cuts.append(n + len(sep))
+                line = sep + line
+            if line:
+                parts.append(line)
+                n += len(line)
+            start = n - len(body)
+            turns.append((start - len(prefix), start, n))
             first, sep = False, "\n"
+        out.n, self._opening = n, opening
         if close:
             out.add(close if first else "\n" + close)
             first = False
-        self._r.max_speakers = max(self._r.max_speakers, len(self._speaker_ids))
+        if tokens:  # (only `<|speaker_N|>` prefixes number the speakers)
+            r.max_speakers = max(r.max_speakers, len(self._speaker_ids))
         return first
 
     def _block(self, seg: Block, out: _Out, first: bool) -> bool:
