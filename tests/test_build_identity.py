@@ -266,3 +266,11 @@ def test_a_turn_too_long_for_any_row_leaves_the_other_answers_in_place(tmp_path,
     assert [i["answer_canonical"] for i in items] == ["첫 말이에요.", "|SOUND|>(웃음) 셋째 말.", "넷째 말이에요.",
                                                       "|SOUND|>(한숨) 다섯째."]
     assert [content_text(i["answer"]) for i in items] == [content_text(i["answer_canonical"]) for i in items]
+
+
+@pytest.mark.parametrize("answer", ["네.", "  ", "", "\u3000", "(웃음)", " (웃음) ", "|SOUND|>", "|SOUND|>(한숨) 응",
+                                    "<|sound|>", "a|b", "(", "(열린 괄호", "|END_OF_DIALOGUE|>\n", "x (y) z"])
+def test_the_eval_items_quick_content_check_agrees_with_content_text(answer):
+    from malmungchi.prep.evalset import _has_content
+
+    assert _has_content(answer) == bool(content_text(answer))

@@ -194,3 +194,27 @@ def test_eval_answers_come_from_test_chunks_when_the_tokenizer_adds_a_bos(qwen3_
     items = list(p.eval_items)
     assert len(items) > 50
     assert [it["answer"] for it in items if not any(it["answer"] in t for t in test_texts)] == []
+
+
+def test_a_tokenizer_that_changes_the_text_is_named_in_the_warnings(tmp_path, kogpt2_tokenizer_dir, monkeypatch):
+    # KoGPT2 turns "\n\n" into "  " on the way back. With more documents than the sample, the check runs while
+    # the files are still being read (as soon as its sample is encoded), and says what a check at the end says.
+    from malmungchi.prep import build, stream
+
+    monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)  # readers that encode, file by file
+    read, checked_after = [], []
+
+    def check(*args, **kwargs):
+        checked_after.append(len(read))
+        return round_trip_problems(*args, **kwargs)
+
+    monkeypatch.setattr(build, "round_trip_problems", check)
+    folder = tmp_path / "c"
+    for k in range(5):
+        write(folder, f"f{k}.txt", "".join(book(100 * k + n) for n in range(60)))
+    p = plan([str(folder)], BuildConfig(tokenizer=str(kogpt2_tokenizer_dir)), default_registry(),
+             progress=lambda stage, n, total: read.append(n) if stage == "reading" else None)
+    assert checked_after == [4]  # once, after the fourth of five files
+    expected = round_trip_problems(p.tokenizer, [r.full_text() for r in p.rendered[:200]])  # (markers registered)
+    assert expected and p.registration.whitespace == expected
+    assert [w for w in p.warnings if "round trip" in w] == [f"tokenizer {x}" for x in expected]

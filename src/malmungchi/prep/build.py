@@ -214,6 +214,7 @@ class _Work:
     split_unit: str = "document"  # as decided by `_choose_split_unit` (`assign` decides the same again)
     reencode: bool = False  # pieces replaced renderings the early encoder already had
     parsed: list[SourceFile] | None = None  # the inputs already parsed (`plan`'s `parsed`)
+    round_trip: tuple | None = None  # (encoder, problems): the check, made as soon as that encoder had its sample
 
     def step(self, stage: str, total: int | None = None) -> Callable | None:
         """A progress callback for one stage, or None."""
@@ -281,6 +282,7 @@ def _read_parse_render(w: _Work, results: Iterable) -> None:
         w.ledger.extend(dropped(d.id, s.key, d.title, d.kind, d.reason) for d in s.dropped)
         if rendered is not None:
             _take_rendered(w, s.key, rendered)
+            _round_trip_early(w)
     w.errors.extend(w.inputs.revisited)  # a folder reached twice: lint's F007 error, so the build's gate too
 
 
@@ -301,6 +303,14 @@ def _take_rendered(w: _Work, source: str, results: list) -> None:
                 w.early.encoder.take([item])
             else:
                 w.early.encoder.add(r)
+
+
+def _round_trip_early(w: _Work) -> None:
+    """The round-trip check of `_check_round_trip`, as soon as the early encoder has encoded its whole sample:
+    while the readers still keep the other core busy, not alone at the end."""
+    e = w.early.encoder if w.early is not None else None
+    if w.round_trip is None and e is not None and e.keep_first and len(e.first_ids) >= e.keep_first:
+        w.round_trip = (e, round_trip_problems(w.tokenizer, e.first_texts, ids=e.first_ids))
 
 
 def _lint_gate(w: _Work) -> None:
@@ -417,7 +427,8 @@ def _check_round_trip(w: _Work) -> None:
     encoder, tok = w.encoder, w.tokenizer
     sample = encoder.first_texts or [t for t in (r.full_text() for r in w.dedup.kept[:ROUND_TRIP_SAMPLE])
                                      if len(t) <= encoder.long_chars]
-    w.registration.whitespace = round_trip_problems(tok, sample, ids=encoder.first_ids)
+    w.registration.whitespace = w.round_trip[1] if w.round_trip is not None and w.round_trip[0] is encoder else \
+        round_trip_problems(tok, sample, ids=encoder.first_ids)
     w.warnings.extend(f"tokenizer {p}" for p in w.registration.whitespace)
     if getattr(tok, "clean_up_tokenization_spaces", False):
         w.warnings.append("the tokenizer's clean_up_tokenization_spaces is on: decoding with defaults changes "

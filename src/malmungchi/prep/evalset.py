@@ -112,7 +112,7 @@ def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context
     for n, ((turn_start, content_start, content_end), at) in enumerate(zip(turns.tolist(), at_all)):
         answer = text[content_start:content_end]
         canonical = (answer if canon[n] is None else canon[n]) if n < len(canon) else None
-        if not (content_text(canonical) if canonical is not None else answer.strip()):
+        if not (_has_content(canonical) if canonical is not None else answer.strip()):
             continue  # no content: the same turns are items under every policy
         k = bisect_right(span_starts, at) - 1
         if k < 0 or at >= spans[k][1]:
@@ -127,6 +127,14 @@ def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context
             item["answer_canonical"] = canonical
         items.append(item)
     return items
+
+
+def _has_content(canonical: str) -> bool:
+    """`content_text(canonical)` is not empty; at once for a text without markers or asides (every marker and
+    every aside `content_text` removes holds a `|` or a `(`), as most answers are."""
+    if "|" not in canonical and "(" not in canonical:
+        return bool(canonical.strip())
+    return bool(content_text(canonical))
 
 
 def chat_items(seqs: list[Seq], tok, eval_context: int) -> Iterator[dict]:
