@@ -202,6 +202,7 @@ def test_a_tokenizer_that_changes_the_text_is_named_in_the_warnings(tmp_path, ko
     from malmungchi.prep import build, stream
 
     monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)  # readers that encode, file by file
+    monkeypatch.setattr(stream, "fork_is_safe", lambda: True)  # (even after another test used polars: no table here)
     read, checked_after = [], []
 
     def check(*args, **kwargs):
