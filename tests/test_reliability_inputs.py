@@ -301,3 +301,25 @@ def test_ten_thousand_tiny_files(tmp_path, qwen3_tokenizer_dir):
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert len(m["inputs"]) == 2000 and len(m["documents"]) == 2000
     assert sum(d["status"] == "kept" for d in m["documents"]) == 2000  # M003 is a warning: the file is kept
+
+
+def test_half_a_surrogate_pair_in_a_jsonl_record_is_a_clear_refusal(tmp_path, qwen3_tokenizer_dir):
+    # `\ud83d` alone (an emoji cut in half by whatever wrote the file) is valid JSON but no character: it once
+    # crashed the build with a traceback where the text was hashed
+    records = ['{"text": "|START_OF_TITLE|>온전한 이모지|END_OF_TITLE|>\\n\\n웃는 얼굴 \\ud83d\\ude00 하나.\\n|END_OF_BOOK|>\\n"}',
+               '{"text": "|START_OF_TITLE|>잘린 이모지|END_OF_TITLE|>\\n\\n반쪽만 \\ud83d 남았다.\\n|END_OF_BOOK|>\\n"}',
+               '{"messages": [{"role": "user", "content": "안녕?"}, {"role": "assistant", "content": "\\uDE00 응"}]}']
+    write(tmp_path / "j", "s.jsonl", "\n".join(records) + "\n")
+    r = invoke("corpus", "build", "j", "--tokenizer", qwen3_tokenizer_dir, "--out", "o", cwd=tmp_path)
+    assert r.exit_code == 1 and not (tmp_path / "o").exists(), r.output
+    lines = [x for x in r.stderr.splitlines() if "D005" in x]
+    assert len(lines) == 2 and all("s.jsonl" in x for x in lines), r.stderr
+    r = invoke("corpus", "build", "j", "--tokenizer", qwen3_tokenizer_dir, "--out", "o", "--allow-errors",
+               "--split-ratios", "1,0,0", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    docs = {d["id"]: d for d in json.loads((tmp_path / "o" / "manifest.json").read_text())["documents"]}
+    assert docs["j/s.jsonl#0"]["status"] == "kept"
+    assert {i for i, d in docs.items() if d["status"] == "dropped" and "D005" in d["reason"]} == \
+        {"j/s.jsonl:2", "j/s.jsonl:3"}
+    r = invoke("corpus", "lint", "j", cwd=tmp_path)
+    assert r.exit_code == 1 and r.output.count("D005") == 2, r.output

@@ -6,10 +6,12 @@ import csv
 from collections import Counter
 import io
 import json
+import re
 
 from malmungchi.corpus.diagnostics import Diagnostic
 
 MAX_REPORTS = 50  # per file and rule; a wholly broken file should not print a million lines
+SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, any surrogate is half a pair: a pair is one character
 
 
 def table_delimiter(path: str, text: str) -> str:
@@ -28,7 +30,7 @@ def table_delimiter(path: str, text: str) -> str:
 
 def check_jsonl(text: str, path: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    bad = {"D001": 0, "D002": 0, "D004": 0}
+    bad = {"D001": 0, "D002": 0, "D004": 0, "D005": 0}
     offset = 0
     for number, line in enumerate(_lines(text), start=1):
         start, offset = offset, offset + len(line)
@@ -42,6 +44,12 @@ def check_jsonl(text: str, path: str) -> list[Diagnostic]:
                 out.append(Diagnostic("D001", f"line {number} is not valid JSON: {exc.msg}", path,
                                       start + min(exc.pos, len(line.rstrip("\r\n"))), start + len(line.rstrip("\r\n"))))
             continue
+        if unpaired_surrogate(line, record):
+            bad["D005"] += 1
+            if bad["D005"] <= MAX_REPORTS:
+                out.append(Diagnostic("D005", unpaired_surrogate_message(number), path, start,
+                                      start + len(line.rstrip("\r\n"))))
+            continue
         if not _record_ok(record):
             bad["D002"] += 1
             if bad["D002"] <= MAX_REPORTS:
@@ -54,6 +62,30 @@ def check_jsonl(text: str, path: str) -> list[Diagnostic]:
                                       start + len(line.rstrip("\r\n"))))
     out.extend(_more(bad, path))
     return out
+
+
+def unpaired_surrogate(line: str, record) -> bool:
+    """Whether a record parsed from `line` holds half of a surrogate pair anywhere. Only a `\\u` escape can
+    put one there (the file itself decoded as UTF-8), so a line without `\\ud` is not looked into."""
+    if "\\ud" not in line and "\\uD" not in line:
+        return False
+    todo = [record]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, str):
+            if SURROGATE.search(x):
+                return True
+        elif isinstance(x, dict):
+            todo.extend(x.keys())
+            todo.extend(x.values())
+        elif isinstance(x, list):
+            todo.extend(x)
+    return False
+
+
+def unpaired_surrogate_message(number: int) -> str:
+    return (f"line {number}: a string holds half of a surrogate pair (a lone \\ud800-\\udfff escape), which is "
+            "no character; re-export the file, or --allow-errors drops the record")
 
 
 def _lines(text: str):

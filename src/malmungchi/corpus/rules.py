@@ -140,6 +140,11 @@ RULES: dict[str, Rule] = {
              "speaker prefix inside the training target). Other datasets' names for the three roles are mapped and "
              "not reported: `human` → user, `gpt`, `bot` and `model` → assistant, `developer` → system. Rename "
              "the role, or build with --allow-errors to drop the record (counted in the manifest)."),
+        Rule("D005", "unpaired-surrogate", E, "JSONL string holds half of a surrogate pair",
+             "JSON writes a character outside the Basic Multilingual Plane (most emoji) as two `\\u` escapes, "
+             "`\\ud83d\\ude00`; one of the two alone is no character, and no tokenizer or Parquet file can hold "
+             "it. It is usually left by a tool that cut a string inside an emoji. Re-export the file, or build "
+             "with --allow-errors to drop the record (counted in the manifest)."),
     )
 }
 

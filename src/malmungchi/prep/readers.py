@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from malmungchi.corpus.datafiles import (canonical_role, table_delimiter, unknown_role_message, unknown_roles,
-                                         valid_messages)
+                                         unpaired_surrogate, unpaired_surrogate_message, valid_messages)
 from malmungchi.corpus.diagnostics import Diagnostic, locate
 from malmungchi.corpus.lint import lint_text
 from malmungchi.corpus.parse import parse_text
@@ -158,6 +158,10 @@ def _read_jsonl(src: SourceFile, text: str, registry: Registry, group_by: str | 
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             _bad(src, "D001", f"{here} is not valid JSON: {exc.msg}", start, number)
+            continue
+        if unpaired_surrogate(line, record):
+            _bad(src, "D005", unpaired_surrogate_message(number), start, number)
+            index += 1
             continue
         if isinstance(record, dict) and isinstance(record.get("text"), str):
             parsed = parse_text(record["text"], f"{src.key}:{number}", registry, tree=True)
