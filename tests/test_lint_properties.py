@@ -125,3 +125,22 @@ def test_long_lines_are_found_at_their_start_whatever_ends_them():
         ("F008", 1, 1, "line of 5 characters"), ("F008", 3, 1, "line of 6 characters"),
         ("F008", 6, 1, "line of 5 characters")]
     assert long_lines("abcd\nabcd", "a.txt", limit=5) == []
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["\n", "\r\n", "\r"])), max_size=12),
+       st.integers(1, 13))
+@example([(0, "\n"), (6, "\n")], 5)  # a line longer than the limit, across two blocks of the limit's size
+@example([(3, "\r"), (9, "\r\n"), (2, "\n")], 8)
+def test_long_lines_finds_every_line_of_the_limit_or_more(lines, limit):
+    # long_lines first looks for a line break in every block of limit/2 characters: a long line across blocks
+    # must still be found
+    from malmungchi.corpus.lint import long_lines
+
+    text = "".join("가" * n + end for n, end in lines)
+    want, at = [], 0
+    for n, end in lines:
+        if n >= limit:
+            want.append(at)
+        at += n + len(end)
+    assert [d.offset for d in long_lines(text, "a.txt", limit=limit)] == (want if len(text) >= limit else [])
