@@ -311,7 +311,7 @@ class _Parser:
                 self.titles.append((title, open_.start))
         elif name == "DIALOGUE" and close is not None:
             self.dialogues.append(self._speakerless_first_line(open_.end, inner_end))
-        (self.stack[-1].flow if self.stack else self.flow).append(("block", name, open_, close, flow))
+        self._current_flow().append(("block", name, open_, close, flow))
 
     def _flow_text(self, flow: Flow) -> str:
         return "".join(self.text[i[1]:i[2]] for i in flow if i[0] == "text")

@@ -204,7 +204,7 @@ class TextRenderer:
         markers = r.markers
         markers["START_OF_DIALOGUE"] += 1
         markers["END_OF_DIALOGUE"] += 1
-        dropped, open_, close = self._ends.get("DIALOGUE") or self._block_ends("DIALOGUE")
+        dropped, open_, close = self._block_ends("DIALOGUE")
         if dropped:
             return first
         if tokens:
