@@ -144,6 +144,8 @@ def test_byte_lengths_find_the_same_tokens_as_offsets(qwen3_tokenizer_dir):
     for hi in (len(ids), len(ids) - 3):
         want = [bisect_left(offsets, (c,), 0, hi) for c in range(len(text) + 1)]
         assert byte_index(text, ids, sizes, list(range(len(text) + 1)), hi) == want
+        mixed = [len(text), 0, 7, 7, 3, len(text) // 2]  # any order, repeats: each position answered as asked
+        assert byte_index(text, ids, sizes, mixed, hi) == [want[c] for c in mixed]
     decomposed = unicodedata.normalize("NFD", text)  # NFC normalisation changes its length: not exact
     nfd_ids = np.asarray(backend.encode_batch_fast([decomposed])[0].ids, dtype=np.int32)
     assert byte_index(decomposed, nfd_ids, sizes, [0, 5], len(nfd_ids)) is None

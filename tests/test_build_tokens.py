@@ -163,7 +163,7 @@ def test_eval_items_from_the_built_ids_match_encoding_again(qwen3_tokenizer_dir,
     by_doc = {}
     for q in test:
         by_doc.setdefault(q.src.id, []).append(q)
-    known = {d: evalset.known_offsets(qs[0].src.full_text(), qs, sizes, int(bos)) is not None
+    known = {d: evalset.known_starts(qs[0].src.full_text(), qs, sizes, int(bos)) is not None
              for d, qs in by_doc.items()}
     decomposed = {d for d, qs in by_doc.items() if not unicodedata.is_normalized("NFC", qs[0].src.full_text())}
     assert len(by_doc) == 3 and len(decomposed) == 1 and all(len(qs) > 1 for qs in by_doc.values())  # chunked

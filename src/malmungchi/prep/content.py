@@ -25,7 +25,7 @@ import regex
 
 from malmungchi.prep import arrays
 from malmungchi.prep.encode import Seq
-from malmungchi.prep.evalset import known_offsets
+from malmungchi.prep.evalset import known_starts
 from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.positions import tokens_added_before
 
@@ -106,13 +106,14 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
 
 def _starts_from_ids(text: str, chunks: list[Seq], sizes: np.ndarray, shift: int
                      ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(the text's ids, the character each starts at) from the document's sequences (`evalset.known_offsets`),
+    """(the text's ids, the character each starts at) from the document's sequences (`evalset.known_starts`),
     or None when they do not hold the whole text. A token starts at the character that holds its first byte, as
     the tokenizer's offsets say."""
-    got = known_offsets(text, chunks, sizes, shift)
-    if got is None:
+    byte_starts = known_starts(text, chunks, sizes, shift)
+    if byte_starts is None:
         return None
-    byte_starts, char_at = got
+    char_at = np.zeros(len(text) + 1, dtype=np.int64)  # the byte offset of each character position
+    np.cumsum(utf8_lengths(text), out=char_at[1:])
     chunks = sorted(chunks, key=lambda q: q.tok_start)
     ids = np.concatenate([q.ids[:q.tok_end - q.tok_start] for q in chunks])[shift:shift + len(byte_starts)]
     return ids.astype(np.int64), np.searchsorted(char_at, byte_starts, "right") - 1

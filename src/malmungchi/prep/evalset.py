@@ -20,7 +20,7 @@ import numpy as np
 
 from malmungchi.prep.encode import BATCH_CHARS, Seq
 from malmungchi.prep.identity import content_text
-from malmungchi.prep.positions import byte_offsets, token_starts, tokens_added_before
+from malmungchi.prep.positions import char_bytes, token_byte_starts, token_starts, tokens_added_before
 
 
 def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH_CHARS,
@@ -41,18 +41,18 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
         encs = run([text for _, text in batch], add_special_tokens=False)
         for i, (r, text) in enumerate(batch):
             enc, encs[i] = encs[i], None
-            got = None if sizes is None else byte_offsets(text, np.asarray(enc.ids, dtype=np.int32), sizes)
+            got = None if sizes is None else token_byte_starts(text, np.asarray(enc.ids, dtype=np.int32), sizes)
             if got is None and sizes is not None:
                 enc = backend.encode(text, add_special_tokens=False)
-            starts, char_at = got if got is not None else (token_starts(enc), None)
-            yield from _doc_items(r, text, starts, by_doc[r.id], eval_context, char_at, shift)
+            starts = got if got is not None else token_starts(enc)
+            yield from _doc_items(r, text, starts, by_doc[r.id], eval_context, got is not None, shift)
 
     todo: list[tuple] = []  # documents to encode again, in a batch (items still come out in document order)
     size = 0
     for chunks in by_doc.values():
         r = chunks[0].src
         text = r.full_text()  # read back one at a time
-        got = None if sizes is None else known_offsets(text, chunks, sizes, shift)
+        got = None if sizes is None else known_starts(text, chunks, sizes, shift)
         if got is None:
             todo.append((r, text))
             size += len(text)
@@ -63,14 +63,13 @@ def text_items(seqs: list[Seq], tok, eval_context: int, batch_chars: int = BATCH
         if todo:
             yield from encoded(todo)
             todo, size = [], 0
-        yield from _doc_items(r, text, got[0], chunks, eval_context, got[1], shift)
+        yield from _doc_items(r, text, got, chunks, eval_context, True, shift)
     if todo:
         yield from encoded(todo)
 
 
-def known_offsets(text: str, chunks: list[Seq], sizes: np.ndarray, before: int = 0
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
-    """`byte_offsets` from the ids the document was encoded to, when its sequences hold every one of them: one
+def known_starts(text: str, chunks: list[Seq], sizes: np.ndarray, before: int = 0) -> np.ndarray | None:
+    """`token_byte_starts` from the ids the document was encoded to, when its sequences hold every one of them: one
     sequence, or chunks that follow one another from token 0 (each chunk's stop token is not the text's). The
     tokens' bytes must then add up to the text's, which also rules out a part missing at the end. `before`: the
     tokens the tokenizer put before the text (left out, as in the text encoded again without them)."""
@@ -83,13 +82,13 @@ def known_offsets(text: str, chunks: list[Seq], sizes: np.ndarray, before: int =
     extra = int(sizes[ids].sum()) - len(text.encode("utf-8"))
     if len(ids) and extra > 0 and extra == sizes[ids[-1]]:
         ids = ids[:-1]  # the stop token added after the text
-    return byte_offsets(text, ids, sizes)
+    return token_byte_starts(text, ids, sizes)
 
 
 def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context: int,
-               char_at: np.ndarray | None = None, shift: int = 0) -> list[dict]:
+               in_bytes: bool = False, shift: int = 0) -> list[dict]:
     """The items of one document, with every character → token lookup done by one `searchsorted` per array.
-    `starts` are where tokens start: in characters, or in bytes with `char_at` giving each character's byte.
+    `starts` are where tokens start: in characters, or (`in_bytes`) in UTF-8 bytes.
     `shift`: tokens the chunks' positions count before the text's first (a BOS) and `starts` does not.
 
     A prompt starts at the earliest segment cut (not before the last gap) that leaves at most `eval_context`
@@ -99,7 +98,7 @@ def _doc_items(r, text: str, starts: np.ndarray, chunks: list[Seq], eval_context
     turns = np.asarray(r.turns, dtype=np.int64).reshape(-1, 3)  # also flat, after Rendered.spill
 
     def where(chars: np.ndarray) -> np.ndarray:
-        return chars if char_at is None else char_at[chars]
+        return char_bytes(text, chars) if in_bytes else chars
 
     at_all = np.searchsorted(starts, where(turns[:, 1]), "left").tolist()
     cuts = sorted({0, *r.cuts})

@@ -2,9 +2,9 @@
 
 Two ways. With the encoding's offsets (`token_index`, `token_starts`): exact for every tokenizer, but the
 offsets cost time to compute in Rust and more to turn into Python. With each token's length in UTF-8 bytes
-(`token_byte_lengths`, `byte_offsets`, `byte_index`): for byte-level BPE tokenizers, whose every vocabulary
-entry spells one byte per character, the tokens' bytes follow one another exactly through the text, so a
-batch can be encoded without offsets (`encode_batch_fast`). That is checked on each text (it must be NFC and
+(`token_byte_lengths`, `token_byte_starts`, `char_bytes`, `byte_index`): for byte-level BPE tokenizers, whose
+every vocabulary entry spells one byte per character, the tokens' bytes follow one another exactly through the
+text, so a batch can be encoded without offsets (`encode_batch_fast`). That is checked on each text (it must be NFC and
 its tokens' bytes must add up to its own), and the caller falls back to the offsets when it fails.
 """
 
@@ -84,37 +84,47 @@ def token_byte_lengths(backend, vocab: dict[str, int] | None = None) -> np.ndarr
     return out
 
 
-def byte_offsets(text: str, ids: np.ndarray, sizes: np.ndarray, skip: int = 0
-                 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(the byte offset where each token starts, the byte offset of each character position 0..len(text)), from
-    token byte lengths (see `token_byte_lengths`). None when the tokens' bytes do not add up to the text's (a
-    normalizer changed it, say): the caller must use the offsets. `skip`: the first tokens stand for no text (the
-    BOS a tokenizer added)."""
+def token_byte_starts(text: str, ids: np.ndarray, sizes: np.ndarray, skip: int = 0) -> np.ndarray | None:
+    """The byte offset where each token starts in `text`, from token byte lengths (see `token_byte_lengths`).
+    None when the tokens' bytes do not add up to the text's (a normalizer changed it, say; or a lone surrogate,
+    which has no UTF-8): the caller must use the offsets. `skip`: the first tokens stand for no text (the BOS a
+    tokenizer added)."""
     import unicodedata
 
-    try:
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    except UnicodeEncodeError:
-        return None
     if (ids.size and int(ids.max()) >= len(sizes)) or not unicodedata.is_normalized("NFC", text):
         return None
-    per_char = 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
-    char_at = np.zeros(len(points) + 1, dtype=np.int64)
-    np.cumsum(per_char, out=char_at[1:])
+    try:
+        n = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
     tok_bytes = sizes[ids]  # a copy
     tok_bytes[:skip] = 0
     ends = np.cumsum(tok_bytes)
-    if (ends[-1] if len(ends) else 0) != char_at[-1]:
+    if (ends[-1] if len(ends) else 0) != n:
         return None
-    return ends - tok_bytes, char_at
+    return ends - tok_bytes
+
+
+def char_bytes(text: str, chars) -> np.ndarray:
+    """The UTF-8 byte offset of each character position in `chars` (any order, each in 0..len(text)), from the
+    lengths of the slices between them: no per-character array, whatever the text's length."""
+    pos = np.asarray(chars, dtype=np.int64)
+    order = np.argsort(pos, kind="stable")
+    lengths = []
+    at = 0
+    for p in pos[order].tolist():
+        lengths.append(len(text[at:p].encode("utf-8")))
+        at = p
+    out = np.empty(len(pos), dtype=np.int64)
+    out[order] = np.cumsum(lengths, dtype=np.int64)
+    return out
 
 
 def byte_index(text: str, ids: np.ndarray, sizes: np.ndarray, chars: list[int], hi: int, skip: int = 0
                ) -> list[int] | None:
     """`token_index` from token byte lengths: for each character position, the first token that starts at or
-    after it (at most `hi`); None when `byte_offsets` is."""
-    got = byte_offsets(text, ids, sizes, skip)
-    if got is None:
+    after it (at most `hi`); None when `token_byte_starts` is."""
+    starts = token_byte_starts(text, ids, sizes, skip)
+    if starts is None:
         return None
-    starts, char_at = got
-    return np.searchsorted(starts[:hi], char_at[np.asarray(chars, dtype=np.int64)], "left").tolist()
+    return np.searchsorted(starts[:hi], char_bytes(text, chars), "left").tolist()
