@@ -16,12 +16,15 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+BUFFER = 1 << 20  # bytes buffered before a temporary file is written to
+
 
 class _File:
     """An append-only temporary file: `put` returns the byte offset of what it wrote."""
 
     def __init__(self) -> None:
-        self.fh = tempfile.TemporaryFile(prefix="malmungchi-")
+        # a large buffer: a build puts tens of thousands of a few kilobytes each, which would be as many writes
+        self.fh = tempfile.TemporaryFile(prefix="malmungchi-", buffering=BUFFER)
         self.size = 0
         self.dirty = False
         self._flushing = threading.Lock()  # the writer reads from two threads
