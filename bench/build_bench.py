@@ -121,6 +121,12 @@ def dump_rendered(corpus: Path, tok_dir: str, out: Path, max_length: int) -> int
     return n
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process (all its threads) and of its finished children."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def _peak_mb() -> tuple[float, float]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -142,6 +148,7 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         from malmungchi.schemas.config import BuildConfig
         from malmungchi.schemas.registry import default_registry
 
+        cpu0 = _cpu()
         t = time.perf_counter()
         p = plan([corpus], BuildConfig(max_length=max_length, tokenizer=tok_dir), default_registry(),
                  encoder="auto" if method == "ours" else "tokenizers")
@@ -149,11 +156,12 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         write_build(p, out, force=True)  # as the CLI: the report is made while the data files are written
         rep = report(p)
         wall = time.perf_counter() - t
+        cpu = [b - a for a, b in zip(cpu0, _cpu())]
         assert sorted(p.registration.added) == sorted(SPECIAL), p.registration.added
         own, kids = _peak_mb()
-        return {"wall": wall, "plan": t_plan - t, "tokens": rep["tokens"], "kept": rep["tokens"],
-                "efficiency": rep["packing"]["efficiency"], "lost": rep["truncation"]["lost_tokens"],
-                "rows": rep["packing"]["rows"], "docs": rep["documents"]["kept"],
+        return {"wall": wall, "plan": t_plan - t, "cpu_main": cpu[0], "cpu_readers": cpu[1], "tokens": rep["tokens"],
+                "kept": rep["tokens"], "efficiency": rep["packing"]["efficiency"],
+                "lost": rep["truncation"]["lost_tokens"], "rows": rep["packing"]["rows"], "docs": rep["documents"]["kept"],
                 "duplicates": rep["documents"]["duplicates"], "peak_mb": own, "child_mb": kids}
     lines = [json.loads(x) for x in open(texts, encoding="utf-8")]
     tok = AutoTokenizer.from_pretrained(tok_dir)
@@ -173,6 +181,7 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
                 return [SimpleNamespace(ids=x) for x in encode_fast(backend, texts, add_special_tokens, fast)]
         else:
             encode = backend.encode_batch if method == "floor" else backend.encode_batch_fast
+        cpu0 = _cpu()
         t = time.perf_counter()
         n = 0
         i = 0
@@ -186,7 +195,8 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
             i = j
         wall = time.perf_counter() - t
         own, kids = _peak_mb()
-        return {"wall": wall, "tokens": n, "kept": n, "efficiency": None, "lost": 0, "rows": None,
+        return {"wall": wall, "cpu_main": _cpu()[0] - cpu0[0], "cpu_readers": 0.0, "tokens": n, "kept": n,
+                "efficiency": None, "lost": 0, "rows": None,
                 "docs": len(lines), "peak_mb": own, "child_mb": kids}
     import datasets
     import pyarrow.compute as pc
@@ -301,6 +311,10 @@ def main() -> None:
                 if "ours-tokenizers" in rate:
                     print(f"ours/ours-tokenizers {rate['ours'] / rate['ours-tokenizers']:.2f}x (what tiktoken brings)")
                 if "floor-tiktoken" in rate:
+                    f = res["floor-tiktoken"]
+                    print(f"cpu seconds: ours {o['cpu_main'] + o['cpu_readers']:.2f} (build process "
+                          f"{o['cpu_main']:.2f}, readers {o['cpu_readers']:.2f}), floor-tiktoken {f['cpu_main']:.2f}: "
+                          f"{(o['cpu_main'] + o['cpu_readers']) / f['cpu_main']:.2f}x the work (both runs use every core)")
                     print(f"ratio ours / floor-tiktoken: {rate['floor-tiktoken'] / rate['ours']:.2f}x (ours' time over a "
                           f"bare encode of the same texts with its own encoder; goal ≤ 2x)")
         finally:
