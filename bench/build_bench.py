@@ -20,8 +20,8 @@ the same machine:
              cores (tokenizer loading not timed);
   (b') trl-batched: the fastest preparation trl's pieces allow — one batched `datasets.map(tokenize + EOS,
              num_proc=cores)`, then `trl.pack_dataset(strategy="bfd")` — a lower bound for any trl-based pipeline;
-  (c) floor: the same rendered texts → the Rust tokenizer's `encode_batch` (what `tokenizer(texts)` runs; the
-             same batches of ~4M characters ours uses) with the ids taken out as int32 arrays, nothing else
+  (c) floor: the same rendered texts → the Rust tokenizer's `encode_batch` (what `tokenizer(texts)` runs; in
+             batches of ~4M characters, the floor's fastest) with the ids taken out as int32 arrays, nothing else
              (tokenizer loading not timed);
   (c') floor-fast: the same with `encode_batch_fast` (no offsets), the cheapest encode the tokenizer offers;
   (c'') floor-tiktoken: the same batches through the tiktoken encoder ours uses (`encode.encode_fast` with
@@ -54,6 +54,9 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = shared_data()  # ../shared/data beside the checkout (bench/machine.py)
+# the floors' batches: ~4M characters, their fastest (floor-tiktoken at 51.6 MB on 2 cores, 2026-12-04: 1M 2.31-2.36 s,
+# 4M 1.67-1.70 s, 16M 1.65-1.84 s, one batch 1.73-1.75 s), as are ours (BATCH_CHARS; 1M: no better in an A/B)
+FLOOR_BATCH_CHARS = 4 << 20
 METHODS = ("floor", "floor-fast", "floor-tiktoken", "ours", "ours-tokenizers", "trl", "trl-batched")
 
 
@@ -170,7 +173,7 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
     if method in ("floor", "floor-fast", "floor-tiktoken"):
         import numpy as np
 
-        from malmungchi.prep.encode import BATCH_CHARS, encode_fast
+        from malmungchi.prep.encode import encode_fast
         from malmungchi.prep.fastbpe import FastBPE
 
         backend = tok.backend_tokenizer
@@ -185,9 +188,9 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         t = time.perf_counter()
         n = 0
         i = 0
-        while i < len(lines):  # the same ~4M-character batches as ours
+        while i < len(lines):  # batches of FLOOR_BATCH_CHARS
             j, size = i, 0
-            while j < len(lines) and size < BATCH_CHARS:
+            while j < len(lines) and size < FLOOR_BATCH_CHARS:
                 size += len(lines[j])
                 j += 1
             for e in encode(lines[i:j], add_special_tokens=True):
