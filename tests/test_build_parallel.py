@@ -110,3 +110,36 @@ def test_a_tokenizer_that_adds_a_bos_gives_the_same_build_every_way(tmp_path, qw
     assert by_bytes == want
     assert fast == want
     assert fast_pooled == want
+
+
+def test_the_tokenizer_loads_with_a_short_switch_interval_and_the_callers_comes_back(tmp_path, qwen3_tokenizer_dir,
+                                                                                    monkeypatch):
+    """While the readers run and this process loads the tokenizer, the GIL changes hands every 0.5 ms (so the
+    pool's thread takes the readers' results and they do not wait); the caller's interval is back afterwards, also
+    when loading fails."""
+    import sys
+
+    import pytest
+
+    import malmungchi.prep.build as build
+    import malmungchi.prep.stream as stream
+
+    _corpus(tmp_path / "c")
+    monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)
+    seen = []
+    real = build.load_tokenizer
+
+    def load(source):
+        seen.append(sys.getswitchinterval())
+        return real(source)
+
+    monkeypatch.setattr(build, "load_tokenizer", load)
+    cfg = build.BuildConfig(max_length=48, eval_context=32, allow_errors=True)
+    before = sys.getswitchinterval()
+    build.plan([str(tmp_path / "c")], cfg, build_registry(), tokenizer_source=str(qwen3_tokenizer_dir),
+               encoder="tiktoken", jobs=2)
+    assert seen == [stream.SWITCH_INTERVAL] and sys.getswitchinterval() == before
+    with pytest.raises(Exception):
+        build.plan([str(tmp_path / "c")], cfg, build_registry(), tokenizer_source=str(tmp_path / "no-such-tokenizer"),
+                   encoder="tiktoken", jobs=2)
+    assert len(seen) == 2 and sys.getswitchinterval() == before

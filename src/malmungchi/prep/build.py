@@ -33,7 +33,7 @@ from malmungchi.prep.rows import check_rows, pack_rows, rows_table
 from malmungchi.prep.spill import Records
 from malmungchi.prep.pieces import cut as cut_pieces
 from malmungchi.prep.split import SPLITS, Assignment, assign, choose_unit
-from malmungchi.prep.stream import stream
+from malmungchi.prep.stream import results_taken_meanwhile, stream
 from malmungchi.prep.tokenizer import Registration, TokenizerError, load_tokenizer, register_tokens, \
     round_trip_problems, stop_token
 from malmungchi.schemas.config import BuildConfig
@@ -130,7 +130,8 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
     if w.fast:  # tiktoken: the readers start first, this process sets up the encoder meanwhile and encodes
         results = _start_reading(w, jobs, None)
         try:
-            _start_encoding_early(w)
+            with results_taken_meanwhile():
+                _start_encoding_early(w)
         except BaseException:  # Ctrl-C while the tokenizer loads, say: the readers must not outlive the build
             getattr(results, "close", lambda: None)()
             raise

@@ -2,8 +2,8 @@
 
 `stream()` yields (SourceFile, rendered | None) per input, in input order. With a pool, at most AHEAD_BYTES of
 input (or two files per worker) are in flight, so memory does not grow with the corpus, and the pool is started
-before the first item is asked for (the caller can load the tokenizer meanwhile: with tiktoken the build does, and
-encodes what the workers send back in its own threads). Given an encoder (text mode, the build's tokens known
+before the first item is asked for (the caller can load the tokenizer meanwhile, under `results_taken_meanwhile`:
+with tiktoken the build does, and encodes what the workers send back in its own threads). Given an encoder (text mode, the build's tokens known
 before reading, the tokenizer's own encoder), the workers also encode what they render, each single-threaded (one
 per core), without offsets where the tokenizer allows it (`prep.positions`); they send back rendered texts with
 their token ids, never document trees or Rust encodings. The result is the same as reading serially.
@@ -22,6 +22,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 from malmungchi.corpus.parse import collector_paused
 from malmungchi.prep.encode import BATCH_CHARS, TextEncoder, batches
@@ -36,6 +37,7 @@ PARALLEL_BYTES = 2 << 20  # below this a process pool costs more than it saves
 AHEAD_BYTES = 24 << 20  # input the readers may work ahead: two encode batches of Korean text, so they keep
 # the cores busy while the main process encodes (a constant, whatever the corpus size)
 
+SWITCH_INTERVAL = 0.0005  # seconds: `results_taken_meanwhile`
 NO_CONTENT = "no content: only markers and asides"  # a document dropped as EMPTY under every policy
 _worker: tuple | None = None  # (registry, cfg, renderer | None, encoder | None) in a pool worker
 
@@ -134,6 +136,20 @@ def _from_parsed(parsed: list[SourceFile], sizes, registry: Registry, cfg: Build
         if progress:
             progress(size)
         yield res
+
+
+@contextmanager
+def results_taken_meanwhile(interval: float = SWITCH_INTERVAL) -> Iterator[None]:
+    """For work this process does in Python while the pool's readers run (the build loads the tokenizer): the
+    pool's thread that takes the readers' results needs the GIL, which such work holds for Python's switch
+    interval (5 ms) at a time and long C calls (the tokenizer's JSON) longer; meanwhile a reader whose result fills
+    the pipe waits, idle. A shorter interval lets that thread in more often."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(min(old, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 def fork_is_safe() -> bool:
