@@ -164,8 +164,9 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         own, kids = _peak_mb()
         return {"wall": wall, "plan": t_plan - t, "cpu_main": cpu[0], "cpu_readers": cpu[1], "tokens": rep["tokens"],
                 "kept": rep["tokens"], "efficiency": rep["packing"]["efficiency"],
-                "lost": rep["truncation"]["lost_tokens"], "rows": rep["packing"]["rows"], "docs": rep["documents"]["kept"],
-                "duplicates": rep["documents"]["duplicates"], "peak_mb": own, "child_mb": kids}
+                "lost": rep["truncation"]["lost_tokens"], "rows": rep["packing"]["rows"],
+                "docs": rep["documents"]["kept"], "duplicates": rep["documents"]["duplicates"], "peak_mb": own,
+                "child_mb": kids}
     lines = [json.loads(x) for x in open(texts, encoding="utf-8")]
     tok = AutoTokenizer.from_pretrained(tok_dir)
     tok.add_tokens(SPECIAL, special_tokens=True)
@@ -199,8 +200,7 @@ def worker(method: str, corpus: str, texts: str, tok_dir: str, max_length: int, 
         wall = time.perf_counter() - t
         own, kids = _peak_mb()
         return {"wall": wall, "cpu_main": _cpu()[0] - cpu0[0], "cpu_readers": 0.0, "tokens": n, "kept": n,
-                "efficiency": None, "lost": 0, "rows": None,
-                "docs": len(lines), "peak_mb": own, "child_mb": kids}
+                "efficiency": None, "lost": 0, "rows": None, "docs": len(lines), "peak_mb": own, "child_mb": kids}
     import datasets
     import pyarrow.compute as pc
 
@@ -315,9 +315,10 @@ def main() -> None:
                     print(f"ours/ours-tokenizers {rate['ours'] / rate['ours-tokenizers']:.2f}x (what tiktoken brings)")
                 if "floor-tiktoken" in rate:
                     f = res["floor-tiktoken"]
-                    print(f"cpu seconds: ours {o['cpu_main'] + o['cpu_readers']:.2f} (build process "
-                          f"{o['cpu_main']:.2f}, readers {o['cpu_readers']:.2f}), floor-tiktoken {f['cpu_main']:.2f}: "
-                          f"{(o['cpu_main'] + o['cpu_readers']) / f['cpu_main']:.2f}x the work (both runs use every core)")
+                    work = o["cpu_main"] + o["cpu_readers"]
+                    print(f"cpu seconds: ours {work:.2f} (build process {o['cpu_main']:.2f}, readers "
+                          f"{o['cpu_readers']:.2f}), floor-tiktoken {f['cpu_main']:.2f}: {work / f['cpu_main']:.2f}x "
+                          f"the work (both runs use every core)")
                     print(f"ratio ours / floor-tiktoken: {rate['floor-tiktoken'] / rate['ours']:.2f}x (ours' time over a "
                           f"bare encode of the same texts with its own encoder; goal ≤ 2x)")
         finally:

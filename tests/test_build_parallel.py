@@ -123,6 +123,7 @@ def test_the_tokenizer_loads_with_a_short_switch_interval_and_the_callers_comes_
 
     import malmungchi.prep.build as build
     import malmungchi.prep.stream as stream
+    from malmungchi.prep.tokenizer import TokenizerError
 
     _corpus(tmp_path / "c")
     monkeypatch.setattr(stream, "PARALLEL_BYTES", 0)
@@ -139,7 +140,7 @@ def test_the_tokenizer_loads_with_a_short_switch_interval_and_the_callers_comes_
     build.plan([str(tmp_path / "c")], cfg, build_registry(), tokenizer_source=str(qwen3_tokenizer_dir),
                encoder="tiktoken", jobs=2)
     assert seen == [stream.SWITCH_INTERVAL] and sys.getswitchinterval() == before
-    with pytest.raises(Exception):
+    with pytest.raises(TokenizerError, match="no such directory"):
         build.plan([str(tmp_path / "c")], cfg, build_registry(), tokenizer_source=str(tmp_path / "no-such-tokenizer"),
                    encoder="tiktoken", jobs=2)
     assert len(seen) == 2 and sys.getswitchinterval() == before

@@ -79,14 +79,15 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
     for chunks in by_doc.values():
         r = chunks[0].src
         text = r.full_text()
-        known = None if sizes is None or eot is not None else _starts_from_ids(text, chunks, sizes, shift)
+        utf8 = utf8_lengths(text)
+        known = None if sizes is None or eot is not None else _starts_from_ids(text, chunks, sizes, shift, utf8)
         if known is not None:
             ids, starts = known
         else:
             enc = backend.encode(text, add_special_tokens=False)
             ids = np.asarray(enc.ids, dtype=np.int64)
             starts = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
-        per_token = _per_token(text, starts, pattern, r.loss if eot is not None else None)
+        per_token = _per_token(text, utf8, starts, pattern, r.loss if eot is not None else None)
         for q in sorted(chunks, key=lambda q: q.tok_start):
             got = _line_up(q, ids, per_token, shift)
             if got is None:
@@ -104,16 +105,16 @@ def content_table(seqs: Iterable[Seq], tok, policies: Policies, speaker_tokens: 
     return pa.Table.from_arrays(columns, schema=SCHEMA), skipped
 
 
-def _starts_from_ids(text: str, chunks: list[Seq], sizes: np.ndarray, shift: int
+def _starts_from_ids(text: str, chunks: list[Seq], sizes: np.ndarray, shift: int, utf8: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray] | None:
     """(the text's ids, the character each starts at) from the document's sequences (`evalset.known_starts`),
     or None when they do not hold the whole text. A token starts at the character that holds its first byte, as
-    the tokenizer's offsets say."""
+    the tokenizer's offsets say. `utf8`: `utf8_lengths(text)`."""
     byte_starts = known_starts(text, chunks, sizes, shift)
     if byte_starts is None:
         return None
     char_at = np.zeros(len(text) + 1, dtype=np.int64)  # the byte offset of each character position
-    np.cumsum(utf8_lengths(text), out=char_at[1:])
+    np.cumsum(utf8, out=char_at[1:])
     chunks = sorted(chunks, key=lambda q: q.tok_start)
     ids = np.concatenate([q.ids[:q.tok_end - q.tok_start] for q in chunks])[shift:shift + len(byte_starts)]
     return ids.astype(np.int64), np.searchsorted(char_at, byte_starts, "right") - 1
@@ -125,10 +126,11 @@ def utf8_lengths(text: str) -> np.ndarray:
     return 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
 
 
-def _per_token(text: str, starts: np.ndarray, pattern, spans=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Characters, content characters and content bytes of every token, from the character each token starts at."""
+def _per_token(text: str, utf8: np.ndarray, starts: np.ndarray, pattern, spans=None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Characters, content characters and content bytes of every token, from the character each token starts at
+    (`utf8`: `utf8_lengths(text)`)."""
     mask = content_mask(text, pattern, spans)
-    utf8 = utf8_lengths(text)
     cum_c = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
     cum_b = np.concatenate([[0], np.cumsum(utf8 * mask, dtype=np.int64)])
     if not len(starts):

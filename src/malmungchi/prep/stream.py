@@ -3,10 +3,11 @@
 `stream()` yields (SourceFile, rendered | None) per input, in input order. With a pool, at most AHEAD_BYTES of
 input (or two files per worker) are in flight, so memory does not grow with the corpus, and the pool is started
 before the first item is asked for (the caller can load the tokenizer meanwhile, under `results_taken_meanwhile`:
-with tiktoken the build does, and encodes what the workers send back in its own threads). Given an encoder (text mode, the build's tokens known
-before reading, the tokenizer's own encoder), the workers also encode what they render, each single-threaded (one
-per core), without offsets where the tokenizer allows it (`prep.positions`); they send back rendered texts with
-their token ids, never document trees or Rust encodings. The result is the same as reading serially.
+with tiktoken the build does, and encodes what the workers send back in its own threads). Given an encoder (text
+mode, the build's tokens known before reading, the tokenizer's own encoder), the workers also encode what they
+render, each single-threaded (one per core), without offsets where the tokenizer allows it (`prep.positions`);
+they send back rendered texts with their token ids, never document trees or Rust encodings. The result is the
+same as reading serially.
 
 `parse_all()` reads and parses every input once and keeps the trees: `stream(..., parsed=)` then renders copies
 of them, so one parse serves builds of the same inputs under several marker policies (`experiment markers`).
