@@ -86,3 +86,63 @@ def test_a_plain_dialogue_compares_hashes_and_pickles_as_its_turns():
     assert copy == eager and [t.speaker for t in copy.turns] == ["철수", "영희"]
     assert copy.turns[0].plain == "안녕\n또 보자"
     assert (copy.turns[0].span.line, copy.turns[1].span.line) == (2, 4)  # spans survive with their lines
+
+
+# lines that are mostly `이름: text` as the renderer writes them (the verbatim path), and the near misses that are
+# not: a name with spaces or a full stop, a full-width colon, two spaces, text ending in a space, a bar
+NAMES = ["철수", "영희", "A", "손님", "김 선생", "Dr. Kim", "엄마 ", " 철수", "가" * 20, "가" * 21, "\u3000영희"]
+SAID = ["안녕하세요.", "그래? 정말: 응", "a: b", "말 ", " 말", "말\u3000", "(웃음) 좋아", "x|y", "", "ㅋ"]
+COLONS = [": ", ":", "：", ":  ", " : ", ":\t"]
+good_line = st.tuples(st.sampled_from(NAMES[:6]), st.just(": "), st.sampled_from(SAID[:4]))
+any_line = st.tuples(st.sampled_from(NAMES), st.sampled_from(COLONS), st.sampled_from(SAID))
+verbatim_lines = st.lists(st.one_of(good_line, good_line, good_line, any_line), min_size=1, max_size=5).map(
+    lambda ls: "\n".join(n + c + s for n, c, s in ls))
+dialogue_runs = st.lists(st.tuples(verbatim_lines, st.sampled_from(["\n", "\n", "\n", "\n\n", "\n  \n", "\r\n"])),
+                         min_size=1, max_size=4)
+
+
+def _without_verbatim(monkeypatch, text: str):
+    from malmungchi.corpus import parse
+
+    with monkeypatch.context() as m:
+        m.setattr(parse, "VERBATIM", parse.re.compile(r"(?!)"))  # matches nothing: every dialogue the old way
+        return parse_text(text, "a.txt", REGISTRY).documents
+
+
+VERBATIM_SETTINGS = settings(SETTINGS, suppress_health_check=[HealthCheck.too_slow,
+                                                              HealthCheck.function_scoped_fixture])
+
+
+@VERBATIM_SETTINGS
+@given(run=dialogue_runs, between=st.sampled_from(["\n\n", "\n", "\n\n문단 하나.\n\n", "\n|SOUND|>(박수)\n"]),
+       opening=st.sampled_from(["", "|START_OF_TITLE|>책|END_OF_TITLE|>\n\n", "첫 문단\n"]))
+@example(run=[("철수: 안녕\n영희: 응", "\n")], between="\n\n", opening="")
+def test_dialogues_copied_verbatim_render_as_the_general_path_does(monkeypatch, run, between, opening):
+    """Dialogues whose lines are their turns as written are copied, not rebuilt (`parse.VERBATIM`): under every
+    marker policy and speaker setting, alone, in runs and between other segments, they render exactly as the
+    dialogues the general path makes, and their pairs are the same."""
+    blocks = [f"|START_OF_DIALOGUE|>{nl}{lines}{nl}|END_OF_DIALOGUE|>" for lines, nl in run]
+    text = opening + between.join(blocks) + "\n|END_OF_BOOK|>\n"
+    (fast,) = parse_text(text, "a.txt", REGISTRY).documents
+    (slow,) = _without_verbatim(monkeypatch, text)
+    assert fast == slow
+    for d, e in zip(_dialogues(fast), _dialogues(slow)):
+        assert e.verbatim is None and d.plain == e.plain
+    for cfg in (BuildConfig(speakers=s, default_policy=p) for s in ("name", "token", "drop")
+                for p in ("special", "text", "strip", "drop")):
+        renderer = TextRenderer(Policies(REGISTRY, cfg), cfg.speakers)
+        a, b = renderer.render(fast, "a.txt"), renderer.render(slow, "a.txt")
+        assert (a.text, a.cuts, a.turns, a.leaf_cuts, a.speakers, a.markers, a.max_speakers) == \
+            (b.text, b.cuts, b.turns, b.leaf_cuts, b.speakers, b.markers, b.max_speakers)
+
+
+def test_the_usual_dialogue_is_copied_verbatim_and_its_near_misses_are_not():
+    def verbatim(block: str) -> bool:
+        doc = parse_text(f"|START_OF_DIALOGUE|>\n{block}\n|END_OF_DIALOGUE|>\n", "a.txt", REGISTRY).documents[0]
+        return _dialogues(doc)[0].verbatim is not None
+
+    assert verbatim("손님: 안녕하세요.\n챗봇: 네, 반가워요: 정말로.")
+    assert verbatim("Dr. Kim: hi") is False  # a full stop ends no name: the general path decides
+    for near in ("철수:  두 칸", "철수：전각", "철수 : 띄움", "철수: 끝에 공백 ", "철수: 안녕\n\n영희: 응", "혼잣말",
+                 "철수: a|b", "철수: 안녕\r\n영희: 응"):
+        assert not verbatim(near), near

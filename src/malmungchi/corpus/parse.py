@@ -21,10 +21,10 @@ from malmungchi.schemas.registry import BOOK, MarkerKind, Registry
 BLANK_LINES = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)+")
 CUE = re.compile(r"\(([^()\r\n]{1,80})\)")
 LEADING_CUES = re.compile(r"(?:\|[A-Z][A-Z0-9_]*\|>(?:\([^()\r\n]{1,80}\))?[ \t]*)*")
-SPEAKER_PREFIX = (
-    r"[ \t]*(?P<speaker>[^\s:：.,?!\"'“”‘’「」『』()\[\]|<>]"
-    r"[^:：.,?!\"'“”‘’「」『』()\[\]|<>\r\n]{0,19}?)[ \t]*[:：][ \t]+"
-)
+NOT_IN_NAME = r":：.,?!\"'“”‘’「」『』()\[\]|<>"  # (inside a character class) what no speaker name holds
+NAME_FIRST = rf"[^\s{NOT_IN_NAME}]"  # a name's first character (and, in VERBATIM, its last)
+NAME_MORE = rf"[^{NOT_IN_NAME}\r\n]"  # its others
+SPEAKER_PREFIX = rf"[ \t]*(?P<speaker>{NAME_FIRST}{NAME_MORE}{{0,19}}?)[ \t]*[:：][ \t]+"
 SPEAKER = re.compile(SPEAKER_PREFIX)
 SPEAKER_AFTER_SPACE = re.compile(rf"\s*+(?:{SPEAKER_PREFIX})?")  # whitespace, then a `이름: ` if one starts there
 # One line of a dialogue after any blank lines (not the empty rest after the last line break): its `이름: ` prefix
@@ -34,6 +34,13 @@ DIALOGUE_LINE = re.compile(
     rf"(?:[^\S\r\n]*(?:\r\n|\r|\n))*(?!\Z)(?:{SPEAKER_PREFIX})?(?P<rest>[^\r\n]*)(?:\r\n|\r|\n)?"
 )
 NON_SPACE = re.compile(r"\S")
+# The text of a dialogue block whose every line is one turn, `이름: text`, just as the renderer writes it: after the
+# START's line break, lines of a name (that SPEAKER_PREFIX finds whole: it cannot hold a colon, and neither starts
+# nor ends with whitespace), a colon, one space and a text that neither starts nor ends with whitespace (nothing
+# for `str.strip` to take: `\s` is `str.isspace`), each ended by a line feed, the last just before the END. No bar,
+# so no marker or cue. The parser makes its turns by splitting the lines (`Dialogue.lazy`'s `verbatim`), and the
+# renderer copies them (`prep.render`).
+VERBATIM = re.compile(rf"\n(?:{NAME_FIRST}(?:{NAME_MORE}{{0,18}}{NAME_FIRST})?: [^\s|](?:[^\r\n|]*[^\s|])?\n)+")
 
 # A flow is the content of a book or block, in order: ("text", start, end), ("token", MarkerToken)
 # or ("block", name, open_token, close_token | None, flow).
@@ -435,8 +442,10 @@ class _Parser:
         span = self.lines.span(self.path, open_tok.start, end)
         if len(flow) == 1 and flow[0][0] == "text":
             start, stop = flow[0][1], flow[0][2]
-            return Dialogue.lazy(plain_pairs(self.text, start, stop), span,
-                                 (plain_turns, self.text, self.path, self.lines, start, stop))
+            make = (plain_turns, self.text, self.path, self.lines, start, stop)
+            if VERBATIM.fullmatch(self.text, start, stop):
+                return Dialogue.lazy(None, span, make, (self.text, start + 1, stop - 1))
+            return Dialogue.lazy(plain_pairs(self.text, start, stop), span, make)
         return Dialogue(tuple(self._turns(flow)), span)
 
     def _turns(self, flow: Flow) -> list[Turn]:

@@ -131,21 +131,33 @@ class Dialogue:
     turns. Either way it compares and hashes as (turns, span), pickles with its pairs (its turns still unbuilt
     where they were), and is meant to be immutable."""
 
-    __slots__ = ("_turns", "span", "plain", "_make")
+    __slots__ = ("_turns", "span", "_plain", "_make", "verbatim")
 
     def __init__(self, turns: tuple[Turn, ...], span: Span):
         self._turns = turns
         self.span = span
-        self.plain: list[tuple[str | None, str]] | None = None
+        self._plain: list[tuple[str | None, str]] | None = None
         self._make: tuple | None = None
+        self.verbatim: tuple[str, int, int] | None = None
 
     @classmethod
-    def lazy(cls, plain: list[tuple[str | None, str]], span: Span, make: tuple) -> Dialogue:
+    def lazy(cls, plain: list[tuple[str | None, str]] | None, span: Span, make: tuple,
+             verbatim: tuple[str, int, int] | None = None) -> Dialogue:
         """A dialogue of plain lines: `plain` its turns' (speaker, text); `make` is (function, *arguments) that
-        returns its `Turn`s."""
+        returns its `Turn`s. `verbatim` (text, start, end): every line of the dialogue is one turn written
+        `이름: text` as the renderer writes it (`corpus.parse.VERBATIM`), `text[start:end]` those lines; `plain`
+        is then found from them when first read (None here)."""
         d = cls.__new__(cls)
-        d._turns, d.span, d.plain, d._make = None, span, plain, make
+        d._turns, d.span, d._plain, d._make, d.verbatim = None, span, plain, make, verbatim
         return d
+
+    @property
+    def plain(self) -> list[tuple[str | None, str]] | None:
+        """(speaker, text) of each turn for a dialogue of plain lines (text alone), else None."""
+        if self._plain is None and self.verbatim is not None:
+            text, start, end = self.verbatim
+            self._plain = [tuple(line.split(": ", 1)) for line in text[start:end].split("\n")]
+        return self._plain
 
     @property
     def turns(self) -> tuple[Turn, ...]:

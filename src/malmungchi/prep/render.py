@@ -145,8 +145,18 @@ class TextRenderer:
             if not self.p.block_dropped("TITLE"):
                 out.add(self.p.marker("START_OF_TITLE") + doc.title + self.p.marker("END_OF_TITLE"))
                 first = False
-        for seg in doc.segments:
+        segments, i = doc.segments, 0
+        while i < len(segments):
+            seg = segments[i]
+            if seg.__class__ is Dialogue and seg.verbatim is not None and self.speakers == "name":
+                j = i + 1
+                while j < len(segments) and segments[j].__class__ is Dialogue and segments[j].verbatim is not None:
+                    j += 1
+                first = self._verbatim(segments[i:j], out, first)
+                i = j
+                continue
             first = self._segment(seg, out, first)
+            i += 1
         if doc.terminated:
             r.markers["END_OF_BOOK"] += 1
             end = self.p.marker("END_OF_BOOK")
@@ -251,6 +261,48 @@ class TextRenderer:
         if tokens:  # (only `<|speaker_N|>` prefixes number the speakers)
             r.max_speakers = max(r.max_speakers, len(self._speaker_ids))
         return first
+
+    def _verbatim(self, run: tuple[Dialogue, ...], out: _Out, first: bool) -> bool:
+        """`_dialogue` for a run of dialogues in a row whose lines are their turns as written (`Dialogue.verbatim`),
+        speakers by name: each dialogue's lines copied at once."""
+        r = self._r
+        dropped, open_, close = self._block_ends("DIALOGUE")
+        if dropped or not open_ or not close:  # (no marker to open or close them: the general case)
+            for seg in run:
+                first = self._dialogue(seg, out, first)
+            return first
+        r.markers["START_OF_DIALOGUE"] += len(run)
+        r.markers["END_OF_DIALOGUE"] += len(run)
+        cuts, turns, leaves, parts = r.cuts, r.turns, r.leaf_cuts, out.parts
+        n, opening = out.n, self._opening
+        head, tail = open_ + "\n", "\n" + close
+        for seg in run:
+            text, start, end = seg.verbatim
+            body = text[start:end]
+            if first:
+                if opening is None:
+                    opening = n
+                parts.append(head + body + tail)
+                s = n + len(head)
+                first = False
+            else:
+                if opening is None:
+                    opening = n + 2
+                cuts.append(n + 2)
+                parts.append("\n\n" + head + body + tail)
+                s = n + 2 + len(head)
+            leaves.append(opening)
+            opening = None
+            for k, line in enumerate(body.split("\n")):
+                if k:
+                    leaves.append(s)
+                cuts.append(s)
+                e = s + len(line)
+                turns.append((s, s + line.index(": ") + 2, e))
+                s = e + 1
+            n = s - 1 + len(tail)
+        out.n, self._opening = n, None
+        return False
 
     def _block(self, seg: Block, out: _Out, first: bool) -> bool:
         self._r.markers[f"START_OF_{seg.name}"] += 1
