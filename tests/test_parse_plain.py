@@ -106,7 +106,7 @@ def _without_verbatim(monkeypatch, text: str):
 
     with monkeypatch.context() as m:
         m.setattr(parse, "VERBATIM", parse.re.compile(r"(?!)"))  # matches nothing: every dialogue the old way
-        return parse_text(text, "a.txt", REGISTRY).documents
+        return parse_text(text, "a.txt", REGISTRY)
 
 
 VERBATIM_SETTINGS = settings(SETTINGS, suppress_health_check=[HealthCheck.too_slow,
@@ -117,14 +117,18 @@ VERBATIM_SETTINGS = settings(SETTINGS, suppress_health_check=[HealthCheck.too_sl
 @given(run=dialogue_runs, between=st.sampled_from(["\n\n", "\n", "\n\n문단 하나.\n\n", "\n|SOUND|>(박수)\n"]),
        opening=st.sampled_from(["", "|START_OF_TITLE|>책|END_OF_TITLE|>\n\n", "첫 문단\n"]))
 @example(run=[("철수: 안녕\n영희: 응", "\n")], between="\n\n", opening="")
+@example(run=[("철수: 안녕", "\n"), ("영희: 응", "\n"), ("혼잣말", "\n")], between="\n\n", opening="")  # S008
+@example(run=[("철수: 안녕", "\n"), ("영희: 응", "\n"), ("A: b", "\n")], between="\n|SOUND|>(박수)\n", opening="")
 def test_dialogues_copied_verbatim_render_as_the_general_path_does(monkeypatch, run, between, opening):
     """Dialogues whose lines are their turns as written are copied, not rebuilt (`parse.VERBATIM`): under every
     marker policy and speaker setting, alone, in runs and between other segments, they render exactly as the
     dialogues the general path makes, and their pairs are the same."""
     blocks = [f"|START_OF_DIALOGUE|>{nl}{lines}{nl}|END_OF_DIALOGUE|>" for lines, nl in run]
     text = opening + between.join(blocks) + "\n|END_OF_BOOK|>\n"
-    (fast,) = parse_text(text, "a.txt", REGISTRY).documents
-    (slow,) = _without_verbatim(monkeypatch, text)
+    fast_parse, slow_parse = parse_text(text, "a.txt", REGISTRY), _without_verbatim(monkeypatch, text)
+    assert [(d.code, d.offset, d.end_offset) for d in fast_parse.diagnostics] == \
+        [(d.code, d.offset, d.end_offset) for d in slow_parse.diagnostics]  # S008 counts them as dialogues with speakers
+    (fast,), (slow,) = fast_parse.documents, slow_parse.documents
     assert fast == slow
     for d, e in zip(_dialogues(fast), _dialogues(slow)):
         assert e.verbatim is None and d.plain == e.plain

@@ -43,7 +43,8 @@ NON_SPACE = re.compile(r"\S")
 VERBATIM = re.compile(rf"\n(?:{NAME_FIRST}(?:{NAME_MORE}{{0,18}}{NAME_FIRST})?: [^\s|](?:[^\r\n|]*[^\s|])?\n)+")
 
 # A flow is the content of a book or block, in order: ("text", start, end), ("token", MarkerToken)
-# or ("block", name, open_token, close_token | None, flow).
+# or ("block", name, open_token, close_token | None, flow); a dialogue that VERBATIM matches, between its START
+# and END, has None for its flow.
 Flow = list[tuple]
 
 
@@ -142,8 +143,13 @@ class _Parser:
                         and not after.code and self._context() in tok.spec.inside):
                     # a block whose END is the next marker (most dialogues): what `_open`, `_text` and `_close`
                     # would do, at once (it can be line-scoped by neither, nor close any block but itself)
-                    self._closed(tok.spec.name, tok, after,
-                                 [("text", tok.end, after.start)] if after.start > tok.end else [])
+                    if tok.spec.name == "DIALOGUE" and VERBATIM.fullmatch(self.text, tok.end, after.start):
+                        # what `_closed` does for it: not empty, opens with a speaker; its flow is its text (None)
+                        self.dialogues.append(None)
+                        self._current_flow().append(("block", "DIALOGUE", tok, after, None))
+                    else:
+                        self._closed(tok.spec.name, tok, after,
+                                     [("text", tok.end, after.start)] if after.start > tok.end else [])
                     pos, skip = after.end, i + 1
                     continue
                 self._open(tok, tokens, i)
@@ -440,6 +446,10 @@ class _Parser:
         _, _, open_tok, close_tok, flow = item
         end = close_tok.end if close_tok else open_tok.end
         span = self.lines.span(self.path, open_tok.start, end)
+        if flow is None:
+            start, stop = open_tok.end, close_tok.start
+            return Dialogue.lazy(None, span, (plain_turns, self.text, self.path, self.lines, start, stop),
+                                 (self.text, start + 1, stop - 1))
         if len(flow) == 1 and flow[0][0] == "text":
             start, stop = flow[0][1], flow[0][2]
             make = (plain_turns, self.text, self.path, self.lines, start, stop)
