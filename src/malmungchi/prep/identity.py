@@ -11,12 +11,12 @@ runs trained on different policies are scored against the same answers.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections import Counter
 from itertools import chain
 
 import numpy as np
-import regex
 
 from malmungchi.corpus.tree import Document
 from malmungchi.prep.policies import Policies
@@ -25,8 +25,8 @@ from malmungchi.schemas.config import BuildConfig
 from malmungchi.schemas.registry import Registry
 
 CANONICAL = BuildConfig(default_policy="text", speakers="name")
-MARKER = regex.compile(r"\|[A-Z][A-Z0-9_]*\|>|<\|[a-z][a-z0-9_]*\|>")  # canonical and special spellings
-PARENTHESIZED = regex.compile(r"\([^()\n]*\)")  # a cue text `(웃음)`, or the text's own aside
+MARKER = re.compile(r"\|[A-Z][A-Z0-9_]*\|>|<\|[a-z][a-z0-9_]*\|>")  # canonical and special spellings
+PARENTHESIZED = re.compile(r"\([^()\n]*\)")  # a cue text `(웃음)`, or the text's own aside
 
 
 def content_text(text: str) -> str:
@@ -88,7 +88,7 @@ class Respell:
     often as the renderer wrote that marker (a spelling also in the source text, or shared by two markers, falls
     back to rendering)."""
 
-    def __init__(self, pattern: regex.Pattern, names: dict[str, str]):
+    def __init__(self, pattern: re.Pattern, names: dict[str, str]):
         self.pattern = pattern
         self.names = names  # spelling → marker name
         self.canon = {s: f"|{n}|>" for s, n in names.items()}
@@ -104,7 +104,7 @@ class Respell:
         spellings = [i.rendered for i in infos]
         if len(set(spellings)) != len(spellings) or not names:
             return None
-        return cls(regex.compile("(" + "|".join(regex.escape(s) for s in sorted(names, key=len, reverse=True)) + ")"),
+        return cls(re.compile("(" + "|".join(re.escape(s) for s in sorted(names, key=len, reverse=True)) + ")"),
                    names)
 
     def stamp(self, r: Rendered) -> bool:
