@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from malmungchi.corpus import Dialogue, Document, Text, parse_text
+from malmungchi.corpus.tree import Block
 from malmungchi.corpus.parse import _Parser
 from malmungchi.prep.policies import Policies
 from malmungchi.prep.render import TextRenderer
@@ -101,12 +102,20 @@ dialogue_runs = st.lists(st.tuples(verbatim_lines, st.sampled_from(["\n", "\n", 
                          min_size=1, max_size=4)
 
 
-def _without_verbatim(monkeypatch, text: str):
+def _without_verbatim(monkeypatch, text: str, registry=REGISTRY):
     from malmungchi.corpus import parse
 
     with monkeypatch.context() as m:
         m.setattr(parse, "VERBATIM", parse.re.compile(r"(?!)"))  # matches nothing: every dialogue the old way
-        return parse_text(text, "a.txt", REGISTRY)
+        return parse_text(text, "a.txt", registry)
+
+
+def _chapters():
+    return REGISTRY.with_extras({"CHAPTER": {"kind": "block", "description": "장"},
+                                 "DIALOGUE": {"kind": "block", "description": "대화", "inside": ["BOOK", "CHAPTER"]}})
+
+
+CHAPTERS = _chapters()  # dialogues inside a registered block: rendered through `_block`, not in runs
 
 
 VERBATIM_SETTINGS = settings(SETTINGS, suppress_health_check=[HealthCheck.too_slow,
@@ -115,26 +124,34 @@ VERBATIM_SETTINGS = settings(SETTINGS, suppress_health_check=[HealthCheck.too_sl
 
 @VERBATIM_SETTINGS
 @given(run=dialogue_runs, between=st.sampled_from(["\n\n", "\n", "\n\n문단 하나.\n\n", "\n|SOUND|>(박수)\n"]),
-       opening=st.sampled_from(["", "|START_OF_TITLE|>책|END_OF_TITLE|>\n\n", "첫 문단\n"]))
-@example(run=[("철수: 안녕\n영희: 응", "\n")], between="\n\n", opening="")
-@example(run=[("철수: 안녕", "\n"), ("영희: 응", "\n"), ("혼잣말", "\n")], between="\n\n", opening="")  # S008
-@example(run=[("철수: 안녕", "\n"), ("영희: 응", "\n"), ("A: b", "\n")], between="\n|SOUND|>(박수)\n", opening="")
-def test_dialogues_copied_verbatim_render_as_the_general_path_does(monkeypatch, run, between, opening):
+       opening=st.sampled_from(["", "|START_OF_TITLE|>책|END_OF_TITLE|>\n\n", "첫 문단\n"]),
+       chapter=st.booleans())
+@example(run=[("철수: 안녕\n영희: 응", "\n")], between="\n\n", opening="", chapter=True)
+@example(run=[("철수: 안녕", "\n"), ("영희: 응", "\n"), ("혼잣말", "\n")], between="\n\n", opening="",
+         chapter=False)  # S008
+@example(run=[("철수: 안녕", "\n"), ("영희: 응", "\n"), ("A: b", "\n")], between="\n|SOUND|>(박수)\n", opening="",
+         chapter=False)
+def test_dialogues_copied_verbatim_render_as_the_general_path_does(monkeypatch, run, between, opening, chapter):
     """Dialogues whose lines are their turns as written are copied, not rebuilt (`parse.VERBATIM`): under every
-    marker policy and speaker setting, alone, in runs and between other segments, they render exactly as the
-    dialogues the general path makes, and their pairs are the same."""
-    blocks = [f"|START_OF_DIALOGUE|>{nl}{lines}{nl}|END_OF_DIALOGUE|>" for lines, nl in run]
-    text = opening + between.join(blocks) + "\n|END_OF_BOOK|>\n"
-    fast_parse, slow_parse = parse_text(text, "a.txt", REGISTRY), _without_verbatim(monkeypatch, text)
+    marker policy and speaker setting, alone, in runs, between other segments and inside a registered block,
+    they render exactly as the dialogues the general path makes, and their pairs are the same."""
+    blocks = between.join(f"|START_OF_DIALOGUE|>{nl}{lines}{nl}|END_OF_DIALOGUE|>" for lines, nl in run)
+    if chapter:
+        blocks = f"|START_OF_CHAPTER|>\n{blocks}\n|END_OF_CHAPTER|>"
+    text = opening + blocks + "\n|END_OF_BOOK|>\n"
+    registry = CHAPTERS if chapter else REGISTRY
+    fast_parse, slow_parse = parse_text(text, "a.txt", registry), _without_verbatim(monkeypatch, text, registry)
     assert [(d.code, d.offset, d.end_offset) for d in fast_parse.diagnostics] == \
         [(d.code, d.offset, d.end_offset) for d in slow_parse.diagnostics]  # S008 counts them as dialogues with speakers
     (fast,), (slow,) = fast_parse.documents, slow_parse.documents
     assert fast == slow
-    for d, e in zip(_dialogues(fast), _dialogues(slow)):
+    inner = (lambda doc: [d for s in doc.segments if isinstance(s, Block) for d in _dialogues(s)]) if chapter \
+        else _dialogues
+    for d, e in zip(inner(fast), inner(slow)):
         assert e.verbatim is None and d.plain == e.plain
     for cfg in (BuildConfig(speakers=s, default_policy=p) for s in ("name", "token", "drop")
                 for p in ("special", "text", "strip", "drop")):
-        renderer = TextRenderer(Policies(REGISTRY, cfg), cfg.speakers)
+        renderer = TextRenderer(Policies(registry, cfg), cfg.speakers)
         a, b = renderer.render(fast, "a.txt"), renderer.render(slow, "a.txt")
         assert (a.text, a.cuts, a.turns, a.leaf_cuts, a.speakers, a.markers, a.max_speakers) == \
             (b.text, b.cuts, b.turns, b.leaf_cuts, b.speakers, b.markers, b.max_speakers)
@@ -146,6 +163,9 @@ def test_the_usual_dialogue_is_copied_verbatim_and_its_near_misses_are_not():
         return _dialogues(doc)[0].verbatim is not None
 
     assert verbatim("손님: 안녕하세요.\n챗봇: 네, 반가워요: 정말로.")
+    in_chapter = parse_text("|START_OF_CHAPTER|>\n|START_OF_DIALOGUE|>\n철수: 안녕\n|END_OF_DIALOGUE|>\n"
+                            "|END_OF_CHAPTER|>\n|END_OF_BOOK|>\n", "a.txt", CHAPTERS)
+    assert in_chapter.diagnostics == [] and _dialogues(in_chapter.documents[0].segments[0])[0].verbatim is not None
     assert verbatim("Dr. Kim: hi") is False  # a full stop ends no name: the general path decides
     for near in ("철수:  두 칸", "철수：전각", "철수 : 띄움", "철수: 끝에 공백 ", "철수: 안녕\n\n영희: 응", "혼잣말",
                  "철수: a|b", "철수: 안녕\r\n영희: 응"):
