@@ -47,3 +47,36 @@ def test_records_iterate_in_order_across_read_blocks_and_compare_as_lists():
     rec.write_to(out)
     assert out.getvalue().decode("utf-8") == "".join(json.dumps(i, ensure_ascii=False, sort_keys=True) + "\n"
                                                      for i in items)
+
+
+def test_row_groups_made_in_reused_arrays_write_the_same_parquet(tmp_path):
+    """`_write_splits` makes each row group in the arrays of the one before (rows.Buffers), after it is written:
+    the files are byte for byte those of fresh arrays, whatever the groups' sizes (a larger one after a smaller
+    grows the arrays), with and without loss masks, spilled or in memory."""
+    import pyarrow.parquet as pq
+
+    from malmungchi.prep.rows import SCHEMA, Buffers, pack_rows, row_groups
+
+    rng = np.random.default_rng(3)
+    store = TokenStore()
+    for masks in (False, True):
+        seqs = []
+        for k, n in enumerate(rng.integers(1, 300, 60)):
+            ids = rng.integers(0, 150_000, n).astype(np.int32)
+            mask = rng.integers(0, 2, n).astype(np.int8) if masks and k % 3 else None
+            seqs.append(Seq(f"s{k}", f"d{k}", ids, mask, None, store=store if k % 2 else None))
+        rows = pack_rows(seqs, 512, True)
+        rows = rows[::-1]  # the fuller rows last: later groups need larger arrays
+        files = []
+        for buffers in (None, Buffers()):
+            path = tmp_path / f"{masks}-{buffers is None}.parquet"
+            with pq.ParquetWriter(path, SCHEMA, compression="zstd", use_dictionary=False,
+                                  write_statistics=False) as writer:
+                for size in (3, 1, 7):
+                    for group in row_groups(seqs, rows, size, buffers):
+                        writer.write_table(group, row_group_size=size)
+            files.append(path.read_bytes())
+        assert files[0] == files[1]
+        got = pq.read_table(tmp_path / f"{masks}-False.parquet").to_pylist()
+        assert got[0]["input_ids"] == [t for i in rows[0] for t in seqs[i].ids.tolist()]
+        assert all(r["assistant_masks"] == [1] * len(r["input_ids"]) for r in got) != masks

@@ -57,6 +57,13 @@ class Seq:
     def ids(self) -> np.ndarray:
         return self._ids if self._store is None else self._store.ids(self._at[0], self.n)
 
+    def ids_into(self, out: np.ndarray) -> None:
+        """Copy the ids into `out` (int32, `n` long), read from the temporary file straight into it when spilled."""
+        if self._store is None:
+            out[:] = self._ids
+        else:
+            self._store.ids_into(self._at[0], out)
+
     @property
     def mask(self) -> np.ndarray | None:
         if self._store is None or not self.has_mask:

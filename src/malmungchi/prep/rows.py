@@ -25,25 +25,64 @@ def pack_rows(seqs: list[Seq], capacity: int, pack: bool) -> list[list[int]]:
     return best_fit_decreasing([q.n for q in seqs], capacity)
 
 
-def rows_table(seqs: list[Seq], rows: list[list[int]]) -> pa.Table:
-    """Build the columns from flat arrays and offsets: no per-token Python work."""
+class Buffers:
+    """The token columns' arrays, kept from one row group to the next (`row_groups`): a fresh array of tens of
+    megabytes costs the kernel a zeroed page wherever it is first written, which was most of the time it took to
+    make a build's row groups. Only for tables that are written before the next one is made."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+        self.ones_made = 0  # how much of "ones" holds ones already
+
+    def take(self, name: str, n: int, dtype) -> np.ndarray:
+        """An array of `n` elements (its content is what it held last)."""
+        arr = self._arrays.get(name)
+        if arr is None or len(arr) < n:
+            arr = self._arrays[name] = np.empty(n, dtype=dtype)
+            if name == "ones":
+                self.ones_made = 0
+        return arr[:n]
+
+    def ones(self, n: int) -> np.ndarray:
+        arr = self.take("ones", n, np.int8)
+        if self.ones_made < n:
+            arr[self.ones_made:] = 1
+            self.ones_made = n
+        return arr
+
+
+def rows_table(seqs: list[Seq], rows: list[list[int]], buffers: Buffers | None = None) -> pa.Table:
+    """Build the columns from flat arrays and offsets: no per-token Python work. With `buffers` the token columns
+    are made in its arrays, which the next table made with them overwrites."""
     order = [i for row in rows for i in row]
     lengths = np.fromiter((seqs[i].n for i in order), dtype=np.int64, count=len(order))
     total = int(lengths.sum())
-    ids = np.concatenate([seqs[i].ids for i in order]).astype(np.int32, copy=False) if order \
-        else np.zeros(0, np.int32)
-    if not any(seqs[i].has_mask for i in order):
-        masks = np.ones(total, np.int8)  # text mode: every token carries the loss
+    if buffers is None:
+        ids = np.concatenate([seqs[i].ids for i in order]).astype(np.int32, copy=False) if order \
+            else np.zeros(0, np.int32)
     else:
-        masks = np.concatenate([seqs[i].mask if seqs[i].has_mask else np.ones(seqs[i].n, np.int8)
-                                for i in order]).astype(np.int8, copy=False)
+        ids = buffers.take("ids", total, np.int32)
+        at = 0
+        for i in order:
+            n = seqs[i].n
+            seqs[i].ids_into(ids[at:at + n])
+            at += n
+    if not any(seqs[i].has_mask for i in order):
+        # text mode: every token carries the loss
+        masks = np.ones(total, np.int8) if buffers is None else buffers.ones(total)
+    else:
+        parts = [seqs[i].mask if seqs[i].has_mask else np.ones(seqs[i].n, np.int8) for i in order]
+        masks = np.concatenate(parts).astype(np.int8, copy=False) if buffers is None else \
+            np.concatenate(parts, out=buffers.take("masks", total, np.int8))
     # positions restart at 0 at every sequence start (partial sums are positions, so int32 is exact)
-    pos = np.ones(total, dtype=np.int32)
+    pos = np.ones(total, dtype=np.int32) if buffers is None else buffers.take("pos", total, np.int32)
+    if buffers is not None:
+        pos.fill(1)
     if total:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         pos[0] = 0
         pos[starts[1:]] = -(lengths[:-1] - 1)
-        pos = np.cumsum(pos, dtype=np.int32)
+        pos = np.cumsum(pos, dtype=np.int32, out=pos if buffers is not None else None)
     tok_offsets = arrays.offsets([sum(seqs[i].n for i in row) for row in rows])
     seq_offsets = arrays.offsets([len(r) for r in rows])
     return pa.Table.from_arrays([  # from buffers (`prep.arrays`: no pandas import, no copy)
@@ -55,11 +94,12 @@ def rows_table(seqs: list[Seq], rows: list[list[int]]) -> pa.Table:
     ], schema=SCHEMA)
 
 
-def row_groups(seqs: list[Seq], rows: list[list[int]], size: int):
+def row_groups(seqs: list[Seq], rows: list[list[int]], size: int, buffers: Buffers | None = None):
     """The rows as Arrow tables of at most `size` rows each (one table for no rows), so that only one row group
-    of ids is in memory at a time."""
+    of ids is in memory at a time. With `buffers`, each table's token columns live in its arrays: write a table
+    before asking for the next."""
     for start in range(0, max(1, len(rows)), size):
-        yield rows_table(seqs, rows[start:start + size])
+        yield rows_table(seqs, rows[start:start + size], buffers)
 
 
 def check_rows(seqs: list[Seq], rows: list[list[int]], stop_id: int, capacity: int) -> list[str]:

@@ -48,6 +48,17 @@ class _File:
             raise OSError(f"temporary file {self.fh.name}: read {len(data)} of {n} bytes (was it deleted?)")
         return data
 
+    def get_into(self, at: int, out: memoryview) -> None:
+        """Read `len(out)` bytes at `at` straight into `out` (no bytes object in between)."""
+        if self.dirty:
+            with self._flushing:
+                if self.dirty:
+                    self.fh.flush()
+                    self.dirty = False
+        n = os.preadv(self.fh.fileno(), [out], at)
+        if n != len(out):
+            raise OSError(f"temporary file {self.fh.name}: read {n} of {len(out)} bytes (was it deleted?)")
+
     def close(self) -> None:
         self.fh.close()
 
@@ -70,6 +81,10 @@ class TokenStore:
 
     def ids(self, at: int, n: int) -> np.ndarray:
         return np.frombuffer(self._ids.get(at, 4 * n), dtype=np.int32)
+
+    def ids_into(self, at: int, out: np.ndarray) -> None:
+        """The `len(out)` ids at `at`, read into `out` (int32)."""
+        self._ids.get_into(at, memoryview(out).cast("B"))
 
     def mask(self, at: int, n: int) -> np.ndarray:
         assert self._masks is not None

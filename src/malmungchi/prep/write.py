@@ -20,7 +20,7 @@ from malmungchi.hub.card import dataset_card
 from malmungchi.outdir import build_out_problem, write_in_place
 from malmungchi.prep.build import Plan
 from malmungchi.prep.content import content_table
-from malmungchi.prep.rows import SCHEMA, row_groups
+from malmungchi.prep.rows import SCHEMA, Buffers, row_groups
 from malmungchi.prep.split import SPLITS
 from malmungchi.prep.stats import report
 from malmungchi.prep.tokenizer import identity
@@ -92,10 +92,11 @@ def write_build(p: Plan, out: str | Path, *, force: bool = False) -> dict:
 
 
 def _write_splits(p: Plan, paths: BuildPaths) -> None:
+    buffers = Buffers()  # each row group is written before the next is made in the same arrays
     for name in SPLITS:
         with pq.ParquetWriter(paths.split(name), SCHEMA, compression="zstd", compression_level=3,
                               use_dictionary=False, write_statistics=False) as writer:
-            for group in row_groups(p.splits[name], p.rows[name], ROW_GROUP):
+            for group in row_groups(p.splits[name], p.rows[name], ROW_GROUP, buffers):
                 writer.write_table(group, row_group_size=ROW_GROUP)
 
 
