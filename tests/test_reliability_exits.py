@@ -70,3 +70,22 @@ def test_ctrl_c_in_a_build_is_130_and_leaves_nothing(tmp_path, qwen3_tokenizer_d
     assert proc.returncode == 130, (proc.returncode, err[-500:])
     assert err.strip().splitlines() == ["interrupted (Ctrl-C); nothing half-written was left behind"]
     assert sorted(os.listdir(tmp_path)) == ["c"]
+
+
+def _cli_process(*args: str) -> subprocess.CompletedProcess:
+    """The `malmungchi` command as its console script runs it (`cli.run`), in a process that reports at exit
+    whether the collector still had the objects the command made in its reach."""
+    code = ("import atexit, gc, sys; atexit.register(lambda: print('frozen:', gc.get_freeze_count() > 0)); "
+            f"sys.argv = ['malmungchi', *{list(args)!r}]; from malmungchi.cli import run; run()")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_exits_without_a_last_collection_and_keeps_its_exit_code(tmp_path):
+    """Interpreter shutdown after a 51.6 MB build spent about 0.5 s in a last collection over everything the
+    build, transformers and torch made; the console script moves those objects out of its reach first, whatever
+    the command's outcome."""
+    ok = _cli_process("--version")
+    assert ok.returncode == 0 and "malmungchi" in ok.stdout and "frozen: True" in ok.stdout
+    bad = _cli_process("corpus", "build", str(tmp_path / "missing"), "--tokenizer", str(tmp_path / "t"),
+                       "--out", str(tmp_path / "b"))
+    assert bad.returncode == 2 and "no such file or folder" in bad.stderr and "frozen: True" in bad.stdout

@@ -1,3 +1,3 @@
-from malmungchi.cli import main
+from malmungchi.cli import run
 
-main()
+run()
