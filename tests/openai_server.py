@@ -21,9 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 Responder = Callable[[str, dict], "tuple[int, dict | str] | tuple[int, dict | str, dict]"]
 
 
+OVERLAP_WAIT = 5.0  # seconds a completion waits for others to arrive (`overlap`)
+
+
 class OpenAIServer:
     def __init__(self, respond: Responder, models: tuple[str, ...] = ("tiny",), *, fail_first: int = 0,
-                 die_after: int | None = None, delay: float = 0.0, fail_status: int = 429,
+                 die_after: int | None = None, delay: float = 0.0, overlap: int = 0, fail_status: int = 429,
                  retry_after: Callable[[], str] = lambda: "0", redirect_to: str | None = None):
         self.respond = respond
         self.models = models
@@ -33,11 +36,15 @@ class OpenAIServer:
         self.redirect_to = redirect_to
         self.die_after = die_after
         self.delay = delay  # seconds each completion takes at least (so concurrency shows)
+        # completions wait (up to OVERLAP_WAIT s) until this many requests were in flight at once: a concurrent
+        # client then shows its concurrency however loaded the machine is, a serial one never reaches it
+        self.overlap = overlap
         self.requests: list[dict] = []  # {"path", "body", "headers", "at"} of every POST, in arrival order
         self.answered = 0  # completions answered with 200
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
+        self._arrived = threading.Condition(self.lock)
         self._httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -117,6 +124,7 @@ def _handler(server: OpenAIServer):
                 dying = server.die_after is not None and server.answered >= server.die_after
                 server.in_flight += 1
                 server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                server._arrived.notify_all()
             try:
                 if dying:  # drop this connection without an answer, then stop listening altogether
                     self.close_connection = True
@@ -132,6 +140,9 @@ def _handler(server: OpenAIServer):
                 if body.get("model") not in server.models:
                     self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
                     return
+                if server.overlap:
+                    with server.lock:
+                        server._arrived.wait_for(lambda: server.max_in_flight >= server.overlap, OVERLAP_WAIT)
                 if server.delay:
                     time.sleep(server.delay)
                 status, payload, *headers = server.respond(path, body)
@@ -157,6 +168,7 @@ class TinyModelResponder:
         ensure_pad_token(tokenizer)
         self.stop_ids = stop_token_ids(tokenizer, model)
         self.lock = threading.Lock()
+        self._arrived = threading.Condition(self.lock)
 
     def __call__(self, path: str, body: dict):
         from malmungchi.eval.generate import STOP_LENGTH, STOP_STRING, GenerationSettings, encode, generate_batch

@@ -85,7 +85,7 @@ def _asked(server: OpenAIServer) -> list[str]:
 
 def test_judge_end_to_end_statistics_and_resume(files, tmp_path):
     out = tmp_path / "verdicts.jsonl"
-    with OpenAIServer(_scripted_judge, models=("judge",), fail_first=2, delay=0.02) as server:
+    with OpenAIServer(_scripted_judge, models=("judge",), fail_first=2, delay=0.02, overlap=2) as server:
         r = _cli(server.url, files, out, "--concurrency", 4, "--price-input", 1.0, "--price-output", 2.0)
         assert r.exit_code == 0, r.output
         s = json.loads(r.stdout)

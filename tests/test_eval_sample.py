@@ -220,5 +220,7 @@ def test_mcnemar_known_values_and_speed():
     assert mcnemar_exact(9, 1) == pytest.approx(0.021484375, rel=1e-12)
     start = time.perf_counter()
     p = mcnemar_exact(9_800, 10_200)
-    assert time.perf_counter() - start < 0.05  # summing big-integer binomials took 17-46 s here
+    # a guard against the exact sum's blow-up (big-integer binomials took 17-46 s here), not a speed figure: the
+    # log-space sum takes milliseconds, so a loaded machine never comes near a second
+    assert time.perf_counter() - start < 1.0
     assert p == pytest.approx(0.004780889, rel=1e-5)

@@ -85,7 +85,7 @@ def _prompt_ids(server: OpenAIServer, gold: Path) -> list[str]:
 
 def test_greedy_served_answers_equal_the_local_backend(responder, gold, local_lines, tmp_path):
     out = tmp_path / "served.jsonl"
-    with OpenAIServer(responder, delay=0.05) as server:
+    with OpenAIServer(responder, delay=0.05, overlap=2) as server:
         r = _cli(server.url, gold, out, "--concurrency", 3, "--batch-size", 2)
         assert r.exit_code == 0, r.output
         s = json.loads(r.stdout)
