@@ -6,10 +6,12 @@ import json
 import shutil
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from malmungchi.experiment.arms import ARMS, policy_settings
 from malmungchi.prep.build import plan
-from malmungchi.prep.identity import content_text
+from malmungchi.prep.identity import any_content, content_text
 from malmungchi.prep.ledger import DropKind
 from malmungchi.prep.write import write_build
 from malmungchi.quickstart.pipeline import sample_dir
@@ -274,3 +276,12 @@ def test_the_eval_items_quick_content_check_agrees_with_content_text(answer):
     from malmungchi.prep.evalset import _has_content
 
     assert _has_content(answer) == bool(content_text(answer))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["(", ")", "|SOUND|>", "<|sound|>", " ", "\u3000", "\n", "가", "e\u0301", "\u0301",
+                                 "(웃음)", "|START_OF_DIALOGUE|>", "x"]), max_size=14).map("".join))
+def test_any_content_says_whether_content_text_is_empty(text):
+    """Chat mode asks it of every turn (an item needs content under every policy): the same answer as the
+    normalised content, without making it."""
+    assert any_content(text) == bool(content_text(text))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from malmungchi.corpus.tree import Block, Dialogue, Document, Narration
 from malmungchi.errors import UserError
-from malmungchi.prep.identity import content_text
+from malmungchi.prep.identity import any_content
 from malmungchi.prep.policies import speaker_token
 from malmungchi.prep.render import Rendered, TextRenderer, measure
 
@@ -135,7 +135,7 @@ class ChatRenderer:
             content = prefix + body
             canon = content if self.canonical is None else \
                 prefix + (body if plain is not None else self.canonical.inline(turn.parts))  # text alone: as is
-            has_content = bool(content_text(canon))
+            has_content = any_content(canon)
             if msgs and msgs[-1]["role"] == role and role != "system":
                 msgs[-1]["content"] += "\n" + content
                 # (a user turn joining the narration context: only assistant messages become eval items)

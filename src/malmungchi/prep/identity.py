@@ -37,6 +37,11 @@ def content_text(text: str) -> str:
     return unicodedata.normalize("NFC", " ".join(out.split()))
 
 
+def any_content(text: str) -> bool:
+    """`bool(content_text(text))`, without the normalising and collapsing that cannot empty a text."""
+    return bool(PARENTHESIZED.sub(" ", MARKER.sub(" ", text)).strip())
+
+
 def has_content(canonical: str, probe: int = 1000) -> bool:
     """Whether a canonical text has content (`content_text` not empty). A long text nearly always shows some in
     its first `probe` characters, so only those are looked at first (a marker or aside cut there only errs on
