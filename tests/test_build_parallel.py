@@ -144,3 +144,39 @@ def test_the_tokenizer_loads_with_a_short_switch_interval_and_the_callers_comes_
         build.plan([str(tmp_path / "c")], cfg, build_registry(), tokenizer_source=str(tmp_path / "no-such-tokenizer"),
                    encoder="tiktoken", jobs=2)
     assert len(seen) == 2 and sys.getswitchinterval() == before
+
+
+def test_chat_templates_rendered_in_forked_workers_give_the_same_build(tmp_path, qwen3_tokenizer_dir, monkeypatch):
+    """Chat mode renders the conversations' chat template in forked processes for a large input
+    (`prep.chatpool`): the files written are byte for byte those of rendering them in this process, also where
+    long conversations are cut afterwards and speakers are numbered tokens."""
+    import malmungchi.prep.chatpool as chatpool
+    from malmungchi.prep.write import write_build
+
+    root = tmp_path / "c"
+    long_dialogue = "|START_OF_DIALOGUE|>\n" + "".join(
+        f"{'철수' if i % 2 else '영희'}: {i}번째 말입니다. 오늘은 비가 오고 바람이 분다.\n" for i in range(40)) + \
+        "|END_OF_DIALOGUE|>\n|END_OF_BOOK|>\n"
+    for k in range(5):
+        write(root, f"part{k}.txt", "\n".join(book(10 * k + i, paragraphs=2) for i in range(4)))
+    write(root, "long.txt", "|START_OF_TITLE|>긴 대화|END_OF_TITLE|>\n\n" + long_dialogue)
+    write(root, "narration.txt", "|START_OF_TITLE|>대화 없는 책|END_OF_TITLE|>\n\n문단뿐이다.\n|END_OF_BOOK|>\n")
+    builds = []
+    for jobs, threshold in ((1, chatpool.PARALLEL_BYTES), (2, 0)):
+        monkeypatch.setattr(chatpool, "PARALLEL_BYTES", threshold)  # 0: the workers even for a small corpus
+        for speakers in ("name", "token"):
+            p = build_plan(root, qwen3_tokenizer_dir, jobs, mode="chat", max_length=96, speakers=speakers,
+                           splits={"train": 0.6, "validation": 0.2, "test": 0.2})
+            out = tmp_path / f"out-{jobs}-{speakers}"
+            write_build(p, out)
+            builds.append({f.relative_to(out).as_posix(): f.read_bytes() for f in sorted(out.rglob("*"))
+                           if f.is_file()})
+    assert any("/c" in q.id for q in p.splits["train"] + p.splits["test"] + p.splits["validation"])  # cut
+    assert builds[0] == builds[2] and builds[1] == builds[3]
+
+
+def build_plan(root, tok_dir, jobs, **cfg):
+    from malmungchi.prep.build import plan
+    from malmungchi.schemas.config import BuildConfig
+
+    return plan([str(root)], BuildConfig(**cfg), build_registry(), tokenizer_source=str(tok_dir), jobs=jobs)

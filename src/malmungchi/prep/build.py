@@ -21,10 +21,11 @@ from malmungchi.corpus.diagnostics import Diagnostic
 from malmungchi.corpus.parse import collector_paused
 from malmungchi.errors import UserError
 from malmungchi.prep import chat as chatmod
+from malmungchi.prep import chatpool
 from malmungchi.prep.chatcut import split_long_conversations
 from malmungchi.prep.encode import Encoded, Encoder, EncoderMismatch, Lost, Piece, Seq, TextEncoder
 from malmungchi.prep.evalset import chat_items, text_items
-from malmungchi.prep.identity import Canonical, text_key
+from malmungchi.prep.identity import Canonical
 from malmungchi.prep.ledger import DocEntry, DropKind, dropped
 from malmungchi.prep.policies import Policies, speaker_token
 from malmungchi.prep.readers import Dropped, Inputs, SourceFile, find_inputs
@@ -126,7 +127,7 @@ def _plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_s
     """The pipeline of `docs/DESIGN.md`, one named step per line; each step reads and fills `_Work`."""
     w = _setup(paths, cfg, registry, tokenizer_source=tokenizer_source, tokenizer=tokenizer, exclude=exclude,
                progress=progress, encoder_choice=encoder_choice)
-    w.parsed = parsed
+    w.parsed, w.jobs = parsed, jobs
     if w.fast:  # tiktoken: the readers start first, this process sets up the encoder meanwhile and encodes
         results = _start_reading(w, jobs, None)
         try:
@@ -215,6 +216,7 @@ class _Work:
     split_unit: str = "document"  # as decided by `_choose_split_unit` (`assign` decides the same again)
     reencode: bool = False  # pieces replaced renderings the early encoder already had
     parsed: list[SourceFile] | None = None  # the inputs already parsed (`plan`'s `parsed`)
+    jobs: int | None = None  # processes for the readers (and chat mode's templates); None: one per core
     round_trip: tuple | None = None  # (encoder, problems): the check, made as soon as that encoder had its sample
 
     def step(self, stage: str, total: int | None = None) -> Callable | None:
@@ -337,25 +339,21 @@ def _chat_conversations(w: _Work) -> None:
     canonical = Canonical(w.registry)
     w.chat_r = chatmod.ChatRenderer(TextRenderer(w.policies, w.cfg.speakers), w.tokenizer, w.cfg, w.eot,
                                     canonical.renderer)
-    for s in w.sources:
-        if s.file_broken:
+    for s, doc, (identity, rs, problems) in chatpool.conversations(w.sources, w.chat_r, canonical.renderer,
+                                                                    w.jobs):
+        w.identity[doc.id] = identity
+        if not rs:
+            w.ledger.append(dropped(doc.id, s.key, doc.title, DropKind.NO_DIALOGUE,
+                                    "; ".join(problems) or "no dialogue (chat mode uses dialogues only)"))
             continue
-        for doc in s.documents:
-            w.identity[doc.id] = text_key(canonical.renderer.render(doc, s.key).text)
-            try:
-                rs, problems = w.chat_r.conversations(doc, s.key)
-            except chatmod.ChatError as exc:
-                rs, problems = [], [str(exc)]
-            if not rs:
-                w.ledger.append(dropped(doc.id, s.key, doc.title, DropKind.NO_DIALOGUE,
-                                        "; ".join(problems) or "no dialogue (chat mode uses dialogues only)"))
-                continue
-            w.by_doc[doc.id] = rs
-            w.ledger.append(DocEntry(doc.id, s.key, doc.title))
-            for r in rs:
-                r.unit = w.identity[doc.id] + r.id[len(doc.id):]  # a conversation: its book and its place in it
-                w.dedup.keep(r)
-        s.documents = []
+        w.by_doc[doc.id] = rs
+        w.ledger.append(DocEntry(doc.id, s.key, doc.title))
+        for r in rs:
+            r.unit = identity + r.id[len(doc.id):]  # a conversation: its book and its place in it
+            w.dedup.keep(r)
+    for s in w.sources:
+        if not s.file_broken:
+            s.documents = []
 
 
 def _settle_duplicates(w: _Work) -> None:
