@@ -38,26 +38,26 @@ class _File:
         return at
 
     def get(self, at: int, n: int) -> bytes:
-        if self.dirty:
-            with self._flushing:
-                if self.dirty:
-                    self.fh.flush()
-                    self.dirty = False
-        data = os.pread(self.fh.fileno(), n, at)
-        if len(data) != n:
-            raise OSError(f"temporary file {self.fh.name}: read {len(data)} of {n} bytes (was it deleted?)")
+        data = os.pread(self._readable(), n, at)
+        self._check(len(data), n)
         return data
 
     def get_into(self, at: int, out: memoryview) -> None:
         """Read `len(out)` bytes at `at` straight into `out` (no bytes object in between)."""
+        self._check(os.preadv(self._readable(), [out], at), len(out))
+
+    def _readable(self) -> int:
+        """The file descriptor, with everything put so far flushed to it."""
         if self.dirty:
             with self._flushing:
                 if self.dirty:
                     self.fh.flush()
                     self.dirty = False
-        n = os.preadv(self.fh.fileno(), [out], at)
-        if n != len(out):
-            raise OSError(f"temporary file {self.fh.name}: read {n} of {len(out)} bytes (was it deleted?)")
+        return self.fh.fileno()
+
+    def _check(self, read: int, n: int) -> None:
+        if read != n:
+            raise OSError(f"temporary file {self.fh.name}: read {read} of {n} bytes (was it deleted?)")
 
     def close(self) -> None:
         self.fh.close()
