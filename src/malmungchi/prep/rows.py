@@ -32,57 +32,48 @@ class Buffers:
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
-        self.ones_made = 0  # how much of "ones" holds ones already
+        self._ones = np.ones(0, np.int8)
 
     def take(self, name: str, n: int, dtype) -> np.ndarray:
         """An array of `n` elements (its content is what it held last)."""
         arr = self._arrays.get(name)
         if arr is None or len(arr) < n:
             arr = self._arrays[name] = np.empty(n, dtype=dtype)
-            if name == "ones":
-                self.ones_made = 0
         return arr[:n]
 
     def ones(self, n: int) -> np.ndarray:
-        arr = self.take("ones", n, np.int8)
-        if self.ones_made < n:
-            arr[self.ones_made:] = 1
-            self.ones_made = n
-        return arr
+        """`n` ones (int8), never written over."""
+        if len(self._ones) < n:
+            self._ones = np.ones(n, np.int8)
+        return self._ones[:n]
 
 
 def rows_table(seqs: list[Seq], rows: list[list[int]], buffers: Buffers | None = None) -> pa.Table:
     """Build the columns from flat arrays and offsets: no per-token Python work. With `buffers` the token columns
-    are made in its arrays, which the next table made with them overwrites."""
+    are made in its arrays, which the next table made with them overwrites (without, in fresh ones)."""
+    buffers = buffers or Buffers()
     order = [i for row in rows for i in row]
     lengths = np.fromiter((seqs[i].n for i in order), dtype=np.int64, count=len(order))
     total = int(lengths.sum())
-    if buffers is None:
-        ids = np.concatenate([seqs[i].ids for i in order]).astype(np.int32, copy=False) if order \
-            else np.zeros(0, np.int32)
-    else:
-        ids = buffers.take("ids", total, np.int32)
-        at = 0
-        for i in order:
-            n = seqs[i].n
-            seqs[i].ids_into(ids[at:at + n])
-            at += n
+    ids = buffers.take("ids", total, np.int32)
+    at = 0
+    for i in order:
+        n = seqs[i].n
+        seqs[i].ids_into(ids[at:at + n])
+        at += n
     if not any(seqs[i].has_mask for i in order):
-        # text mode: every token carries the loss
-        masks = np.ones(total, np.int8) if buffers is None else buffers.ones(total)
+        masks = buffers.ones(total)  # text mode: every token carries the loss
     else:
-        parts = [seqs[i].mask if seqs[i].has_mask else np.ones(seqs[i].n, np.int8) for i in order]
-        masks = np.concatenate(parts).astype(np.int8, copy=False) if buffers is None else \
-            np.concatenate(parts, out=buffers.take("masks", total, np.int8))
+        masks = np.concatenate([seqs[i].mask if seqs[i].has_mask else np.ones(seqs[i].n, np.int8) for i in order],
+                               out=buffers.take("masks", total, np.int8))
     # positions restart at 0 at every sequence start (partial sums are positions, so int32 is exact)
-    pos = np.ones(total, dtype=np.int32) if buffers is None else buffers.take("pos", total, np.int32)
-    if buffers is not None:
-        pos.fill(1)
+    pos = buffers.take("pos", total, np.int32)
+    pos.fill(1)
     if total:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         pos[0] = 0
         pos[starts[1:]] = -(lengths[:-1] - 1)
-        pos = np.cumsum(pos, dtype=np.int32, out=pos if buffers is not None else None)
+        np.cumsum(pos, dtype=np.int32, out=pos)
     tok_offsets = arrays.offsets([sum(seqs[i].n for i in row) for row in rows])
     seq_offsets = arrays.offsets([len(r) for r in rows])
     return pa.Table.from_arrays([  # from buffers (`prep.arrays`: no pandas import, no copy)
