@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from malmungchi.cli import main
+from malmungchi.train.checkpoints import checkpoint_step, complete_checkpoints
 from train_helpers import tiny_build, tiny_model  # noqa: F401 - fixtures
 
 
@@ -25,10 +26,12 @@ def test_interrupt_then_resume(tmp_path, tiny_build, tiny_model):
     args = [str(tiny_build), "--model", str(tiny_model), "--out", str(out), "--config", str(cfg), "--max-steps", "8"]
     proc = subprocess.Popen([sys.executable, "-m", "malmungchi", "train", "run", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    first = out / "checkpoints" / "checkpoint-2" / "trainer_state.json"
+    # Wait for a whole checkpoint, not for its trainer_state.json to appear: the trainer writes that file last but
+    # not atomically, so a kill just after it is opened leaves a torn checkpoint-2 and no whole one (the run then
+    # starts over, as a run killed before its first checkpoint does).
     deadline = time.monotonic() + 120
     try:
-        while not first.is_file():
+        while not complete_checkpoints(out / "checkpoints"):
             assert proc.poll() is None, proc.stdout.read().decode()
             assert time.monotonic() < deadline, "no checkpoint within 120 s"
             time.sleep(0.05)
@@ -36,8 +39,7 @@ def test_interrupt_then_resume(tmp_path, tiny_build, tiny_model):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert not (out / "run_manifest.json").exists(), "the run finished before it could be interrupted"
-    saved = sorted(int(d.name.split("-")[1]) for d in (out / "checkpoints").glob("checkpoint-*")
-                   if (d / "trainer_state.json").is_file())
+    saved = sorted(checkpoint_step(d) for d in complete_checkpoints(out / "checkpoints"))
     assert saved and saved[-1] < 8
 
     # without --resume the run directory is refused
