@@ -137,11 +137,14 @@ def test_build_is_byte_identical_with_either_encoder(sample_dir, qwen3_tokenizer
     assert manifest["splits"]["train"]["tokens"] > 1000
 
 
-def test_encoder_tiktoken_where_it_cannot_apply_is_one_line(sample_dir, qwen3_tokenizer_dir, tmp_path):
-    r = CliRunner().invoke(main, ["corpus", "build", str(sample_dir), "--tokenizer", str(qwen3_tokenizer_dir),
-                                  "--out", str(tmp_path / "o"), "--mode", "chat", "--encoder", "tiktoken"])
-    assert r.exit_code != 0 and not (tmp_path / "o").exists()
-    assert "--encoder tiktoken" in r.output and "chat mode" in r.output and "Traceback" not in r.output
+def test_encoder_tiktoken_where_it_cannot_apply_is_one_line(sample_dir, kogpt2_tokenizer_dir, tmp_path):
+    for mode in ("text", "chat"):
+        r = CliRunner().invoke(main, ["corpus", "build", str(sample_dir), "--tokenizer", str(kogpt2_tokenizer_dir),
+                                      "--out", str(tmp_path / "o"), "--mode", mode, "--encoder", "tiktoken"])
+        assert r.exit_code != 0 and not (tmp_path / "o").exists()
+        assert "Traceback" not in r.output
+        if mode == "text":  # (chat mode: KoGPT2 has no chat template, which is said first)
+            assert "--encoder tiktoken" in r.output and "not a byte-level BPE" in r.output, r.output
 
 
 def test_a_disagreement_stops_the_build_with_the_way_out(sample_dir, qwen3_tokenizer_dir, tmp_path, monkeypatch):

@@ -74,9 +74,9 @@ def _options(f):
                      "group, e.g. the scenes of one KoCoNovel novel)."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Reader processes."),
         click.option("--encoder", type=click.Choice(["auto", "tiktoken", "tokenizers"]), default="auto",
-                     show_default=True, help="Text mode: encode with tiktoken's BPE where it gives the tokenizer's "
-                     "own ids (5-6x faster; auto: from 2 MB of input on), or with the tokenizer itself. Same ids "
-                     "and same build either way."),
+                     show_default=True, help="Encode with tiktoken's BPE where it gives the tokenizer's own ids "
+                     "(5-6x faster; auto: from 2 MB of input on), or with the tokenizer itself. Same ids and same "
+                     "build either way."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
     ]
     for o in reversed(opts):

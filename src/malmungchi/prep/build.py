@@ -105,7 +105,7 @@ def plan(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_so
     `parsed`: `prep.stream.parse_all` of the same inputs (with this registry and reading options), to build
     from trees already parsed instead of reading the files again; the build is the same.
 
-    `encoder` (text mode; the ids are the same whichever): "tiktoken" encodes with tiktoken's BPE where it gives
+    `encoder` (either mode; the ids are the same whichever): "tiktoken" encodes with tiktoken's BPE where it gives
     the tokenizer's ids (`fastbpe`; a BuildError says why when the tokenizer is not one of those), "tokenizers"
     with the tokenizer itself, "auto" with tiktoken from FAST_BYTES of input on, when it can."""
     if encoder not in ENCODERS:
@@ -248,12 +248,16 @@ def _setup(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_
 
 def _start_encoding_early(w: _Work) -> None:
     """Text mode without speaker tokens: the tokens to register are known before reading, so the tokenizer is
-    loaded and the encoder set up now (`w.early`); a tokenizer problem waits in `w.tok_error` for the lint gate."""
-    if w.cfg.mode != "text" or w.cfg.speakers == "token":
+    loaded and the encoder set up now (`w.early`); a tokenizer problem waits in `w.tok_error` for the lint gate.
+    Otherwise, while the readers run (`w.fast`), only the tokenizer is loaded."""
+    early = w.cfg.mode == "text" and w.cfg.speakers != "token"
+    if not early and not w.fast:
         return
     try:
         if w.tokenizer is None:
             w.tokenizer = load_tokenizer(w.tokenizer_source)
+        if not early:
+            return
         registration, stop, encoder = start_encoding(w.tokenizer, w.policies, w.cfg, w.step("tokenizing"),
                                                      fast=w.fast)
         if w.encoder_choice == "tiktoken":
@@ -416,7 +420,7 @@ def _register_and_encode(w: _Work) -> Encoded:
     _check_round_trip(w)
     enc = w.encoder.finish()
     if w.cfg.mode == "chat":
-        split_long_conversations(enc, w.chat_r, tok, w.cfg, w.stop[1])
+        split_long_conversations(enc, w.chat_r, w.encoder.text_encoder, w.cfg, w.stop[1])
     w.warnings.extend(f"sequence {sid} does not end with the stop token {w.stop[0]}" for sid in enc.stop_missing)
     return enc
 
@@ -529,7 +533,7 @@ def _encoder(tok, cfg: BuildConfig, stop_id: int, progress, fast: bool = False) 
     """The build's encoder: ids spilled to temporary files, the first texts kept for the round-trip check."""
     return Encoder(tok, mode=cfg.mode, max_length=cfg.max_length, stop_id=stop_id,
                    long_documents=cfg.long_documents, progress=progress,
-                   keep_first=ROUND_TRIP_SAMPLE if cfg.mode == "text" else 0, spill=True, fast=fast)
+                   keep_first=ROUND_TRIP_SAMPLE, spill=True, fast=fast)
 
 
 def _must_be_fast(text_encoder: TextEncoder) -> None:

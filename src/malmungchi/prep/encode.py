@@ -18,8 +18,8 @@ import numpy as np
 
 from malmungchi.prep.fastbpe import FastBPE, NotFast
 from malmungchi.prep.ledger import LostKind
-from malmungchi.prep.positions import byte_index, is_nfc_normalizer, token_byte_lengths, token_index, \
-    token_starts, tokens_added_before
+from malmungchi.prep.positions import byte_index, char_bytes, is_nfc_normalizer, token_byte_lengths, \
+    token_byte_starts, token_index, token_starts, tokens_added_before
 from malmungchi.prep.render import Rendered, measure
 from malmungchi.prep.spill import TextStore, TokenStore
 
@@ -154,8 +154,6 @@ class TextEncoder:
             self._fast = None
             if self._fast_from is not None:
                 try:
-                    if self.mode != "text":
-                        raise NotFast("chat mode takes the loss mask from the tokenizer's offsets")
                     if self.byte_lengths is None:
                         raise NotFast("it is not a byte-level BPE that adds nothing after the text")
                     self._fast = FastBPE.of(self._fast_from, self.backend)
@@ -181,8 +179,7 @@ class TextEncoder:
     def byte_lengths(self) -> np.ndarray | None:
         """Each token id's length in UTF-8 bytes, when the tokenizer makes token bytes add up to the text's."""
         if self._bytes is False:
-            self._bytes = token_byte_lengths(self.backend, getattr(self._fast_from, "_vocab", None)) \
-                if self.mode == "text" else None
+            self._bytes = token_byte_lengths(self.backend, getattr(self._fast_from, "_vocab", None))
         return self._bytes
 
     def encode(self, items: list[Rendered]) -> list[Piece]:
@@ -221,9 +218,27 @@ class TextEncoder:
                     if at is None:
                         at = token_index(enc if sizes is None else self.backend.encode(r.text), where, hi)
             elif len(ids) <= self.max_length:
-                mask = loss_mask(token_starts(enc), r.loss or [], len(ids))
+                mask = self._loss_mask(r, ids, enc if sizes is None else None)
             out.append(Piece(r, ids, at, mask, lost))
         return out
+
+    def plain_ids(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's int32 ids without special tokens, as `encode_batch_fast` gives them (tiktoken's where it
+        applies)."""
+        return encode_fast(self.backend, texts, add_special_tokens=False, fast=self.fast)
+
+    def _loss_mask(self, r: Rendered, ids: np.ndarray, enc) -> np.ndarray:
+        """Chat mode: 1 for each token that starts in a loss span of `r`. Where tokens start comes from their byte
+        lengths when the encoding has no offsets (`enc` None; a byte-level BPE token that starts inside a
+        character counts as starting at that character, as the offsets have it, so both give the same mask), and
+        from the offsets of an encode of the text again when the bytes do not add up (a text that is not NFC)."""
+        spans = r.loss or []
+        starts = None if enc is not None else token_byte_starts(r.text, ids, self.byte_lengths)
+        if starts is not None:
+            spans = char_bytes(r.text, [x for span in spans for x in span]).reshape(-1, 2).tolist()
+        else:
+            starts = token_starts(enc if enc is not None else self.backend.encode(r.text, add_special_tokens=False))
+        return loss_mask(starts, spans, len(ids))
 
 
 def encode_fast(backend, texts: list[str], add_special_tokens: bool, fast: FastBPE | None = None
@@ -235,10 +250,11 @@ def encode_fast(backend, texts: list[str], add_special_tokens: bool, fast: FastB
 
     With `fast`, a slice of one text per call is encoded both ways and must give the same ids, else
     EncoderMismatch."""
-    out: list[np.ndarray | None] = fast.encode(texts) if fast is not None else [None] * len(texts)
+    out: list[np.ndarray | None] = fast.encode(texts, special=add_special_tokens) if fast is not None else \
+        [None] * len(texts)
     if fast is not None and texts:
         k = len(texts) // 2
-        if out[k] is not None and fast.same_as(backend, [texts[k][:CHECK_CHARS]]) is not None:
+        if out[k] is not None and fast.same_as(backend, [texts[k][:CHECK_CHARS]], add_special_tokens) is not None:
             raise EncoderMismatch(f"tiktoken's ids differ from the tokenizer's on this text: "
                                   f"{texts[k][:80]!r}...; build with --encoder tokenizers (and please report it)")
     rest = [i for i, x in enumerate(out) if x is None]

@@ -184,13 +184,14 @@ class FastBPE:
             raise NotFast("tiktoken's ids differ from the tokenizer's on a probe text")
         return fast
 
-    def encode(self, texts: list[str], threads: int | None = None) -> list[np.ndarray | None]:
+    def encode(self, texts: list[str], threads: int | None = None, special: bool = True) -> list[np.ndarray | None]:
         """int32 ids of each text; None for a text that is not NFC when the tokenizer normalizes to NFC.
-        `threads`: default all cores, unless TOKENIZERS_PARALLELISM=false (as in the build's reader processes)."""
+        `threads`: default all cores, unless TOKENIZERS_PARALLELISM=false (as in the build's reader processes).
+        `special`: as `add_special_tokens` (False: without the tokens the tokenizer puts before a text)."""
         if threads is None:
             threads = 1 if os.environ.get("TOKENIZERS_PARALLELISM", "").lower() in ("false", "0") else \
                 (os.cpu_count() or 1)
-        one = self._one
+        one = self._one if special or not len(self.prefix) else self._plain
         if threads <= 1 or len(texts) < 2 or sum(map(len, texts)) < 1024 * len(texts):
             return [one(t) for t in texts]  # short texts: threads would mostly wait for the GIL
         step = -(-len(texts) // threads)
@@ -200,20 +201,23 @@ class FastBPE:
             return [ids for part in parts for ids in part]
 
     def _one(self, text: str) -> np.ndarray | None:
+        ids = self._plain(text)
+        return np.concatenate([self.prefix, ids]) if len(self.prefix) and ids is not None else ids
+
+    def _plain(self, text: str) -> np.ndarray | None:
         if self.nfc and not unicodedata.is_normalized("NFC", text):
             return None
         if any(c in text for c in self._firsts):
-            ids = self.core.encode_to_numpy(text, allowed_special=self.specials, disallowed_special=()).view(np.int32)
-        elif self._buffer is not None:
-            ids = np.frombuffer(self._buffer(text, _NONE), dtype=np.int32)
-        else:
-            ids = self.core.encode_to_numpy(text, disallowed_special=()).view(np.int32)
-        return np.concatenate([self.prefix, ids]) if len(self.prefix) else ids
+            return self.core.encode_to_numpy(text, allowed_special=self.specials, disallowed_special=()).view(np.int32)
+        if self._buffer is not None:
+            return np.frombuffer(self._buffer(text, _NONE), dtype=np.int32)
+        return self.core.encode_to_numpy(text, disallowed_special=()).view(np.int32)
 
-    def same_as(self, backend, texts: list[str]) -> int | None:
-        """The index of the first text on which the tokenizer's ids differ from these, or None."""
-        ours = self.encode(texts, threads=1)
-        theirs = backend.encode_batch_fast(texts, add_special_tokens=True)
+    def same_as(self, backend, texts: list[str], special: bool = True) -> int | None:
+        """The index of the first text on which the tokenizer's ids differ from these, or None (`special`: as
+        `add_special_tokens`)."""
+        ours = self.encode(texts, threads=1, special=special)
+        theirs = backend.encode_batch_fast(texts, add_special_tokens=special)
         for i, (a, b) in enumerate(zip(ours, theirs)):
             if a is not None and a.tolist() != b.ids:
                 return i
