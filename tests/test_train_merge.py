@@ -47,11 +47,15 @@ def plain_run(tmp_path_factory, tiny_build, tiny_model):
 
 def test_merge_of_an_unquantized_run_loads_alone_with_the_same_logits(tmp_path, plain_run):
     out = tmp_path / "merged"
+    stale = tmp_path / ".merged.4194304.k2x9q0ab.tmp"  # what a merge killed mid-save left (no such process)
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
     result = _merge(plain_run, out)
     assert result.exit_code == 0, result.output
     assert f"into {out}" in result.stdout and "float32" in result.stdout
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
-    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary left beside it
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary left beside it, stale too
+    assert out.stat().st_mode & 0o077  # shared like any folder, not mkdtemp's 0700
     merged, tok = _plain(out)
     manifest = json.loads((plain_run / "run_manifest.json").read_text(encoding="utf-8"))
     assert len(tok) == manifest["vocab"]["vocab_after"]

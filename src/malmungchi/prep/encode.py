@@ -149,7 +149,7 @@ class TextEncoder:
 
     @property
     def fast(self) -> FastBPE | None:
-        """tiktoken's BPE for this tokenizer, when asked for and it gives the same ids (text mode only)."""
+        """tiktoken's BPE for this tokenizer, when asked for and it gives the same ids."""
         if self._fast is False:
             self._fast = None
             if self._fast_from is not None:

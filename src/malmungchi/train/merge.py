@@ -13,15 +13,12 @@ The folder is written into a temporary sibling and renamed into place, so `--out
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from malmungchi.atomic import umask
 from malmungchi.contracts.run import RunPaths, is_run_dir
-from malmungchi.outdir import overlap_problem
+from malmungchi.outdir import overlap_problem, remove_stale_temporaries, staged, swap_in
 from malmungchi.train.errors import TrainError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -68,16 +65,13 @@ def merge_run(run_dir: str | Path, out: str | Path, *, dtype: str | None = None,
 
 def save_model_folder(model, tokenizer_dir: Path, out: Path) -> None:
     """`model.save_pretrained` (safetensors) and the tokenizer's files into a temporary folder beside `out`, then
-    one rename."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
-    try:
+    one rename (`malmungchi.outdir`: what a killed merge left there is removed first; a folder another process put
+    at `out` meanwhile is never replaced)."""
+    remove_stale_temporaries(out)
+    with staged(out) as tmp:
         model.save_pretrained(str(tmp))
         for f in sorted(tokenizer_dir.iterdir()):
             if f.is_file():
                 shutil.copy2(f, tmp / f.name)
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700; a model folder is shared
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if not swap_in(tmp, out, replace=False):
+            raise TrainError(f"--out {out}: written by another process meanwhile; choose a new folder")
