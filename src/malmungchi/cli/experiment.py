@@ -70,7 +70,7 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
     items: content bits per character (with 95% CIs), exact match and char F1 on content, marker fidelity, cost.
     Writes OUT/report.md, OUT/report.json and PNG plots; a rerun resumes, skipping finished stages.
     """
-    from rich.table import Table
+    from malmungchi.tables import print_fitted
 
     from malmungchi.experiment import report as report_mod
     from malmungchi.experiment.markers import run
@@ -105,14 +105,10 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
     if as_json:
         click.echo(json.dumps({k: v for k, v in rep.items()}, indent=2, ensure_ascii=False, default=str))
         return
-    table = Table(title=f"marker policies on {rep['n_documents']} test {rep['unit']}, {rep['n_items']} items, "
-                        f"seeds {', '.join(map(str, rep['seeds']))}", show_edge=False)
-    for h in report_mod.HEADERS:
-        table.add_column(h, justify="left" if h in ("policy", "marker F1") else "right")
-    for row in report_mod.rows(rep):
-        table.add_row(*row)
     o = console()
-    o.print(table)
+    print_fitted(o, f"marker policies on {rep['n_documents']} test {rep['unit']}, {rep['n_items']} items, "
+                    f"seeds {', '.join(map(str, rep['seeds']))}", report_mod.HEADERS, report_mod.rows(rep),
+                 left=("policy", "marker F1"))
     o.print(f"[dim]{report_mod.LEGEND}[/]")
     for v in rep["verdicts"]:
         o.print(f"• {v}")

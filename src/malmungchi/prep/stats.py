@@ -8,13 +8,13 @@ from collections import Counter
 
 import numpy as np
 from rich.console import Console, Group
-from rich.table import Table
 from rich.text import Text
 
 from malmungchi.prep import ledger
 from malmungchi.prep.build import Plan
 from malmungchi.prep.split import SPLITS
 from malmungchi.prep.tokenizer import identity, partial_char_ids
+from malmungchi.tables import print_fitted
 
 
 def report(p: Plan) -> dict:
@@ -177,14 +177,13 @@ def _render_splits(rep: dict, console: Console) -> None:
     console.print(Text(f"mode {rep['mode']}, max_length {rep['max_length']}, split unit {rep['split_unit']}, "
                        f"tokenizer {rep['tokenizer']['class']} (vocab {rep['tokenizer']['vocab_before']} → "
                        f"{rep['tokenizer']['vocab_after']}), stop {rep['tokenizer']['stop_token']}", style="bold"))
-    t = Table(title="splits", show_edge=False)
-    for c in ("split", "documents", "sequences", "rows", "tokens", "loss tokens", "packing"):
-        t.add_column(c, justify="right" if c != "split" else "left")
+    rows = []
     for name, s in rep["splits"].items():
         eff = f"{s['packing_efficiency']:.1%}" if s["packing_efficiency"] is not None else "-"
-        t.add_row(name, f"{s['documents']:,}", f"{s['sequences']:,}", f"{s['rows']:,}", f"{s['tokens']:,}",
-                  f"{s['loss_tokens']:,}", eff)
-    console.print(t)
+        rows.append([name, f"{s['documents']:,}", f"{s['sequences']:,}", f"{s['rows']:,}", f"{s['tokens']:,}",
+                     f"{s['loss_tokens']:,}", eff])
+    print_fitted(console, "splits", ["split", "documents", "sequences", "rows", "tokens", "loss tokens", "packing"],
+                 rows, left=("split",))
     lg = rep["lengths"]
     console.print(f"sequence lengths: mean {lg['mean']}, p50 {lg['p50']}, p90 {lg['p90']}, p99 {lg['p99']}, "
                   f"max {lg['max']} (max_length {rep['max_length']}); {lg['documents_over_max_length']} "
@@ -196,14 +195,10 @@ def _render_splits(rep: dict, console: Console) -> None:
 
 
 def _render_markers(rep: dict, console: Console) -> None:
-    m = Table(title="markers", show_edge=False)
-    for c in ("marker", "policy", "count", "tokens as text", "as special", "share as text", "share as special"):
-        m.add_column(c, justify="left" if c in ("marker", "policy") else "right")
-    for name, v in rep["markers"].items():
-        if v["count"]:
-            m.add_row(name, v["policy"], f"{v['count']:,}", str(v["tokens_as_text"]), "1",
-                      f"{v['share_as_text']:.2%}", f"{v['share_as_special']:.2%}")
-    console.print(m)
+    rows = [[name, v["policy"], f"{v['count']:,}", str(v["tokens_as_text"]), "1", f"{v['share_as_text']:.2%}",
+             f"{v['share_as_special']:.2%}"] for name, v in rep["markers"].items() if v["count"]]
+    print_fitted(console, "markers", ["marker", "policy", "count", "tokens as text", "as special", "share as text",
+                                      "share as special"], rows, left=("marker", "policy"))
     for name, cues in rep.get("cues", {}).items():
         shown = ", ".join(f"{cue or '(no cue)'} {n:,}" for cue, n in cues.items())
         console.print(f"cues of {name}: {shown}")
@@ -231,9 +226,5 @@ def _render_documents(rep: dict, console: Console) -> None:
     eff = f"{pk['efficiency']:.1%}" if pk["efficiency"] is not None else "-"
     console.print(f"packing: {'on' if pk['packed'] else 'off'}, {pk['rows']:,} rows, efficiency {eff}; "
                   f"{rep['eval_items']:,} eval item(s)")
-    lt = Table(title="longest documents", show_edge=False)
-    for c in ("id", "title", "tokens"):
-        lt.add_column(c, justify="right" if c == "tokens" else "left")
-    for x in rep["longest"]:
-        lt.add_row(x["id"], x["title"] or "", f"{x['tokens']:,}")
-    console.print(lt)
+    print_fitted(console, "longest documents", ["id", "title", "tokens"],
+                 [[x["id"], x["title"] or "", f"{x['tokens']:,}"] for x in rep["longest"]], left=("id", "title"))

@@ -1,0 +1,85 @@
+"""Rich tables that fit the console without losing a character of any value.
+
+Left to itself, rich fits a table that is too wide by shrinking its widest columns first, whatever they hold: at
+80 columns (any output that is not a terminal) a marker name became `START_OF_…` and a confidence interval
+`5.0…`. Here no cell is ever cut: a column is never narrower than its longest word (headers and cells with spaces
+wrap at them), the room left is shared out from there, and a table whose columns cannot all fit even so is printed
+as several, each repeating the key columns (the first `keys`: what names a row) and holding as many of the others
+as fit unwrapped.
+"""
+
+from __future__ import annotations
+
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+PADDING = 2  # a column's padding, one space each side
+RULE = 1  # the line between two columns (show_edge=False: none outside)
+
+
+def _widths(cells: list[str]) -> tuple[int, int]:
+    """(longest word, longest line) of a column's header and cells, in terminal cells."""
+    plain = [Text.from_markup(c).plain for c in cells]
+    words = [cell_len(w) for p in plain for w in p.split()] or [0]
+    lines = [cell_len(x) for p in plain for x in p.splitlines()] or [0]
+    return max(words), max(lines)
+
+
+def _room(n: int, width: int) -> int:
+    """The cells left for the columns' text in a table of `n` columns printed `width` wide."""
+    return width - n * PADDING - (n - 1) * RULE
+
+
+def _share(lo: list[int], hi: list[int], room: int) -> list[int]:
+    """Each column's width, from its minimum toward its maximum: the room left goes to the columns that need least
+    more first, so as many as can are shown on one line each."""
+    out = list(lo)
+    left = room - sum(lo)
+    for i in sorted(range(len(lo)), key=lambda i: hi[i] - lo[i]):
+        more = min(hi[i] - lo[i], left)
+        out[i] += more
+        left -= more
+    return out
+
+
+def _groups(hi: list[int], keys: int, width: int) -> list[list[int]]:
+    """The columns of each table to print: the key columns and as many of the rest, in order, as fit on one line
+    each (at least one: it wraps where it must)."""
+    base = list(range(keys))
+    groups: list[list[int]] = [list(base)]
+    for i in range(keys, len(hi)):
+        trial = groups[-1] + [i]
+        if len(groups[-1]) > keys and sum(hi[j] for j in trial) > _room(len(trial), width):
+            groups.append(base + [i])
+        else:
+            groups[-1] = trial
+    return groups
+
+
+def fitted(title: str | None, headers: list[str], rows: list[list[str]], width: int, *, left: tuple[str, ...] = (),
+           keys: int = 1, **kw) -> list[Table]:
+    """The table (`headers`, `rows` of strings; columns named in `left` justified left, the rest right) as one or
+    more rich Tables no wider than `width`, no cell cut. `kw` goes to each Table (title_justify, say)."""
+    cols = [_widths([h, *(r[i] for r in rows)]) for i, h in enumerate(headers)]
+    lo, hi = [c[0] for c in cols], [c[1] for c in cols]
+    groups = [list(range(len(headers)))] if sum(lo) <= _room(len(headers), width) else \
+        _groups(hi, min(keys, len(headers)), width)
+    tables = []
+    for n, group in enumerate(groups):
+        sizes = _share([lo[i] for i in group], [hi[i] for i in group], _room(len(group), width))
+        name = title if len(groups) == 1 or title is None else f"{title} ({n + 1}/{len(groups)})"
+        t = Table(title=name, show_edge=False, **kw)
+        for i, size in zip(group, sizes):
+            t.add_column(headers[i], justify="left" if headers[i] in left else "right", width=size)
+        for r in rows:
+            t.add_row(*(r[i] for i in group))
+        tables.append(t)
+    return tables
+
+
+def print_fitted(console: Console, title: str | None, headers: list[str], rows: list[list[str]], **kw) -> None:
+    """`fitted` to the console's width, printed."""
+    for t in fitted(title, headers, rows, console.width, **kw):
+        console.print(t)

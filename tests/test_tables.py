@@ -1,0 +1,64 @@
+"""Tables fit the console without cutting a value: at 80 columns (what rich assumes for any output that is not a
+terminal, a log or a pipe) a marker name or a confidence interval is printed whole, wrapped at spaces or split
+into several tables that repeat the row's name, never `START_OF_…`."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from click.testing import CliRunner
+from rich.cells import cell_len
+from rich.console import Console
+
+from malmungchi.cli import main
+from malmungchi.tables import fitted
+
+HEADERS = ["policy", "bpc", "95% CI", "EM", "EM content", "F1 content", "marker F1", "tokens/epoch", "tok/s",
+           "train s", "peak MB"]
+ROWS = [["special", "5.2736", "5.0065…5.4429", "0.000", "0.000", "0.000", "SOUND 0.21 START_OF_DIALOGUE 0.50",
+         "8,640", "11,920", "7", "760"],
+        ["replace:\"<소리>\"", "5.2515", "4.9805…5.4201", "0.125", "0.000", "0.000", "SOUND 0.00", "10,218",
+         "14,934", "4", "764"]]
+
+
+def _render(tables, width: int) -> str:
+    out = io.StringIO()
+    c = Console(file=out, width=width, highlight=False, color_system=None)
+    for t in tables:
+        c.print(t)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 200])
+def test_no_value_is_cut_and_no_line_is_wider_than_the_console(width):
+    tables = fitted("marker policies", HEADERS, ROWS, width, left=("policy", "marker F1"))
+    text = _render(tables, width)
+    assert text.count("…") == 2  # the two intervals' own: nothing cut
+    lines = text.splitlines()
+    assert max(cell_len(x) for x in lines) <= width
+    words = [w for row in ROWS for cell in row for w in cell.split()]
+    for w in words:  # each word of each cell whole on one line
+        assert any(w in x for x in lines), (w, width)
+    shown = [h for t in tables for h in (c.header for c in t.columns)]
+    assert set(shown) == set(HEADERS)
+    assert all(t.columns[0].header == "policy" for t in tables)  # every part names its rows
+
+
+def test_a_table_that_fits_is_one_and_one_that_cannot_is_split_in_order():
+    assert len(fitted("t", HEADERS, ROWS, 200)) == 1
+    parts = fitted("t", HEADERS, ROWS, 80)
+    assert len(parts) > 1 and [t.title for t in parts][0] == f"t (1/{len(parts)})"
+    order = [c.header for t in parts for c in t.columns if c.header != "policy"]
+    assert order == HEADERS[1:]  # each column once, in order
+
+
+def test_stats_at_80_columns_prints_marker_names_whole(tmp_path, qwen3_tokenizer_dir):
+    (tmp_path / "a.txt").write_text("|START_OF_TITLE|>제목|END_OF_TITLE|>\n\n|START_OF_DIALOGUE|>\n철수: 안녕\n"
+                                    "영희: 반가워\n|END_OF_DIALOGUE|>\n\n|SOUND|>(웃음)\n|END_OF_BOOK|>\n",
+                                    encoding="utf-8")
+    r = CliRunner().invoke(main, ["corpus", "stats", str(tmp_path / "a.txt"), "--tokenizer", qwen3_tokenizer_dir],
+                           env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    for name in ("START_OF_TITLE", "START_OF_DIALOGUE", "END_OF_DIALOGUE", "END_OF_BOOK"):
+        assert name in r.output, name
