@@ -353,9 +353,13 @@ def _text_rows(src: SourceFile, df, header: bool, cell) -> None:
     """No column options: a `text` column (or the only column) holds marker-free text, one document per row."""
     col = "text" if "text" in df.columns else (df.columns[0] if len(df.columns) == 1 else None)
     if col is None:
+        from malmungchi.prep.table_hint import column_hint
+
+        hint = column_hint(df.columns) or (" (a table that is not part of the corpus, an index of it say, is left "
+                                           "out by `[lint] exclude` in malmungchi.toml)")
         raise InputError([f"{src.path}: say which columns to read: --prompt-column/--answer-column for paired "
                           f"dialogue or --speaker-column/--text-column for a transcript "
-                          f"(columns: {', '.join(df.columns)})"])
+                          f"(columns: {', '.join(df.columns)}){hint}"])
     from malmungchi.corpus.tree import Narration
 
     for i, t in enumerate(df[col].to_list()):

@@ -1,0 +1,60 @@
+"""A .csv/.tsv built without column options names the options that fit it: a header-less transcript (the real
+BACKSpeech slice) gets its speaker and text columns by number with --no-header, and that suggestion builds; a
+Q/A table gets --prompt-column/--answer-column; a table that is no corpus (an index) is told how to leave it out."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from malmungchi.cli import main
+from malmungchi.prep.table_hint import column_hint
+
+SLICE = Path(__file__).parent / "fixtures" / "backspeech" / "1uLA7axqouQ.head60.csv"
+
+
+@pytest.mark.parametrize("columns, hint", [
+    (["Q", "A", "label"], "--prompt-column Q --answer-column A"),
+    (["질문", "답변"], "--prompt-column 질문 --answer-column 답변"),
+    (["speaker", "utterance", "start"], "--speaker-column speaker --text-column utterance"),
+    (["3.590", "8.840", "speaker#A", "네 코로노믹스 시간입니다. 어서오세요."],
+     "--speaker-column 2 --text-column 3 --no-header"),
+    (["0", "철수", "밥은 먹었어?"], "--text-column 2 --no-header"),
+])
+def test_the_options_that_fit_the_header(columns, hint):
+    assert hint in column_hint(columns)
+
+
+@pytest.mark.parametrize("columns", [["ID", "Korean Title", "Translated Title", "Yale Romanization of Title",
+                                      "Romanization of Author"], ["a", "b"], ["id", "score"]])
+def test_no_guess_where_nothing_fits(columns):
+    assert column_hint(columns) == ""
+
+
+def _build(inputs, out, tok, *extra):
+    return CliRunner().invoke(main, ["corpus", "build", str(inputs), "--tokenizer", tok, "--out", str(out),
+                                     "--allow-errors", *extra])
+
+
+def test_a_headerless_transcript_is_told_what_to_pass_and_that_builds(tmp_path, qwen3_tokenizer_dir):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "talk.csv").write_bytes(SLICE.read_bytes())
+    r = _build(corpus, tmp_path / "b", qwen3_tokenizer_dir)
+    assert r.exit_code == 2
+    lines = [x for x in r.stderr.splitlines() if x.startswith("error: ")]
+    assert len(lines) == 1 and "talk.csv" in lines[0] and "Traceback" not in r.output, r.output
+    suggested = shlex.split(lines[0].split("try ", 1)[1].split(" (", 1)[0])
+    assert suggested == ["--speaker-column", "2", "--text-column", "3", "--no-header"]
+    r = _build(corpus, tmp_path / "b", qwen3_tokenizer_dir, *suggested)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "b" / "manifest.json").is_file()
+
+
+def test_an_index_table_is_told_how_to_leave_it_out(tmp_path, qwen3_tokenizer_dir):
+    (tmp_path / "list.csv").write_text("ID,Korean Title,Author\n1,동백꽃,김유정\n", encoding="utf-8")
+    r = _build(tmp_path / "list.csv", tmp_path / "b", qwen3_tokenizer_dir)
+    assert r.exit_code == 2 and "`[lint] exclude`" in r.stderr and "list.csv" in r.stderr, r.output
