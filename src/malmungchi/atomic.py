@@ -79,6 +79,9 @@ def umask() -> int:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether process `pid` is running (someone else's too), asked without signalling it."""
+    if os.name == "nt":  # there os.kill(pid, 0) is no probe: it sends Ctrl-C to process group `pid`
+        return _windows_process_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -88,3 +91,26 @@ def process_alive(pid: int) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def _windows_process_alive(pid: int) -> bool:
+    """OpenProcess + GetExitCodeProcess: a process that exists and has not exited (STILL_ACTIVE); one that may not
+    be opened (access denied) exists."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    if not 0 < pid <= 0xFFFFFFFF:
+        return False
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED
+    try:
+        code = wintypes.DWORD()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
