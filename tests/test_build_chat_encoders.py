@@ -84,3 +84,42 @@ def test_chat_builds_are_the_same_with_tiktoken_byte_lengths_and_offsets(which, 
     assert by_bytes == want
     assert fast == want
     assert pooled == want
+
+
+def test_a_tokenizer_that_trims_its_offsets_keeps_its_offsets_for_loss_masks(tmp_path, qwen3_tokenizer_dir,
+                                                                              monkeypatch):
+    """GPT-2 style `trim_offsets`: a reply's first token ` 반` starts after its space by the offsets, at the space
+    by its bytes; with a template that puts a space before each reply the masks would differ, so chat mode keeps
+    the offsets for such a tokenizer (and says why tiktoken cannot be used)."""
+    import json
+    import shutil
+
+    import malmungchi.prep.encode as encode
+    from malmungchi.prep.build import BuildError, plan
+    from malmungchi.prep.write import write_build
+    from malmungchi.schemas.config import BuildConfig
+    from malmungchi.schemas.registry import default_registry
+
+    tok = tmp_path / "tok"
+    shutil.copytree(qwen3_tokenizer_dir, tok)
+    spec = json.loads((tok / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["post_processor"]["trim_offsets"] = True
+    (tok / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    conf = json.loads((tok / "tokenizer_config.json").read_text(encoding="utf-8"))
+    conf["chat_template"] = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|im_end|>\n"
+                             "{% endfor %}")
+    (tok / "tokenizer_config.json").write_text(json.dumps(conf, ensure_ascii=False), encoding="utf-8")
+    _corpus(tmp_path / "c")
+    cfg = BuildConfig(mode="chat", max_length=192, eval_context=64, allow_errors=True,
+                      splits={"train": 0.5, "validation": 0.25, "test": 0.25})
+
+    def build(name: str, **kw) -> dict[str, bytes]:
+        p = plan([str(tmp_path / "c")], cfg, default_registry(), tokenizer_source=str(tok), **kw)
+        write_build(p, tmp_path / name)
+        return _files(tmp_path / name)
+
+    with pytest.raises(BuildError, match="trims"):
+        plan([str(tmp_path / "c")], cfg, default_registry(), tokenizer_source=str(tok), encoder="tiktoken")
+    got = build("got", encoder="tokenizers")
+    monkeypatch.setattr(encode, "token_byte_lengths", lambda backend, vocab=None: None)  # offsets everywhere
+    assert got == build("want", encoder="tokenizers")

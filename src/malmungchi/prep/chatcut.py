@@ -26,9 +26,11 @@ def split_long_conversations(enc: Encoded, chat_r, encoder: TextEncoder, cfg: Bu
         contents = [[m["content"] for m in r.messages or []] for r in pending]
         flat = encoder.plain_ids([c for msgs in contents for c in msgs])
         subs: list[Rendered] = []
+        at = 0  # where this conversation's messages start in `flat`
         for r in pending:
             msgs = r.messages or []
-            sizes, flat = [len(ids) for ids in flat[:len(msgs)]], flat[len(msgs):]
+            sizes = [len(ids) for ids in flat[at:at + len(msgs)]]
+            at += len(msgs)
             system = msgs[:1] if msgs and msgs[0]["role"] == "system" else []
             rest = msgs[len(system):]
             total = enc.doc_tokens.get(r.id, 0)

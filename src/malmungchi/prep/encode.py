@@ -19,7 +19,7 @@ import numpy as np
 from malmungchi.prep.fastbpe import FastBPE, NotFast
 from malmungchi.prep.ledger import LostKind
 from malmungchi.prep.positions import byte_index, char_bytes, is_nfc_normalizer, token_byte_lengths, \
-    token_byte_starts, token_index, token_starts, tokens_added_before
+    token_byte_starts, token_index, token_starts, tokens_added_before, trims_offsets
 from malmungchi.prep.render import Rendered, measure
 from malmungchi.prep.spill import TextStore, TokenStore
 
@@ -124,10 +124,12 @@ class TextEncoder:
     """Rendered texts → `Piece`s with one batch encode; the same in the main process (the Rust tokenizer's thread
     pool does the work) and in a reader process (single-threaded, one per core).
 
-    In text mode with a byte-level BPE tokenizer (Qwen, Llama 3, GPT-2 style) that adds nothing after the text,
-    the batch is encoded without offsets (`encode_batch_fast`, about 15% less work): where a long text must be
-    cut, its cut positions are found from each token's length in bytes instead, a mapping that is checked on every
-    such text (the tokens' bytes must add up to the text's) and replaced by a normal encode when it fails.
+    With a byte-level BPE tokenizer (Qwen, Llama 3, GPT-2 style) that adds nothing after the text, the batch is
+    encoded without offsets (`encode_batch_fast`, about 15% less work): where a long text must be cut (text mode),
+    its cut positions are found from each token's length in bytes instead, and so is where each token starts for
+    a chat loss mask (unless the tokenizer trims its offsets, `positions.trims_offsets`: then the offsets), a
+    mapping that is checked on every such text (the tokens' bytes must add up to the text's) and replaced by a
+    normal encode when it fails.
 
     Given `fast_from` (the transformers tokenizer), such a tokenizer's ids come from tiktoken's BPE where it
     reproduces them (`fast`, see `fastbpe`); where it does not, `fast_reason` says why."""
@@ -155,7 +157,9 @@ class TextEncoder:
             if self._fast_from is not None:
                 try:
                     if self.byte_lengths is None:
-                        raise NotFast("it is not a byte-level BPE that adds nothing after the text")
+                        raise NotFast("chat mode's loss masks need its offsets, which it trims" if self.mode == "chat"
+                                      and trims_offsets(self.backend) else
+                                      "it is not a byte-level BPE that adds nothing after the text")
                     self._fast = FastBPE.of(self._fast_from, self.backend)
                 except NotFast as exc:
                     self.fast_reason = str(exc)
@@ -179,7 +183,9 @@ class TextEncoder:
     def byte_lengths(self) -> np.ndarray | None:
         """Each token id's length in UTF-8 bytes, when the tokenizer makes token bytes add up to the text's."""
         if self._bytes is False:
-            self._bytes = token_byte_lengths(self.backend, getattr(self._fast_from, "_vocab", None))
+            # chat mode's loss masks start where the offsets do: not from bytes when the offsets are trimmed
+            self._bytes = None if self.mode == "chat" and trims_offsets(self.backend) else \
+                token_byte_lengths(self.backend, getattr(self._fast_from, "_vocab", None))
         return self._bytes
 
     def encode(self, items: list[Rendered]) -> list[Piece]:

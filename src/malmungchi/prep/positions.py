@@ -59,6 +59,13 @@ def tokens_added_before(backend) -> int:
     return next((k for k in range(len(full) - len(plain) + 1) if full[k:k + len(plain)] == plain), 0)
 
 
+def trims_offsets(backend) -> bool:
+    """Whether the tokenizer's offsets leave out the whitespace a token starts with (a ByteLevel post-processor with
+    `trim_offsets`, GPT-2 style): a token's offsets then start after its leading space, where its bytes do not."""
+    post = _state(backend.post_processor)
+    return any(p.get("type") == "ByteLevel" and p.get("trim_offsets") for p in post.get("processors", [post]))
+
+
 def token_byte_lengths(backend, vocab: dict[str, int] | None = None) -> np.ndarray | None:
     """The UTF-8 length of the text each token id covers, or None when that is not exact for this tokenizer: it
     must be a byte-level BPE (every vocabulary entry spells one byte per character) with no normalizer but NFC
