@@ -30,6 +30,10 @@ def _render(tables, width: int) -> str:
     return out.getvalue()
 
 
+LONGEST = [["sample/03_radio_transcripts.txt#1@u0", "책방 팟캐스트 책갈피 제12화, 골목 책방의 겨울", "1,052"],
+           ["[part 1] 제1권", "가나 다라 마바 사아 자차 카타 파하 개정판 해설", "1,027"]]
+
+
 @pytest.mark.parametrize("width", [40, 60, 80, 100, 200])
 def test_no_value_is_cut_and_no_line_is_wider_than_the_console(width):
     tables = fitted("marker policies", HEADERS, ROWS, width, left=("policy", "marker F1"))
@@ -62,3 +66,26 @@ def test_stats_at_80_columns_prints_marker_names_whole(tmp_path, qwen3_tokenizer
     assert r.exit_code == 0, r.output
     for name in ("START_OF_TITLE", "START_OF_DIALOGUE", "END_OF_DIALOGUE", "END_OF_BOOK"):
         assert name in r.output, name
+
+
+@pytest.mark.parametrize("width", range(50, 90))  # from the id and one more column side by side on
+def test_korean_titles_wrap_whole_at_every_width(width):
+    """Double-width Hangul in a left-justified column: rich ends a wrapped line that fills the column exactly with
+    `…` unless the column folds; and a cell's brackets are text, not markup."""
+    text = _render(fitted("longest documents", ["id", "title", "tokens"], LONGEST, width, left=("id", "title")),
+                   width)
+    assert "…" not in text and max(cell_len(x) for x in text.splitlines()) <= width
+    lines = text.splitlines()
+    for word in (w for row in LONGEST for cell in row for w in cell.split()):
+        assert any(word in x for x in lines), (word, width)
+    assert "[part 1]" in text
+
+
+@pytest.mark.parametrize("width", [8, 12, 20, 25])
+def test_a_console_narrower_than_one_word_folds_it(width):
+    tables = fitted("t", ["id", "title", "tokens"], LONGEST, width, left=("id", "title"))
+    text = _render(tables, width)
+    assert "…" not in text and max(cell_len(x) for x in text.splitlines()) <= width
+    assert all(c.width >= 1 for t in tables for c in t.columns)
+    assert {c.header for t in tables for c in t.columns} == {"id", "title", "tokens"}
+    assert fitted("t", ["id"], [], width) and fitted("t", ["a", "b"], [["x", "y"]], width, keys=5)

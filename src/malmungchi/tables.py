@@ -21,9 +21,8 @@ RULE = 1  # the line between two columns (show_edge=False: none outside)
 
 def _widths(cells: list[str]) -> tuple[int, int]:
     """(longest word, longest line) of a column's header and cells, in terminal cells."""
-    plain = [Text.from_markup(c).plain for c in cells]
-    words = [cell_len(w) for p in plain for w in p.split()] or [0]
-    lines = [cell_len(x) for p in plain for x in p.splitlines()] or [0]
+    words = [cell_len(w) for c in cells for w in c.split()] or [0]
+    lines = [cell_len(x) for c in cells for x in c.splitlines()] or [0]
     return max(words), max(lines)
 
 
@@ -34,14 +33,19 @@ def _room(n: int, width: int) -> int:
 
 def _share(lo: list[int], hi: list[int], room: int) -> list[int]:
     """Each column's width, from its minimum toward its maximum: the room left goes to the columns that need least
-    more first, so as many as can are shown on one line each."""
+    more first, so as many as can are shown on one line each. Where even the minimums do not fit (one word wider
+    than the console), the widest columns give way first, folding that word, down to one cell each."""
     out = list(lo)
     left = room - sum(lo)
     for i in sorted(range(len(lo)), key=lambda i: hi[i] - lo[i]):
-        more = min(hi[i] - lo[i], left)
+        more = min(hi[i] - lo[i], max(0, left))
         out[i] += more
         left -= more
-    return out
+    while left < 0 and max(out, default=1) > 1:
+        widest = max(range(len(out)), key=lambda i: out[i])
+        out[widest] -= 1
+        left += 1
+    return [max(1, w) for w in out]
 
 
 def _groups(hi: list[int], keys: int, width: int) -> list[list[int]]:
@@ -58,10 +62,12 @@ def _groups(hi: list[int], keys: int, width: int) -> list[list[int]]:
     return groups
 
 
-def fitted(title: str | None, headers: list[str], rows: list[list[str]], width: int, *, left: tuple[str, ...] = (),
-           keys: int = 1, **kw) -> list[Table]:
-    """The table (`headers`, `rows` of strings; columns named in `left` justified left, the rest right) as one or
-    more rich Tables no wider than `width`, no cell cut. `kw` goes to each Table (title_justify, say)."""
+def fitted(title: str | None, headers: list[str], rows: list[list], width: int, *, left: tuple[str, ...] = (),
+           keys: int = 1, title_justify: str = "center") -> list[Table]:
+    """The table (`headers`, `rows` of values, each printed as `str` of it, never read as markup; columns named in
+    `left` justified left, the rest right) as one or more rich Tables no wider than `width`, no cell cut (a word
+    wider than the whole console is folded onto the next line, never replaced by `…`)."""
+    rows = [[str(c) for c in r] for r in rows]
     cols = [_widths([h, *(r[i] for r in rows)]) for i, h in enumerate(headers)]
     lo, hi = [c[0] for c in cols], [c[1] for c in cols]
     groups = [list(range(len(headers)))] if sum(lo) <= _room(len(headers), width) else \
@@ -70,11 +76,14 @@ def fitted(title: str | None, headers: list[str], rows: list[list[str]], width: 
     for n, group in enumerate(groups):
         sizes = _share([lo[i] for i in group], [hi[i] for i in group], _room(len(group), width))
         name = title if len(groups) == 1 or title is None else f"{title} ({n + 1}/{len(groups)})"
-        t = Table(title=name, show_edge=False, **kw)
+        t = Table(title=name, show_edge=False, title_justify=title_justify)  # the overhead _room counts
         for i, size in zip(group, sizes):
-            t.add_column(headers[i], justify="left" if headers[i] in left else "right", width=size)
+            # fold, not rich's default ellipsis: a wrapped line of double-width Hangul that fills its column exactly
+            # would otherwise end in "…"
+            t.add_column(headers[i], justify="left" if headers[i] in left else "right", width=size,
+                         overflow="fold")
         for r in rows:
-            t.add_row(*(r[i] for i in group))
+            t.add_row(*(Text(r[i]) for i in group))
         tables.append(t)
     return tables
 
