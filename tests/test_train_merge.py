@@ -90,6 +90,25 @@ def test_merge_refuses_a_folder_that_is_not_a_run_and_an_existing_out(tmp_path, 
     assert result.exit_code == 2 and "inside the input" in result.stderr
 
 
+def test_a_folder_made_at_out_while_merging_is_left_alone(tmp_path, plain_run, monkeypatch):
+    import shutil
+
+    out = tmp_path / "m"
+    real = shutil.copy2
+
+    def copy_and_race(src, dst, **kw):  # another process makes --out (empty) while the tokenizer is copied
+        out.mkdir(exist_ok=True)
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(shutil, "copy2", copy_and_race)
+    result = _merge(plain_run, out)
+    assert result.exit_code == 2
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "already exists" in lines[0] and str(out) in lines[0], lines
+    assert out.is_dir() and not any(out.iterdir())  # theirs, untouched: not replaced by the merged model
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary left beside it
+
+
 @pytest.mark.skipif(modeling.bitsandbytes_problem() is not None,
                     reason=f"bitsandbytes cannot run here: {modeling.bitsandbytes_problem()}")
 def test_a_qlora_run_merges_into_the_full_precision_base(tmp_path, tiny_build, tiny_model):

@@ -57,21 +57,26 @@ def merge_run(run_dir: str | Path, out: str | Path, *, dtype: str | None = None,
                                                     device_map={"": device})
     merged = model.merge_and_unload()
     merged.config.use_cache = True  # training turned it off for packed rows; generation wants it
-    save_model_folder(merged, RunPaths(run).tokenizer, out)
+    save_model_folder(merged, RunPaths(run).tokenizer, out, problem=lambda: out_problem(run, out))
     return {"out": str(out), "dtype": str(merged.dtype).removeprefix("torch."),
             "quantization_trained": manifest.get("quantization", "none"),
             "rows": int(merged.get_input_embeddings().weight.shape[0])}
 
 
-def save_model_folder(model, tokenizer_dir: Path, out: Path) -> None:
+def save_model_folder(model, tokenizer_dir: Path, out: Path, problem=lambda: None) -> None:
     """`model.save_pretrained` (safetensors) and the tokenizer's files into a temporary folder beside `out`, then
-    one rename (`malmungchi.outdir`: what a killed merge left there is removed first; a folder another process put
-    at `out` meanwhile is never replaced)."""
+    one rename (`malmungchi.outdir`: what a killed merge left there is removed first). `problem()`, the refusal of
+    `out`, is asked again once the folder is written: another process may have made `out` meanwhile (an empty
+    folder too, which a rename would silently replace)."""
     remove_stale_temporaries(out)
     with staged(out) as tmp:
         model.save_pretrained(str(tmp))
         for f in sorted(tokenizer_dir.iterdir()):
             if f.is_file():
                 shutil.copy2(f, tmp / f.name)
+        line = problem()
+        if line:
+            raise TrainError(line)
         if not swap_in(tmp, out, replace=False):
-            raise TrainError(f"--out {out}: written by another process meanwhile; choose a new folder")
+            raise TrainError(f"--out {out}: already exists (written by another process meanwhile); choose a new "
+                             "folder")
