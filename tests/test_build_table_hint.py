@@ -22,14 +22,22 @@ SLICE = Path(__file__).parent / "fixtures" / "backspeech" / "1uLA7axqouQ.head60.
     (["speaker", "utterance", "start"], "--speaker-column speaker --text-column utterance"),
     (["3.590", "8.840", "speaker#A", "네 코로노믹스 시간입니다. 어서오세요."],
      "--speaker-column 2 --text-column 3 --no-header"),
-    (["0", "철수", "밥은 먹었어?"], "--text-column 2 --no-header"),
+    (["0", "철수", "밥은 먹었어?"], "--speaker-column 1 --text-column 2 --no-header"),
+    (["00:00:01", "Speaker 1", "네 맞아요"], "--speaker-column 1 --text-column 2 --no-header"),
+    (["1.20", "3.40", "화자 A", "응 그래"], "--speaker-column 2 --text-column 3 --no-header"),
+    (["3.5", "철수", "안녕"], "--speaker-column 1 --text-column 2 --no-header"),
+    (["Question", "Answer", "Is it correct?"], "--prompt-column Question --answer-column Answer"),
+    (["input", "instruction", "output"], "--prompt-column instruction --answer-column output"),
+    (["Q", " A"], "--prompt-column Q --answer-column ' A'"),
+    (["human", "gpt"], "--prompt-column human --answer-column gpt"),
 ])
 def test_the_options_that_fit_the_header(columns, hint):
     assert hint in column_hint(columns)
 
 
 @pytest.mark.parametrize("columns", [["ID", "Korean Title", "Translated Title", "Yale Romanization of Title",
-                                      "Romanization of Author"], ["a", "b"], ["id", "score"]])
+                                      "Romanization of Author"], ["a", "b"], ["id", "score"],
+                                     ["id", "Sent. No.", "Korean Title"]])
 def test_no_guess_where_nothing_fits(columns):
     assert column_hint(columns) == ""
 
@@ -52,6 +60,12 @@ def test_a_headerless_transcript_is_told_what_to_pass_and_that_builds(tmp_path, 
     r = _build(corpus, tmp_path / "b", qwen3_tokenizer_dir, *suggested)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "b" / "manifest.json").is_file()
+
+
+def test_without_a_header_the_first_row_is_read_for_the_numbers(tmp_path, qwen3_tokenizer_dir):
+    (tmp_path / "t.tsv").write_text("0.5\t철수\t밥은 먹었어?\n1.0\t영희\t응 먹었어.\n", encoding="utf-8")
+    r = _build(tmp_path / "t.tsv", tmp_path / "b", qwen3_tokenizer_dir, "--no-header")
+    assert r.exit_code == 2 and "--speaker-column 1 --text-column 2 --no-header" in r.stderr, r.output
 
 
 def test_an_index_table_is_told_how_to_leave_it_out(tmp_path, qwen3_tokenizer_dir):

@@ -355,7 +355,8 @@ def _text_rows(src: SourceFile, df, header: bool, cell) -> None:
     if col is None:
         from malmungchi.prep.table_hint import column_hint
 
-        hint = column_hint(df.columns) or (" (a table that is not part of the corpus, an index of it say, is left "
+        cells = df.columns if header else [("" if v is None else str(v)) for v in (df.row(0) if len(df) else ())]
+        hint = column_hint(cells, header) or (" (a table that is not part of the corpus, an index of it say, is left "
                                            "out by `[lint] exclude` in malmungchi.toml)")
         raise InputError([f"{src.path}: say which columns to read: --prompt-column/--answer-column for paired "
                           f"dialogue or --speaker-column/--text-column for a transcript "

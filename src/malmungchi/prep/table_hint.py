@@ -5,19 +5,35 @@ suggestion in the error line: the build never guesses."""
 
 from __future__ import annotations
 
+import shlex
+
 import regex
 
-PROMPT = {"q", "question", "prompt", "input", "instruction", "query", "user", "human", "질문", "입력", "요청"}
-ANSWER = {"a", "answer", "response", "output", "reply", "assistant", "bot", "gpt", "답변", "대답", "응답", "출력", "답"}
-SPEAKER = {"speaker", "spk", "name", "who", "role", "character", "화자", "이름", "인물", "발화자"}
-TEXT = {"text", "utterance", "sentence", "transcript", "content", "line", "발화", "내용", "문장", "대사"}
+from malmungchi.corpus.datafiles import canonical_role
+
+# most likely first: where two columns match (Alpaca's instruction and input), the earlier name is the prompt
+PROMPT = ("prompt", "instruction", "question", "q", "query", "input", "질문", "입력", "요청")
+ANSWER = ("answer", "response", "a", "output", "reply", "completion", "답변", "대답", "응답", "출력", "답")
+SPEAKER = ("speaker", "spk", "name", "who", "character", "화자", "이름", "인물", "발화자")
+TEXT = ("text", "utterance", "sentence", "transcript", "content", "line", "발화", "내용", "문장", "대사")
 NUMBER = regex.compile(r"[+-]?\d+([.,:]\d+)*")
-SENTENCE_END = regex.compile(r"\S\s+\S.*[.?!…。]\s*$")  # words, then a sentence's last mark
-SPEAKER_CELL = regex.compile(r"(?i)(speaker|spk|화자)\W*\w*|[A-Z]|\w{1,12}#\w+")
+# words, then a sentence's last mark after a word of three letters or of Hangul (not an abbreviation's `No.`)
+SENTENCE_END = regex.compile(r"\S\s+.*(\p{L}{3}|\p{Hangul})[.?!…。]\s*$")
+PLAIN_ARG = regex.compile(r"[\w.#@%+=:,/-]+")  # what a shell takes as one word unquoted
+SPEAKER_CELL = regex.compile(r"(?i)(speaker|spk|화자)\W*\w{0,3}|[A-Z]|\w{1,12}#\w+")
 
 
-def _named(columns: list[str], names: set[str]) -> str | None:
-    return next((c for c in columns if c.strip().lower() in names), None)
+def _arg(column: str) -> str:
+    return column if PLAIN_ARG.fullmatch(column) else shlex.quote(column)
+
+
+def _named(columns: list[str], names: tuple[str, ...], role: str | None = None) -> str | None:
+    """The column whose name comes first in `names` (or, failing that, one that is the chat role `role`)."""
+    keys = [c.strip().lower() for c in columns]
+    for n in names:
+        if n in keys:
+            return columns[keys.index(n)]
+    return next((c for c in columns if role and canonical_role(c) == role), None)
 
 
 def _reads_like_data(columns: list[str]) -> bool:
@@ -25,21 +41,34 @@ def _reads_like_data(columns: list[str]) -> bool:
     return any(NUMBER.fullmatch(c.strip()) or SENTENCE_END.search(c) or len(c.split()) > 6 for c in columns)
 
 
-def column_hint(columns: list[str]) -> str:
-    """The options to try, as a clause for the error line ('' when nothing looks likely)."""
-    if _reads_like_data(columns):
-        texts = [i for i, c in enumerate(columns) if len(c.split()) > 1 and not NUMBER.fullmatch(c.strip())]
-        speakers = [i for i, c in enumerate(columns) if SPEAKER_CELL.fullmatch(c.strip()) and i not in texts]
-        if not texts:
-            return ""
-        text = max(texts, key=lambda i: len(columns[i]))
-        speaker = f"--speaker-column {speakers[0]} " if speakers else ""
-        return (f"; its first row reads like data, not a header: for a transcript without one, try {speaker}"
-                f"--text-column {text} --no-header (0-based column numbers)")
-    q, a = _named(columns, PROMPT), _named(columns, ANSWER)
-    if q and a:
-        return f"; for paired rows try --prompt-column {q} --answer-column {a}"
-    s, t = _named(columns, SPEAKER), _named(columns, TEXT)
-    if s and t:
-        return f"; for a transcript try --speaker-column {s} --text-column {t}"
-    return ""
+def _by_number(cells: list[str]) -> str:
+    """Speaker and text columns by number, from a first row of data: the text is the cell of most words (the
+    last, on a tie), the speaker a cell that looks like one (`speaker#A`, `화자 2`), else a word before the text."""
+    speakers = [i for i, c in enumerate(cells) if SPEAKER_CELL.fullmatch(c.strip())]
+    words = [(len(c.split()), i) for i, c in enumerate(cells)
+             if c.strip() and not NUMBER.fullmatch(c.strip()) and i not in speakers]
+    if not words:
+        return ""
+    text = max(words)[1]
+    before = [i for n, i in words if i < text]
+    speaker = speakers[0] if speakers else (before[-1] if before else None)
+    return ("" if speaker is None else f"--speaker-column {speaker} ") + f"--text-column {text} --no-header"
+
+
+def column_hint(columns: list[str], header: bool = True) -> str:
+    """The options to try, as a clause for the error line ('' when nothing looks likely). `header`: whether
+    `columns` are a header row (else: the first row of data)."""
+    if header:
+        q, a = _named(columns, PROMPT, "user"), _named(columns, ANSWER, "assistant")
+        if q and a and q != a:
+            return f"; for paired rows try --prompt-column {_arg(q)} --answer-column {_arg(a)}"
+        s, t = _named(columns, SPEAKER), _named(columns, TEXT)
+        if s and t and s != t:
+            return f"; for a transcript try --speaker-column {_arg(s)} --text-column {_arg(t)}"
+    if header and not _reads_like_data(columns):
+        return ""
+    options = _by_number(columns)
+    if not options:
+        return ""
+    what = "its first row reads like data, not a header: " if header else ""
+    return f"; {what}for a transcript without a header, try {options} (0-based column numbers)"
