@@ -112,3 +112,18 @@ def test_mcnemar_matches_the_exact_binomial_tail(b, c):
 def test_mcnemar_at_twenty_thousand_disagreements_is_a_number_in_range():
     p = mcnemar_exact(10_000, 10_000)
     assert p == 1.0 and 0 < mcnemar_exact(9_800, 10_200) < 0.01
+
+
+def test_flipped_predictions_are_one_line_each(tmp_path):
+    """An untrained model's answer of 48 line breaks is one row of the flips table (`⏎×48`), not 48 empty lines;
+    a line break inside a short answer shows as ⏎."""
+    a = _results(tmp_path / "a.jsonl", [0, 0])
+    b = _results(tmp_path / "b.jsonl", [1, 1])
+    rows = [json.loads(x) for x in a.read_text(encoding="utf-8").splitlines()]
+    rows[0]["prediction"], rows[1]["prediction"] = "\n" * 48, "하은: 네\n철수: 응"
+    a.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    r = _cli(a, b, "--resamples", "200")
+    assert r.exit_code == 0, r.output
+    table = r.stdout[r.stdout.index("flipped items"):].splitlines()
+    assert "⏎×48" in r.stdout and "하은: 네⏎철수: 응" in r.stdout
+    assert len(table) <= 3 + 2 * 2  # title, header, rule, and at most two lines an item

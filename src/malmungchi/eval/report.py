@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 
 from pathlib import Path
@@ -19,6 +20,8 @@ from malmungchi.eval.score import METRICS, Scored, Summary, worst
 
 SHOW_CHARS = 60
 _VISIBLE = str.maketrans({" ": "␣", "\n": "⏎", "\t": "⇥", "\u3000": "□"})
+_BREAKS = str.maketrans({"\n": "⏎", "\r": "⏎", "\t": "⇥"})
+_RUN = re.compile(r"([⏎⇥])\1{3,}")
 
 
 def _pct(x: float) -> str:
@@ -80,6 +83,13 @@ def _visible(text: str) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS - 1] + "…"
+
+
+def _one_line(text: str) -> str:
+    """A prediction as one row of a table: line breaks and tabs shown as ⏎ and ⇥, a run of four or more as one
+    with its count (an untrained model's 48 line breaks would otherwise be 48 empty lines: `⏎×48`), clipped to
+    SHOW_CHARS."""
+    return _clip(_RUN.sub(lambda m: f"{m[1]}×{len(m[0])}", text.translate(_BREAKS)))
 
 
 def highlight_pair(gold: str, prediction: str) -> tuple[Text, Text]:
@@ -190,8 +200,8 @@ def flips_table(c: Comparison, limit: int) -> Table:
         for item_id in ids[:limit]:
             key = str(item_id)
             pa, pb = c.a.rows[key].get("prediction"), c.b.rows[key].get("prediction")
-            table.add_row(Text(label, style=style), key, _clip(pa if pa is not None else "(missing)"),
-                          _clip(pb if pb is not None else "(missing)"))
+            table.add_row(Text(label, style=style), key, Text(_one_line(pa if pa is not None else "(missing)")),
+                          Text(_one_line(pb if pb is not None else "(missing)")))
     return table
 
 
