@@ -55,6 +55,8 @@ def test_a_table_that_fits_is_one_and_one_that_cannot_is_split_in_order():
     assert len(parts) > 1 and [t.title for t in parts][0] == f"t (1/{len(parts)})"
     order = [c.header for t in parts for c in t.columns if c.header != "policy"]
     assert order == HEADERS[1:]  # each column once, in order
+    counts = [len(t.columns) - 1 for t in parts]
+    assert max(counts) - min(counts) <= 1, counts  # shared out evenly: no last part of one column
 
 
 def test_stats_at_80_columns_prints_marker_names_whole(tmp_path, qwen3_tokenizer_dir):

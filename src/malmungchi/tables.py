@@ -49,17 +49,25 @@ def _share(lo: list[int], hi: list[int], room: int) -> list[int]:
 
 
 def _groups(hi: list[int], keys: int, width: int) -> list[list[int]]:
-    """The columns of each table to print: the key columns and as many of the rest, in order, as fit on one line
-    each (at least one: it wraps where it must)."""
+    """The columns of each table to print: the key columns and, in order, as many of the rest as fit on one line
+    each (at least one: it wraps where it must), in as few tables as that takes; the rest shared out evenly over
+    those tables where they fit so (no last table of one column)."""
     base = list(range(keys))
-    groups: list[list[int]] = [list(base)]
+    greedy: list[list[int]] = [list(base)]
     for i in range(keys, len(hi)):
-        trial = groups[-1] + [i]
-        if len(groups[-1]) > keys and sum(hi[j] for j in trial) > _room(len(trial), width):
-            groups.append(base + [i])
+        trial = greedy[-1] + [i]
+        if len(greedy[-1]) > keys and sum(hi[j] for j in trial) > _room(len(trial), width):
+            greedy.append(base + [i])
         else:
-            groups[-1] = trial
-    return groups
+            greedy[-1] = trial
+    rest, k = list(range(keys, len(hi))), len(greedy)
+    even, at = [], 0
+    for n in range(k):
+        size = len(rest) // k + (n < len(rest) % k)
+        even.append(base + rest[at:at + size])
+        at += size
+    fits = all(sum(hi[j] for j in g) <= _room(len(g), width) for g in even)
+    return even if fits else greedy
 
 
 def fitted(title: str | None, headers: list[str], rows: list[list], width: int, *, left: tuple[str, ...] = (),
