@@ -10,6 +10,8 @@ as fit unwrapped.
 
 from __future__ import annotations
 
+from itertools import combinations
+
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
@@ -50,8 +52,8 @@ def _share(lo: list[int], hi: list[int], room: int) -> list[int]:
 
 def _groups(hi: list[int], keys: int, width: int) -> list[list[int]]:
     """The columns of each table to print: the key columns and, in order, as many of the rest as fit on one line
-    each (at least one: it wraps where it must), in as few tables as that takes; the rest shared out evenly over
-    those tables where they fit so (no last table of one column)."""
+    each (at least one: it wraps where it must), in as few tables as that takes, shared out over those tables as
+    evenly as fits (no last table of one column where it can be helped)."""
     base = list(range(keys))
     greedy: list[list[int]] = [list(base)]
     for i in range(keys, len(hi)):
@@ -61,13 +63,15 @@ def _groups(hi: list[int], keys: int, width: int) -> list[list[int]]:
         else:
             greedy[-1] = trial
     rest, k = list(range(keys, len(hi))), len(greedy)
-    even, at = [], 0
-    for n in range(k):
-        size = len(rest) // k + (n < len(rest) % k)
-        even.append(base + rest[at:at + size])
-        at += size
-    fits = all(sum(hi[j] for j in g) <= _room(len(g), width) for g in even)
-    return even if fits else greedy
+    best, spread = greedy, None
+    ways = combinations(range(1, len(rest)), k - 1) if len(rest) <= 20 else ()  # into k parts, in order
+    for cuts in ways:
+        parts = [base + rest[a:b] for a, b in zip((0, *cuts), (*cuts, len(rest)))]
+        if all(sum(hi[j] for j in g) <= _room(len(g), width) for g in parts):
+            sizes = [len(g) for g in parts]
+            if spread is None or max(sizes) - min(sizes) < spread:
+                best, spread = parts, max(sizes) - min(sizes)
+    return best
 
 
 def fitted(title: str | None, headers: list[str], rows: list[list], width: int, *, left: tuple[str, ...] = (),
