@@ -1,6 +1,7 @@
 """A .csv/.tsv built without column options names the options that fit it: a header-less transcript (the real
 BACKSpeech slice) gets its speaker and text columns by number with --no-header, and that suggestion builds; a
-Q/A table gets --prompt-column/--answer-column; a table that is no corpus (an index) is told how to leave it out."""
+Q/A table gets --prompt-column/--answer-column; a table that is no corpus (an index) is told how to leave it out.
+`corpus lint` says the same first (D006), while the config names no columns."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from malmungchi.cli import main
-from malmungchi.prep.table_hint import column_hint
+from malmungchi.corpus.table_hint import column_hint
 
 SLICE = Path(__file__).parent / "fixtures" / "backspeech" / "1uLA7axqouQ.head60.csv"
 
@@ -72,3 +73,43 @@ def test_an_index_table_is_told_how_to_leave_it_out(tmp_path, qwen3_tokenizer_di
     (tmp_path / "list.csv").write_text("ID,Korean Title,Author\n1,동백꽃,김유정\n", encoding="utf-8")
     r = _build(tmp_path / "list.csv", tmp_path / "b", qwen3_tokenizer_dir)
     assert r.exit_code == 2 and "`[lint] exclude`" in r.stderr and "list.csv" in r.stderr, r.output
+
+
+def _lint(path, cwd):
+    import os
+
+    old = os.getcwd()
+    try:
+        os.chdir(cwd)
+        return CliRunner().invoke(main, ["corpus", "lint", str(path), "--output-format", "text"])
+    finally:
+        os.chdir(old)
+
+
+def test_lint_says_the_same_before_the_build_refuses(tmp_path):
+    """D006: lint warns about a table the build reads only with its columns named, with the same suggestion, and
+    stops once the config names them; a table with a `text` column needs nothing."""
+    (tmp_path / "malmungchi.toml").write_text("", encoding="utf-8")
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "talk.csv").write_bytes(SLICE.read_bytes())
+    (corpus / "plain.csv").write_text("id,text\n1,안녕\n", encoding="utf-8")
+    r = _lint(corpus, tmp_path)
+    assert r.exit_code == 1
+    found = [x for x in r.stdout.splitlines() if ": D006 " in x]
+    assert len(found) == 1 and "talk.csv:1:1:" in found[0], r.stdout
+    assert "--speaker-column 2 --text-column 3 --no-header" in found[0]
+    (tmp_path / "malmungchi.toml").write_text('[build]\nheader = false\n', encoding="utf-8")
+    r = _lint(corpus, tmp_path)
+    assert "4 columns, no header" in r.stdout and "--speaker-column 2 --text-column 3" in r.stdout, r.stdout
+    (tmp_path / "malmungchi.toml").write_text('[build]\nspeaker_column = "2"\ntext_column = "3"\nheader = false\n',
+                                              encoding="utf-8")
+    r = _lint(corpus, tmp_path)
+    assert r.exit_code == 0 and "D006" not in r.stdout, r.stdout
+
+
+def test_a_build_given_the_columns_reports_no_d006(tmp_path, qwen3_tokenizer_dir):
+    (tmp_path / "talk.csv").write_bytes(SLICE.read_bytes())
+    r = _build(tmp_path / "talk.csv", tmp_path / "b", qwen3_tokenizer_dir, "--speaker-column", "2", "--text-column",
+               "3", "--no-header")
+    assert r.exit_code == 0 and "D006" not in r.output, r.output

@@ -37,6 +37,8 @@ def test_lint_finds_and_fixes_the_missing_slash(tmp_path):
     corpus = tmp_path / "bs"
     corpus.mkdir()
     shutil.copy(SLICE, corpus / SLICE.name)
+    (tmp_path / "malmungchi.toml").write_text('[build]\nspeaker_column = "2"\ntext_column = "3"\nheader = false\n',
+                                               encoding="utf-8")  # its columns named: no D006
     plain = CliRunner().invoke(main, ["corpus", "lint", str(corpus), "--output-format", "text"])
     assert plain.exit_code == 0  # without the style the tags are text
     r = CliRunner().invoke(main, ["corpus", "lint", str(corpus), "--transcript-style", "kspon", "--output-format",

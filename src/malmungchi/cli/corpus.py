@@ -18,6 +18,7 @@ from malmungchi.corpus.fix import apply, fix_file
 from malmungchi.corpus.lint import LintRun, lint_paths
 from malmungchi.corpus.rules import RULES, unknown_patterns
 from malmungchi.corpus.source import describe_os_error
+from malmungchi.corpus.table_hint import ColumnCheck
 from malmungchi.corpus.walk import discover
 
 
@@ -101,7 +102,10 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
                 fail(*(f"{missing}: no such file or folder" for missing in found.missing))
             sys.exit(1 if changed_files and not exit_zero else 0)
 
-    run = _run_lint(list(paths), registry, select_codes, ignore_codes, config.lint.exclude, jobs, err)
+    b = config.build
+    named = any((b.prompt_column, b.answer_column, b.speaker_column, b.text_column))
+    run = _run_lint(list(paths), registry, select_codes, ignore_codes, config.lint.exclude, jobs, err,
+                    None if named else ColumnCheck(b.header))
     diagnostics = run.diagnostics
     if statistics:
         _print_statistics(out, fmt, diagnostics)
@@ -130,15 +134,15 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
     sys.exit(1 if diagnostics and not exit_zero else 0)
 
 
-def _run_lint(paths, registry, select, ignore, exclude, jobs, err) -> LintRun:
+def _run_lint(paths, registry, select, ignore, exclude, jobs, err, columns=None) -> LintRun:
     if not err.is_terminal:
-        return lint_paths(paths, registry, select=select, ignore=ignore, exclude=exclude, jobs=jobs)
+        return lint_paths(paths, registry, select=select, ignore=ignore, exclude=exclude, jobs=jobs, columns=columns)
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("linting", total=None)
         return lint_paths(paths, registry, select=select, ignore=ignore, exclude=exclude, jobs=jobs,
-                          progress=lambda n: progress.advance(task, n))
+                          progress=lambda n: progress.advance(task, n), columns=columns)
 
 
 def _print_statistics(out, fmt: str, diagnostics) -> None:

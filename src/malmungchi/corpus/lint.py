@@ -11,6 +11,7 @@ from malmungchi.corpus.diagnostics import Diagnostic, line_starts, locate
 from malmungchi.corpus.parse import ParseResult, parse_text
 from malmungchi.corpus.rules import matches
 from malmungchi.corpus.source import Decoded, decode, read_bytes
+from malmungchi.corpus.table_hint import ColumnCheck, check_columns
 from malmungchi.corpus.walk import discover
 from malmungchi.schemas.registry import Registry
 
@@ -37,15 +38,18 @@ class LintRun:
         return [d for f in self.files for d in f.diagnostics]
 
 
-def lint_text(text: str, path: str, registry: Registry, *, tree: bool = False) -> tuple[list[Diagnostic], ParseResult | None]:
-    """All text-level diagnostics of one decoded file (offsets only; call `locate` for lines)."""
+def lint_text(text: str, path: str, registry: Registry, *, tree: bool = False, columns: ColumnCheck | None = None
+              ) -> tuple[list[Diagnostic], ParseResult | None]:
+    """All text-level diagnostics of one decoded file (offsets only; call `locate` for lines). `columns`: also
+    whether a table can be read without column options (D006), when the config names none."""
     diagnostics = hygiene.check(text, path)
     lower = path.lower()
     if lower.endswith(".jsonl"):
         return diagnostics + datafiles.check_jsonl(text, path), None
     if lower.endswith((".csv", ".tsv")):
         more = kspon.check(text, path) if registry.style_for(path) == "kspon" else []
-        return diagnostics + datafiles.check_table(text, path) + more, None
+        unnamed = [] if columns is None else check_columns(text, path, columns.header)
+        return diagnostics + datafiles.check_table(text, path) + more + unnamed, None
     parsed = parse_text(text, path, registry, tree=tree)
     return diagnostics + long_lines(text, path) + parsed.diagnostics, parsed
 
@@ -75,11 +79,11 @@ def _may_have_long_line(text: str, limit: int) -> bool:
                    for s in range(0, len(text) - half + 1, half))
 
 
-def lint_decoded(decoded: Decoded, registry: Registry) -> FileResult:
+def lint_decoded(decoded: Decoded, registry: Registry, columns: ColumnCheck | None = None) -> FileResult:
     diagnostics = list(decoded.diagnostics)
     titles: list[tuple[str, int, int]] = []
     if decoded.text is not None and decoded.text and not decoded.text.isspace():
-        text_diags, parsed = lint_text(decoded.text, decoded.path, registry)
+        text_diags, parsed = lint_text(decoded.text, decoded.path, registry, columns=columns)
         if parsed is not None and parsed.titles:
             marks = [Diagnostic("S005", t, decoded.path, off, off) for t, off in parsed.titles]
             locate(marks, decoded.text)
@@ -94,26 +98,26 @@ def lint_decoded(decoded: Decoded, registry: Registry) -> FileResult:
     return FileResult(decoded.path, decoded.size, decoded.encoding, diagnostics, titles)
 
 
-def lint_file(path: str, registry: Registry) -> FileResult:
+def lint_file(path: str, registry: Registry, columns: ColumnCheck | None = None) -> FileResult:
     data = read_bytes(path)
     if isinstance(data, Diagnostic):
         return FileResult(path, 0, "unreadable", [data])
     decoded = decode(data, path)
     del data  # the decoded text is all we need from here; keep peak memory near one copy
-    return lint_decoded(decoded, registry)
+    return lint_decoded(decoded, registry, columns)
 
 
-_worker_registry: Registry | None = None
+_worker: tuple[Registry, ColumnCheck | None] | None = None
 
 
-def _init_worker(registry: Registry) -> None:
-    global _worker_registry
-    _worker_registry = registry
+def _init_worker(registry: Registry, columns: ColumnCheck | None = None) -> None:
+    global _worker
+    _worker = (registry, columns)
 
 
 def _lint_in_worker(path: str) -> FileResult:
-    assert _worker_registry is not None
-    return lint_file(path, _worker_registry)
+    assert _worker is not None
+    return lint_file(path, *_worker)
 
 
 def _sizes(files: list[str]) -> list[int]:
@@ -128,8 +132,9 @@ def _sizes(files: list[str]) -> list[int]:
 
 def lint_paths(paths: list[str], registry: Registry, *, select: list[str] | None = None,
                ignore: list[str] | None = None, exclude: list[str] | None = None, jobs: int | None = None,
-               progress=None) -> LintRun:
-    """Lint every corpus file under `paths`; files run in parallel processes when there is enough input."""
+               progress=None, columns: ColumnCheck | None = None) -> LintRun:
+    """Lint every corpus file under `paths`; files run in parallel processes when there is enough input.
+    `columns`: also report tables the build cannot read without column options (D006)."""
     found = discover(paths, exclude)
     sizes = _sizes(found.files)
     jobs = jobs or os.cpu_count() or 1
@@ -138,7 +143,7 @@ def lint_paths(paths: list[str], registry: Registry, *, select: list[str] | None
         # biggest files first so the pool does not end waiting on one large straggler
         order = sorted(range(len(found.files)), key=lambda i: -sizes[i])
         chunk = max(1, min(64, len(order) // (jobs * 8)))
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(registry,)) as pool:
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(registry, columns)) as pool:
             by_index: dict[int, FileResult] = {}
             for i, res in zip(order, pool.map(_lint_in_worker, [found.files[i] for i in order], chunksize=chunk)):
                 by_index[i] = res
@@ -147,7 +152,7 @@ def lint_paths(paths: list[str], registry: Registry, *, select: list[str] | None
             results = [by_index[i] for i in range(len(found.files))]
     else:
         for f, size in zip(found.files, sizes):
-            results.append(lint_file(f, registry))
+            results.append(lint_file(f, registry, columns))
             if progress:
                 progress(size)
     if found.problems:

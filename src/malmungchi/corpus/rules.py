@@ -145,6 +145,15 @@ RULES: dict[str, Rule] = {
              "`\\ud83d\\ude00`; one of the two alone is no character, and no tokenizer or Parquet file can hold "
              "it. It is usually left by a tool that cut a string inside an emoji. Re-export the file, or build "
              "with --allow-errors to drop the record (counted in the manifest)."),
+        Rule("D006", "table-columns-unnamed", W, "CSV/TSV table that the build reads only with its columns named",
+             "Without column options the build reads a table's `text` column (or its only column) as plain text, "
+             "one document per row, and refuses any other table. Name its columns: `prompt_column`/"
+             "`answer_column` for paired rows, `speaker_column`/`text_column` for a transcript (a table a "
+             "dialogue), in `[build]` of malmungchi.toml or as the build's options (lint sees only the config "
+             "file, so it reports every such table while the config names none). The message suggests the "
+             "options that fit the header, or the columns by number and `header = false` for a table whose first "
+             "row reads like data. A table that is not part of the corpus (an index of it) is left out by "
+             "`[lint] exclude`."),
     )
 }
 

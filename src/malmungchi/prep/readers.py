@@ -353,7 +353,7 @@ def _text_rows(src: SourceFile, df, header: bool, cell) -> None:
     """No column options: a `text` column (or the only column) holds marker-free text, one document per row."""
     col = "text" if "text" in df.columns else (df.columns[0] if len(df.columns) == 1 else None)
     if col is None:
-        from malmungchi.prep.table_hint import column_hint
+        from malmungchi.corpus.table_hint import column_hint
 
         cells = df.columns if header else [("" if v is None else str(v)) for v in (df.row(0) if len(df) else ())]
         hint = column_hint(cells, header) or (" (a table that is not part of the corpus, an index of it say, is left "

@@ -1,15 +1,19 @@
 """What to pass for a .csv/.tsv read without column options that has no `text` column: the options that look
 right from its header (`Q`/`A` → --prompt-column Q --answer-column A), or, when the header row reads like data
 (a transcript without one: `3.590, 8.840, speaker#A, 네 …`), the columns by number with --no-header. Only a
-suggestion in the error line: the build never guesses."""
+suggestion in the error line (and in lint's D006, `check_columns`): the build never guesses."""
 
 from __future__ import annotations
 
+import csv
+import io
 import shlex
+from dataclasses import dataclass
 
 import regex
 
-from malmungchi.corpus.datafiles import canonical_role
+from malmungchi.corpus.datafiles import canonical_role, table_delimiter
+from malmungchi.corpus.diagnostics import Diagnostic
 
 # most likely first: where two columns match (Alpaca's instruction and input), the earlier name is the prompt
 PROMPT = ("prompt", "instruction", "question", "q", "query", "input", "질문", "입력", "요청")
@@ -72,3 +76,26 @@ def column_hint(columns: list[str], header: bool = True) -> str:
         return ""
     what = "its first row reads like data, not a header: " if header else ""
     return f"; {what}for a transcript without a header, try {options} (0-based column numbers)"
+
+
+@dataclass(frozen=True)
+class ColumnCheck:
+    """Lint's D006 is on: the config names no table columns. `header`: its header setting (None: the default)."""
+    header: bool | None = None
+
+
+def check_columns(text: str, path: str, header: bool | None = None) -> list[Diagnostic]:
+    """D006 for a table the build reads only with column options (lint, when the config names none): more than
+    one column and none called `text`. `header`: the build's setting (False: the first row is data)."""
+    first = next((row for row in csv.reader(io.StringIO(text[:1 << 16], newline=""),
+                                            delimiter=table_delimiter(path, text)) if any(c.strip() for c in row)),
+                 None)
+    if first is None or len(first) < 2 or (header is not False and "text" in first):
+        return []
+    hint = column_hint(first, header is not False) or (" (a table that is not part of the corpus is left out by "
+                                                       "`[lint] exclude`)")
+    shown = ", ".join(c if len(c) <= 24 else c[:23] + "…" for c in first) if header is not False else \
+        f"{len(first)} columns, no header"
+    end = text.find("\n")
+    return [Diagnostic("D006", f"the build reads this table only with its columns named (columns: {shown}){hint}",
+                       path, 0, len(text) if end < 0 else len(text[:end].rstrip("\r")))]
