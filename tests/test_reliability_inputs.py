@@ -88,7 +88,10 @@ def test_lint_reports_every_bad_file(bad, unreadable):
     assert r.exit_code == 1, r.output
     found = {(d["path"], d["code"]) for d in json.loads(r.stdout)}
     assert EXPECTED_LINT <= found, EXPECTED_LINT - found
-    assert not {p for p, _ in found} & {"bad/good.txt", "bad/pairs.csv", "bad/sub/inner.txt"}
+    assert not {p for p, _ in found} & {"bad/good.txt", "bad/sub/inner.txt"}
+    # the Q/A table is good once its columns are named (the build below names them on its command line, which
+    # lint does not see): lint's only word on it is that (D006)
+    assert {c for p, c in found if p == "bad/pairs.csv"} == {"D006"}
     secret = [d for d in json.loads(r.stdout) if d["path"] == "bad/secret.txt"]
     assert [d["message"] for d in secret] == ["cannot read file: permission denied"]
 
