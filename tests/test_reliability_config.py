@@ -82,6 +82,22 @@ def test_missing_inputs(corpus, qwen3_tokenizer_dir):
             line="nope.txt: no such file or folder")
 
 
+@pytest.mark.parametrize("command", ["build", "export"])
+def test_no_tokenizer_and_missing_inputs_are_said_together(corpus, command):
+    """Every problem of the options and inputs at once: fixing the tokenizer must not reveal a second error."""
+    old = os.getcwd()
+    os.chdir(corpus)
+    try:
+        r = CliRunner().invoke(main, ["corpus", command, "nope.txt", "--out", "o",
+                                      *(["--format", "messages"] if command == "export" else [])])
+    finally:
+        os.chdir(old)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 2 and "no tokenizer: give --tokenizer" in lines[0] and "nope.txt: no such file" in lines[1]
+    assert not (corpus / "o").exists()
+
+
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory, qwen3_tokenizer_dir) -> Path:
     return make_build(tmp_path_factory.mktemp("build"), qwen3_tokenizer_dir)

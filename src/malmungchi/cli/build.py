@@ -125,9 +125,7 @@ def _plan(kw: dict):
     from malmungchi.prep.build import LintRefusal, plan
 
     config = load_config_or_fail(list(kw["inputs"]), kw["config_path"])
-    cfg = resolve(config, kw)
-    if not cfg.tokenizer:
-        fail("no tokenizer: give --tokenizer DIR (or set build.tokenizer in the config file)")
+    cfg = resolve(config, kw)  # (no tokenizer: said by `plan` with every other problem of the inputs)
     registry = config.registry().with_transcripts(cfg.transcript_style, cfg.transcript_patterns)
     err = console(stderr=True)
     try:

@@ -28,7 +28,7 @@ from malmungchi.prep.evalset import chat_items, text_items
 from malmungchi.prep.identity import Canonical
 from malmungchi.prep.ledger import DocEntry, DropKind, dropped
 from malmungchi.prep.policies import Policies, speaker_token
-from malmungchi.prep.readers import Dropped, Inputs, SourceFile, find_inputs
+from malmungchi.prep.readers import Dropped, InputError, Inputs, SourceFile, find_inputs
 from malmungchi.prep.render import Rendered, TextRenderer
 from malmungchi.prep.rows import check_rows, pack_rows, rows_table
 from malmungchi.prep.spill import Records
@@ -56,6 +56,9 @@ class LintRefusal(Exception):
 
 class BuildError(UserError):
     """A problem with the build's options or inputs (one line each)."""
+
+
+NO_TOKENIZER = "no tokenizer: give --tokenizer DIR (or set build.tokenizer in the config file)"
 
 
 @dataclass
@@ -230,13 +233,17 @@ def _setup(paths: list[str], cfg: BuildConfig, registry: Registry, *, tokenizer_
     """Options checked, inputs found, a tokenizer id (not a folder) loaded: a bad one fails before a large corpus
     is read."""
     tokenizer_source = tokenizer_source or cfg.tokenizer
-    if tokenizer is None and not tokenizer_source:
-        raise BuildError(["no tokenizer: give --tokenizer DIR (or set build.tokenizer in the config file)"])
+    problems = [] if tokenizer is not None or tokenizer_source else [NO_TOKENIZER]
     try:
         policies = Policies(registry, cfg)
     except ValueError as exc:
-        raise BuildError([str(exc)]) from None
-    inputs = find_inputs(paths, exclude)
+        problems.append(str(exc))
+    try:
+        inputs = find_inputs(paths, exclude)
+    except InputError as exc:  # said together with the options' problems: every one at once
+        problems += exc.lines
+    if problems:
+        raise BuildError(problems)
     input_bytes = sum(os.path.getsize(p) for p, _ in inputs if os.path.isfile(p))
     if tokenizer is None and not os.path.isdir(os.path.expanduser(tokenizer_source)):
         tokenizer = load_tokenizer(tokenizer_source)
