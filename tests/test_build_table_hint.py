@@ -113,3 +113,19 @@ def test_a_build_given_the_columns_reports_no_d006(tmp_path, qwen3_tokenizer_dir
     r = _build(tmp_path / "talk.csv", tmp_path / "b", qwen3_tokenizer_dir, "--speaker-column", "2", "--text-column",
                "3", "--no-header")
     assert r.exit_code == 0 and "D006" not in r.output, r.output
+
+
+def test_lint_on_a_terminal_checks_the_columns_too(tmp_path):
+    """The progress-bar path (stderr a terminal) passes the column check on as the plain path does."""
+    import io
+
+    from rich.console import Console
+
+    from malmungchi.cli.corpus import _run_lint
+    from malmungchi.corpus.table_hint import ColumnCheck
+    from malmungchi.schemas.registry import default_registry
+
+    (tmp_path / "talk.csv").write_bytes(SLICE.read_bytes())
+    err = Console(file=io.StringIO(), force_terminal=True)
+    run = _run_lint([str(tmp_path)], default_registry(), None, None, [], 1, err, ColumnCheck())
+    assert [d.code for d in run.diagnostics] == ["D006"]

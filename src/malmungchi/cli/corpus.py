@@ -137,9 +137,9 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
 def _run_lint(paths, registry, select, ignore, exclude, jobs, err, columns=None) -> LintRun:
     if not err.is_terminal:
         return lint_paths(paths, registry, select=select, ignore=ignore, exclude=exclude, jobs=jobs, columns=columns)
-    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
+    bar = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+           TimeRemainingColumn())
+    with Progress(*bar, console=err, transient=True) as progress:
         task = progress.add_task("linting", total=None)
         return lint_paths(paths, registry, select=select, ignore=ignore, exclude=exclude, jobs=jobs,
                           progress=lambda n: progress.advance(task, n), columns=columns)
