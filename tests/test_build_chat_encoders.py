@@ -35,6 +35,24 @@ def _files(out) -> dict[str, bytes]:
     return {f.relative_to(out).as_posix(): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
 
 
+def _cfg():
+    from malmungchi.schemas.config import BuildConfig
+
+    return BuildConfig(mode="chat", max_length=192, eval_context=64, allow_errors=True,
+                       splits={"train": 0.5, "validation": 0.25, "test": 0.25})
+
+
+def _build(root, tok, name: str, **kw):
+    """The chat build of `root/c` with tokenizer `tok`, written to `root/name`: (its files, its plan)."""
+    from malmungchi.prep.build import plan
+    from malmungchi.prep.write import write_build
+    from malmungchi.schemas.registry import default_registry
+
+    p = plan([str(root / "c")], _cfg(), default_registry(), tokenizer_source=str(tok), **kw)
+    write_build(p, root / name)
+    return _files(root / name), p
+
+
 @pytest.mark.parametrize("which,slack", [("qwen3", None), ("llama3", None), ("qwen3", -40)])
 def test_chat_builds_are_the_same_with_tiktoken_byte_lengths_and_offsets(which, slack, tmp_path, monkeypatch,
                                                                           request):
@@ -44,36 +62,21 @@ def test_chat_builds_are_the_same_with_tiktoken_byte_lengths_and_offsets(which, 
     import malmungchi.prep.chatpool as chatpool
     import malmungchi.prep.encode as encode
     import malmungchi.prep.stream as stream
-    from malmungchi.prep.build import plan
-    from malmungchi.prep.write import write_build
-    from malmungchi.schemas.config import BuildConfig
-    from malmungchi.schemas.registry import default_registry
 
     tok_dir = request.getfixturevalue(f"{which}_tokenizer_dir")
     if slack is not None:
         monkeypatch.setattr(chatcut, "SLACK", slack)
     _corpus(tmp_path / "c")
-    cfg = BuildConfig(mode="chat", max_length=192, eval_context=64, allow_errors=True,
-                      splits={"train": 0.5, "validation": 0.25, "test": 0.25})
-
-    def build(name: str, **kw) -> dict[str, bytes]:
-        p = plan([str(tmp_path / "c")], cfg, default_registry(), tokenizer_source=str(tok_dir), **kw)
-        write_build(p, tmp_path / name)
-        build.plans[name] = p
-        return _files(tmp_path / name)
-
-    build.plans = {}
-    by_bytes = build("bytes", encoder="tokenizers")
-    fast = build("fast", encoder="tiktoken")
+    by_bytes, _ = _build(tmp_path, tok_dir, "bytes", encoder="tokenizers")
+    fast, p = _build(tmp_path, tok_dir, "fast", encoder="tiktoken")
     with monkeypatch.context() as m:
         m.setattr(stream, "PARALLEL_BYTES", 0)
         m.setattr(chatpool, "PARALLEL_BYTES", 0)
-        pooled = build("pooled", encoder="tiktoken", jobs=2)
+        pooled, _ = _build(tmp_path, tok_dir, "pooled", encoder="tiktoken", jobs=2)
     monkeypatch.setattr(encode, "token_byte_lengths", lambda backend, vocab=None: None)  # offsets everywhere
-    want = build("want", encoder="tokenizers")
+    want, p_want = _build(tmp_path, tok_dir, "want", encoder="tokenizers")
 
-    p = build.plans["fast"]
-    assert p.encoded_with == "tiktoken" and build.plans["want"].encoded_with == "tokenizers"
+    assert p.encoded_with == "tiktoken" and p_want.encoded_with == "tokenizers"
     seqs = [q for qs in p.splits.values() for q in qs]
     assert any("/c" in q.id for q in seqs)  # a long conversation was cut
     assert any(q.id.count("/c") > 1 for q in seqs) == (slack is not None)  # and its pieces cut again
@@ -96,8 +99,6 @@ def test_a_tokenizer_that_trims_its_offsets_keeps_its_offsets_for_loss_masks(tmp
 
     import malmungchi.prep.encode as encode
     from malmungchi.prep.build import BuildError, plan
-    from malmungchi.prep.write import write_build
-    from malmungchi.schemas.config import BuildConfig
     from malmungchi.schemas.registry import default_registry
 
     tok = tmp_path / "tok"
@@ -110,16 +111,8 @@ def test_a_tokenizer_that_trims_its_offsets_keeps_its_offsets_for_loss_masks(tmp
                              "{% endfor %}")
     (tok / "tokenizer_config.json").write_text(json.dumps(conf, ensure_ascii=False), encoding="utf-8")
     _corpus(tmp_path / "c")
-    cfg = BuildConfig(mode="chat", max_length=192, eval_context=64, allow_errors=True,
-                      splits={"train": 0.5, "validation": 0.25, "test": 0.25})
-
-    def build(name: str, **kw) -> dict[str, bytes]:
-        p = plan([str(tmp_path / "c")], cfg, default_registry(), tokenizer_source=str(tok), **kw)
-        write_build(p, tmp_path / name)
-        return _files(tmp_path / name)
-
     with pytest.raises(BuildError, match="trims"):
-        plan([str(tmp_path / "c")], cfg, default_registry(), tokenizer_source=str(tok), encoder="tiktoken")
-    got = build("got", encoder="tokenizers")
+        plan([str(tmp_path / "c")], _cfg(), default_registry(), tokenizer_source=str(tok), encoder="tiktoken")
+    got, _ = _build(tmp_path, tok, "got", encoder="tokenizers")
     monkeypatch.setattr(encode, "token_byte_lengths", lambda backend, vocab=None: None)  # offsets everywhere
-    assert got == build("want", encoder="tokenizers")
+    assert got == _build(tmp_path, tok, "want", encoder="tokenizers")[0]

@@ -4,8 +4,8 @@ Left to itself, rich fits a table that is too wide by shrinking its widest colum
 80 columns (any output that is not a terminal) a marker name became `START_OF_…` and a confidence interval
 `5.0…`. Here no cell is ever cut: a column is never narrower than its longest word (headers and cells with spaces
 wrap at them), the room left is shared out from there, and a table whose columns cannot all fit even so is printed
-as several, each repeating the key columns (the first `keys`: what names a row) and holding as many of the others
-as fit unwrapped.
+as several, as few as it takes for every column to fit unwrapped, each repeating the key columns (the first
+`keys`: what names a row), the others shared out over them as evenly as fits.
 """
 
 from __future__ import annotations

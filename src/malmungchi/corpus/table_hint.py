@@ -78,6 +78,13 @@ def column_hint(columns: list[str], header: bool = True) -> str:
     return f"; {what}for a transcript without a header, try {options} (0-based column numbers)"
 
 
+def advice(cells: list[str], header: bool = True) -> str:
+    """`column_hint`, or where nothing fits, how a table that is no part of the corpus is left out: the clause the
+    build's error and lint's D006 end with."""
+    return column_hint(cells, header) or (" (a table that is not part of the corpus, an index of it say, is left out "
+                                          "by `[lint] exclude` in malmungchi.toml)")
+
+
 @dataclass(frozen=True)
 class ColumnCheck:
     """Lint's D006 is on: the config names no table columns. `header`: its header setting (None: the default)."""
@@ -92,8 +99,7 @@ def check_columns(text: str, path: str, header: bool | None = None) -> list[Diag
                  None)
     if first is None or len(first) < 2 or (header is not False and "text" in first):
         return []
-    hint = column_hint(first, header is not False) or (" (a table that is not part of the corpus is left out by "
-                                                       "`[lint] exclude`)")
+    hint = advice(first, header is not False)
     shown = ", ".join(c if len(c) <= 24 else c[:23] + "…" for c in first) if header is not False else \
         f"{len(first)} columns, no header"
     end = text.find("\n")

@@ -141,6 +141,7 @@ class TextEncoder:
         self.mode, self.max_length, self.stop_id, self.long_documents = mode, max_length, stop_id, long_documents
         self._long_chars: int | None = None
         self._bytes: np.ndarray | None | bool = False  # False: not looked at yet
+        self._no_bytes = ""  # why there are none (once looked at)
         self._fast_from = fast_from
         self._fast: FastBPE | None | bool = False
         self.before = tokens_added_before(backend) if mode == "text" else 0  # a BOS, say: no bytes of the text
@@ -157,9 +158,7 @@ class TextEncoder:
             if self._fast_from is not None:
                 try:
                     if self.byte_lengths is None:
-                        raise NotFast("chat mode's loss masks need its offsets, which it trims" if self.mode == "chat"
-                                      and trims_offsets(self.backend) else
-                                      "it is not a byte-level BPE that adds nothing after the text")
+                        raise NotFast(self._no_bytes)
                     self._fast = FastBPE.of(self._fast_from, self.backend)
                 except NotFast as exc:
                     self.fast_reason = str(exc)
@@ -184,7 +183,10 @@ class TextEncoder:
         """Each token id's length in UTF-8 bytes, when the tokenizer makes token bytes add up to the text's."""
         if self._bytes is False:
             # chat mode's loss masks start where the offsets do: not from bytes when the offsets are trimmed
-            self._bytes = None if self.mode == "chat" and trims_offsets(self.backend) else \
+            trimmed = self.mode == "chat" and trims_offsets(self.backend)
+            self._no_bytes = "chat mode's loss masks need its offsets, which it trims" if trimmed else \
+                "it is not a byte-level BPE that adds nothing after the text"
+            self._bytes = None if trimmed else \
                 token_byte_lengths(self.backend, getattr(self._fast_from, "_vocab", None))
         return self._bytes
 

@@ -353,11 +353,10 @@ def _text_rows(src: SourceFile, df, header: bool, cell) -> None:
     """No column options: a `text` column (or the only column) holds marker-free text, one document per row."""
     col = "text" if "text" in df.columns else (df.columns[0] if len(df.columns) == 1 else None)
     if col is None:
-        from malmungchi.corpus.table_hint import column_hint
+        from malmungchi.corpus.table_hint import advice
 
         cells = df.columns if header else [("" if v is None else str(v)) for v in (df.row(0) if len(df) else ())]
-        hint = column_hint(cells, header) or (" (a table that is not part of the corpus, an index of it say, is left "
-                                           "out by `[lint] exclude` in malmungchi.toml)")
+        hint = advice(cells, header)
         raise InputError([f"{src.path}: say which columns to read: --prompt-column/--answer-column for paired "
                           f"dialogue or --speaker-column/--text-column for a transcript "
                           f"(columns: {', '.join(df.columns)}){hint}"])

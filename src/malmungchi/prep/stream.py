@@ -156,8 +156,9 @@ def results_taken_meanwhile(interval: float = SWITCH_INTERVAL) -> Iterator[None]
 def fork_is_safe() -> bool:
     """False where processes cannot be forked (Windows), and when this process has imported polars (a library
     caller that read a table first): polars' thread pool does not survive a fork, and a forked reader of a CSV
-    file would wait for it forever. The inputs are then read in this process. (Whether the pool has started cannot be asked; the CLI's build process never
-    imports polars before it forks. Workers are forked, not spawned, so they inherit the prepared encoder.)"""
+    file would wait for it forever. The inputs are then read in this process. (Whether the pool has started cannot
+    be asked; the CLI's build process never imports polars before it forks. Workers are forked, not spawned, so
+    they inherit the prepared encoder.)"""
     return "polars" not in sys.modules and "fork" in multiprocessing.get_all_start_methods()
 
 
