@@ -103,7 +103,13 @@ def test_lint_errors_refuse_the_build_and_allow_errors_drops_documents(tmp_path,
     r = run("build", d, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o")
     assert r.exit_code == 1
     assert "S002" in r.output and "F001" in r.output and "--allow-errors" in r.output
+    # the fix command that applies: re-encoding CP949 is an unsafe fix; S002 has none
+    assert "`--fix --unsafe-fixes` applies them" in r.output and "some need fixing by hand" in r.output
     assert not (tmp_path / "o").exists()
+    only = tmp_path / "only"
+    write(only, "a.txt", broken)
+    r = run("build", only, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o")
+    assert r.exit_code == 1 and "fix them by hand" in r.output and "--fix" not in r.output.splitlines()[-1]
     r = run("build", d, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o", "--allow-errors",
             "--split-ratios", "1,0,0")
     assert r.exit_code == 0, r.output

@@ -148,9 +148,27 @@ def _plan(kw: dict):
         for line in lint_report.text_lines(exc.diagnostics):
             click.echo(line, err=True)
         files = len({d.path for d in exc.diagnostics})
-        click.echo(f"error: refusing to build: {len(exc.diagnostics)} lint error(s) in {files} file(s); fix them "
-                   "(`malmungchi corpus lint --fix`) or pass --allow-errors to drop the broken documents", err=True)
+        click.echo(f"error: refusing to build: {len(exc.diagnostics)} lint error(s) in {files} file(s); "
+                   f"{refusal_advice(exc.diagnostics)}", err=True)
         sys.exit(1)
+
+
+def refusal_advice(diagnostics) -> str:
+    """What to do about the lint errors that refused a build: the lint command whose fixes apply to them (an
+    unsafe fix, such as re-encoding a CP949 file, needs --unsafe-fixes), else fixing them by hand."""
+    from malmungchi.corpus.rules import FixSafety
+
+    kinds = {d.fix_safety for d in diagnostics}
+    if FixSafety.unsafe in kinds:
+        how = ("fix them (`malmungchi corpus lint --unsafe-fixes --diff` shows the fixes, `--fix --unsafe-fixes` "
+               "applies them)")
+    elif FixSafety.safe in kinds:
+        how = "fix them (`malmungchi corpus lint --fix`)"
+    else:
+        how = "fix them by hand (`malmungchi corpus rule CODE` says how)"
+    if None in kinds and len(kinds) > 1:
+        how += "; some need fixing by hand"
+    return how + " or pass --allow-errors to drop the broken documents"
 
 
 def _restore(out: str) -> None:
