@@ -88,6 +88,14 @@ def test_merge_refuses_a_folder_that_is_not_a_run_and_an_existing_out(tmp_path, 
     assert sorted(p.name for p in taken.iterdir()) == ["keep.txt"]
     result = _merge(plain_run, plain_run / "adapter" / "merged")  # inside the run, but not its merged/
     assert result.exit_code == 2 and "inside the input" in result.stderr
+    own = plain_run / "merged"  # the run's own place (`train run --merge`): the message names no --out
+    own.mkdir()
+    try:
+        result = _merge(plain_run, own)
+        assert result.exit_code == 2 and "--out" not in result.stderr.split("`")[0], result.stderr
+        assert "an earlier merge of this run" in result.stderr and "train merge" in result.stderr
+    finally:
+        own.rmdir()
 
 
 def test_a_folder_made_at_out_while_merging_is_left_alone(tmp_path, plain_run, monkeypatch):
@@ -144,3 +152,20 @@ def test_a_qlora_run_merges_into_the_full_precision_base(tmp_path, tiny_build, t
     assert 0 < quant_gap < 0.1 * a4.abs().max().item(), (quant_gap, a4.abs().max().item())
     print(f"4-bit: max |merged - adapter(4-bit)| = {gap:.3g}, max |merged - adapter(full)| = "
           f"{(m - afull).abs().max().item():.3g}, max |logit| = {a4.abs().max().item():.3g}")
+
+
+def test_train_run_merge_refuses_a_merged_folder_before_training(tmp_path, plain_run, tiny_build, tiny_model):
+    """`--resume --merge` of a run merged before: said at once, not after the training it would have redone."""
+    import shutil
+
+    from malmungchi.train.errors import TrainError
+
+    run = tmp_path / "run"
+    shutil.copytree(plain_run, run)
+    ckpt = run / "checkpoints"
+    assert any(ckpt.glob("checkpoint-*")), sorted(p.name for p in ckpt.iterdir())
+    (run / "merged").mkdir()
+    before = sorted(p.name for p in ckpt.iterdir())
+    with pytest.raises(TrainError, match="an earlier merge of this run"):
+        train(resolve(tiny_build, train_cfg(tiny_model, run, max_steps=5, lr=2e-2, merge=True)), resume=True)
+    assert sorted(p.name for p in ckpt.iterdir()) == before  # no step trained, no checkpoint written

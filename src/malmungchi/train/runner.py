@@ -410,6 +410,12 @@ def train(plan: Plan, *, resume: bool = False, console=None) -> Outcome:
     quiet_libraries()
     no_hub_telemetry()
     resume_from, out_notice = check_out_dir(plan, resume)
+    if plan.cfg.merge:  # said before training, not after it (a resumed run that was merged before, say)
+        from malmungchi.train.merge import out_problem
+
+        problem = out_problem(plan.out, RunPaths(plan.out).merged)
+        if problem:
+            raise TrainError(problem)
     if console is not None and out_notice and is_main_process():
         console.print(out_notice)
     args = sft_config(plan)
