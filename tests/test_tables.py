@@ -91,3 +91,46 @@ def test_a_console_narrower_than_one_word_folds_it(width):
     assert all(c.width >= 1 for t in tables for c in t.columns)
     assert {c.header for t in tables for c in t.columns} == {"id", "title", "tokens"}
     assert fitted("t", ["id"], [], width) and fitted("t", ["a", "b"], [["x", "y"]], width, keys=5)
+
+
+def _judge_summary() -> dict:
+    agreement = {t: {"judge_yes_em_yes": 16, "judge_yes_em_no": 0, "judge_no_em_yes": 0, "judge_no_em_no": 0,
+                     "agreement": 1.0, "kappa": None} for t in ("em_strict", "em_normalized", "em_lenient")}
+    return {"judge_model": "toy", "scale": "binary", "prompt_sha": "9b385d759703dbda", "judge_accuracy": 1.0,
+            "judge_accuracy_ci": [0.806, 1.0], "n_total": 16, "n_judged": 16, "n_failed": 0, "n_no_prediction": 0,
+            "asked": 16, "resumed": 0, "structured_output": "json_schema", "cost_usd": None,
+            "usage": {"prompt_tokens": 160, "completion_tokens": 80}, "agreement": agreement}
+
+
+def test_eval_judge_tables_keep_tier_names_and_labels_whole_at_80_columns():
+    """rich alone printed `em_norma…` in the agreement table and wrapped every label of the summary in three
+    lines to fit the one long cost note beside them."""
+    from malmungchi.eval import judge_report
+
+    s = _judge_summary()
+    text = _render([judge_report.summary_table(s), judge_report.agreement_table(s)], 80)
+    assert "…" not in text and max(cell_len(x) for x in text.splitlines()) <= 80
+    for tier in ("em_strict", "em_normalized", "em_lenient"):
+        assert f" {tier} " in text
+    lines = text.splitlines()
+    for label in ("judge accuracy", "no verdict (left out, not 0)", "asked now / resumed", "tokens in / out"):
+        assert any(x.startswith(f" {label} ") for x in lines), label  # a label on one line
+    assert "--price-input" in text and "--price-output" in text
+
+
+def test_room_goes_where_it_saves_the_most_wrapped_lines():
+    labels = [["no verdict (left out, not 0)", "1"], ["asked now / resumed", "2"], ["tokens in / out", "3"],
+              ["cost", "give --price-input and --price-output"]]
+    (t,) = fitted(None, ["", "value"], labels, 60, left=("",))
+    widths = [c.width for c in t.columns]
+    assert widths[0] == len("no verdict (left out, not 0)")  # four labels unwrapped before one value
+    assert sum(widths) <= 60 - 2 * 2 - 1
+
+
+@pytest.mark.parametrize("width", [40, 200])
+def test_a_fitted_table_is_split_for_the_width_it_is_printed_at(width):
+    from malmungchi.tables import Fitted
+
+    t = Fitted("marker policies", HEADERS, ROWS, left=("policy", "marker F1"))
+    text = _render([t], width)
+    assert ("(1/" in text) == (width == 40) and max(cell_len(x) for x in text.splitlines()) <= width

@@ -80,10 +80,15 @@ def test_dry_run_prints_the_plan(tmp_path, tiny_build, tiny_model):
     out = tmp_path / "run"
     result = _run(tiny_build, "--model", tiny_model, "--out", out, "--dry-run", "--max-steps", "7", "--lora-r", "4")
     assert result.exit_code == 0, result.stderr
-    text = " ".join(result.stdout.split())
+    assert "…" not in result.stdout, result.stdout  # at 80 columns rich alone cut the run directory's path
+    wide = CliRunner().invoke(main, ["train", "run", *map(str, (tiny_build, "--model", tiny_model, "--out", out,
+                                                               "--dry-run", "--max-steps", "7", "--lora-r", "4"))],
+                              env={"COLUMNS": "200"})
+    assert f" {out} " in wide.stdout, wide.stdout
+    text = " ".join(wide.stdout.split())
     for needle in ("quantization", "LoRA targets", "q_proj", "trainable parameters", "new tokens",
                    "<|sound|>=151669", "소리", "trainable_token_indices", "GPU memory (estimate)", "steps", "7"):
-        assert needle in text, needle
+        assert needle in text, wide.stdout
     as_json = _run(tiny_build, "--model", tiny_model, "--out", out, "--dry-run", "--max-steps", "7", "--json")
     plan = json.loads(as_json.stdout)["plan"]
     assert "trainable_token_indices" in plan["new tokens trained by"] and "quantization" in plan

@@ -3,10 +3,10 @@
 Left to itself, rich fits a table that is too wide by shrinking its widest columns first, whatever they hold: at
 80 columns (any output that is not a terminal) a marker name became `START_OF_…` and a confidence interval
 `5.0…`. Here no cell is ever cut: a column is never narrower than its longest word (headers and cells with spaces
-wrap at them), the room left is shared out from there, and a table whose columns cannot all fit even so is printed
-as several, as few as it takes for every column to fit unwrapped, each repeating the key columns (the first
-`keys`: what names a row), the others shared out over them as evenly as fits.
-"""
+wrap at them: an id or a path stays whole, to be copied), the room left goes where it saves the most wrapped
+lines, and a table whose columns cannot all fit even so is printed as several, as few as it
+takes for every column to fit unwrapped, each repeating the key columns (the first `keys`: what names a row), the
+others shared out over them as evenly as fits."""
 
 from __future__ import annotations
 
@@ -33,16 +33,49 @@ def _room(n: int, width: int) -> int:
     return width - n * PADDING - (n - 1) * RULE
 
 
-def _share(lo: list[int], hi: list[int], room: int) -> list[int]:
-    """Each column's width, from its minimum toward its maximum: the room left goes to the columns that need least
-    more first, so as many as can are shown on one line each. Where even the minimums do not fit (one word wider
-    than the console), the widest columns give way first, folding that word, down to one cell each."""
+def _lines(cell: str, width: int) -> int:
+    """The lines `cell` takes wrapped at spaces into `width` cells (a longer word folded), as rich wraps it."""
+    n = 0
+    for line in cell.splitlines() or [""]:
+        used = 0
+        n += 1
+        for w in map(cell_len, line.split()):
+            if used and used + 1 + w <= width:
+                used += 1 + w
+                continue
+            if used:
+                n += 1
+            n += (w - 1) // width if w else 0
+            used = (w - 1) % width + 1 if w else 0
+    return n
+
+
+def _share(lo: list[int], hi: list[int], room: int, cells: list[list[str]] | None = None) -> list[int]:
+    """Each column's width, from its minimum toward its maximum. The room left goes where it saves the most wrapped
+    lines per cell of width (`cells`: each column's header and cells; without them, to the columns that need least
+    more first), so a column of many wrapped labels is widened before one long value. Where even the minimums do
+    not fit (one word wider than the console), the widest columns give way first, folding that word, down to one
+    cell each."""
     out = list(lo)
     left = room - sum(lo)
-    for i in sorted(range(len(lo)), key=lambda i: hi[i] - lo[i]):
-        more = min(hi[i] - lo[i], max(0, left))
-        out[i] += more
-        left -= more
+    if cells is None:
+        for i in sorted(range(len(lo)), key=lambda i: hi[i] - lo[i]):
+            more = min(hi[i] - lo[i], max(0, left))
+            out[i] += more
+            left -= more
+    while cells is not None and left > 0:
+        best = (0.0, 0, 0)  # (lines saved per cell of width, column, its new width)
+        for i, col in enumerate(cells):
+            now = sum(_lines(c, out[i]) for c in col)
+            for w in range(out[i] + 1, min(hi[i], out[i] + left) + 1):
+                saved = (now - sum(_lines(c, w) for c in col)) / (w - out[i])
+                if saved > best[0]:
+                    best = (saved, i, w)
+        if not best[0]:
+            break
+        _, i, w = best
+        left -= w - out[i]
+        out[i] = w
     while left < 0 and max(out, default=1) > 1:
         widest = max(range(len(out)), key=lambda i: out[i])
         out[widest] -= 1
@@ -74,30 +107,57 @@ def _groups(hi: list[int], keys: int, width: int) -> list[list[int]]:
     return best
 
 
-def fitted(title: str | None, headers: list[str], rows: list[list], width: int, *, left: tuple[str, ...] = (),
-           keys: int = 1, title_justify: str = "center") -> list[Table]:
-    """The table (`headers`, `rows` of values, each printed as `str` of it, never read as markup; columns named in
-    `left` justified left, the rest right) as one or more rich Tables no wider than `width`, no cell cut (a word
-    wider than the whole console is folded onto the next line, never replaced by `…`)."""
-    rows = [[str(c) for c in r] for r in rows]
-    cols = [_widths([h, *(r[i] for r in rows)]) for i, h in enumerate(headers)]
+def fitted(title: str | None, headers: list[str], rows: list[list | None], width: int, *,
+           left: tuple[str, ...] = (), keys: int = 1, title_justify: str = "center", caption: str | None = None,
+           show_header: bool = True) -> list[Table]:
+    """The table (`headers`, `rows` of values, each printed as `str` of it, never read as markup, or as the styled
+    `Text` it is; a row None draws a line between the rows around it; columns named in `left` justified left, the
+    rest right) as one or more rich Tables no wider than `width`, no cell cut (a word wider than the whole console
+    is folded onto the next line, never replaced by `…`). `caption` goes under the last of them."""
+    cells = [None if r is None else [c if isinstance(c, Text) else Text(str(c)) for c in r] for r in rows]
+    plain = [r for r in cells if r is not None]
+    shown = headers if show_header else [""] * len(headers)
+    cols = [_widths([h, *(r[i].plain for r in plain)]) for i, h in enumerate(shown)]
     lo, hi = [c[0] for c in cols], [c[1] for c in cols]
     groups = [list(range(len(headers)))] if sum(lo) <= _room(len(headers), width) else \
         _groups(hi, min(keys, len(headers)), width)
     tables = []
     for n, group in enumerate(groups):
-        sizes = _share([lo[i] for i in group], [hi[i] for i in group], _room(len(group), width))
+        sizes = _share([lo[i] for i in group], [hi[i] for i in group], _room(len(group), width),
+                       [[shown[i], *(r[i].plain for r in plain)] for i in group])
         name = title if len(groups) == 1 or title is None else f"{title} ({n + 1}/{len(groups)})"
-        t = Table(title=name, show_edge=False, title_justify=title_justify)  # the overhead _room counts
+        t = Table(title=name, show_edge=False, title_justify=title_justify,  # the overhead _room counts
+                  show_header=show_header)
         for i, size in zip(group, sizes):
             # fold, not rich's default ellipsis: a wrapped line of double-width Hangul that fills its column exactly
             # would otherwise end in "…"
             t.add_column(headers[i], justify="left" if headers[i] in left else "right", width=size,
                          overflow="fold")
-        for r in rows:
-            t.add_row(*(Text(r[i]) for i in group))
+        for r in cells:
+            if r is None:
+                t.add_section()
+            else:
+                t.add_row(*(r[i].copy() for i in group))
         tables.append(t)
+    if caption:
+        tables[-1].caption, tables[-1].caption_justify = caption, "left"
     return tables
+
+
+class Fitted:
+    """`fitted` as a rich renderable: the split is made for the width it is printed at (`console.print(it)`)."""
+
+    def __init__(self, title: str | None, headers: list[str], rows: list[list | None] | None = None, **kw):
+        self.title, self.headers, self.rows, self.kw = title, headers, list(rows or []), kw
+
+    def add_row(self, *cells) -> None:
+        self.rows.append(list(cells))
+
+    def add_section(self) -> None:
+        self.rows.append(None)
+
+    def __rich_console__(self, console: Console, options):
+        yield from fitted(self.title, self.headers, self.rows, options.max_width, **self.kw)
 
 
 def print_fitted(console: Console, title: str | None, headers: list[str], rows: list[list[str]], **kw) -> None:

@@ -179,14 +179,11 @@ def rule(code, show_all, output_format):
         return
     out = console()
     if len(rules) > 1:
-        from rich.table import Table
+        from malmungchi.tables import Fitted
 
-        table = Table(show_edge=False)
-        for col in ("code", "name", "severity", "fix", "summary"):
-            table.add_column(col)
-        for r in rules:
-            table.add_row(r.code, r.name, r.severity.value, r.fix.value if r.fix else "", r.summary)
-        out.print(table)
+        cols = ["code", "name", "severity", "fix", "summary"]
+        out.print(Fitted(None, cols, [[r.code, r.name, r.severity.value, r.fix.value if r.fix else "", r.summary]
+                                      for r in rules], left=tuple(cols)))
         return
     r = rules[0]
     fix = f"fix: {r.fix.value}" if r.fix else "no automatic fix"

@@ -65,14 +65,13 @@ def run(build_dir, config_path, resume, dry_run, as_json, **options):
         click.echo(json.dumps({"dry_run": True, "plan": dict(describe(plan))}, ensure_ascii=False, indent=2))
         return
     if dry_run:
-        from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title="malmungchi train run (dry run)", show_header=False, show_edge=False)
-        table.add_column(style="bold")
-        table.add_column()
-        for what, value in describe(plan):
-            table.add_row(what, value)
-        out.print(table)
+        from malmungchi.tables import Fitted
+
+        out.print(Fitted("malmungchi train run (dry run)", ["setting", "value"],
+                         [[Text(what, style="bold"), value] for what, value in describe(plan)],
+                         left=("setting", "value"), show_header=False))
         return
     outcome = do_train(plan, resume=resume, console=console(stderr=True))
     if not is_main_process():

@@ -7,13 +7,13 @@ from collections import Counter
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from malmungchi import __version__
 from malmungchi.corpus.diagnostics import Diagnostic, line_starts
 from malmungchi.corpus.rules import RULES, FixSafety, Severity
 from malmungchi.corpus.source import UTF8_BOM, decode
+from malmungchi.tables import Fitted
 
 FORMATS = ("rich", "text", "json", "github", "sarif")
 DOCS_URL = "https://github.com/malmungchi/malmungchi/blob/main/docs/rules.md"
@@ -106,13 +106,10 @@ def statistics_rows(diagnostics: list[Diagnostic]) -> list[tuple[int, str, str, 
             for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def statistics_table(diagnostics: list[Diagnostic]) -> Table:
-    table = Table(title="lint statistics", show_edge=False)
-    for col, justify in (("count", "right"), ("code", "left"), ("rule", "left"), ("severity", "left"), ("fix", "left")):
-        table.add_column(col, justify=justify)
-    for n, code, name, sev, fix in statistics_rows(diagnostics):
-        table.add_row(str(n), code, name, sev, fix)
-    return table
+def statistics_table(diagnostics: list[Diagnostic]) -> Fitted:
+    return Fitted("lint statistics", ["count", "code", "rule", "severity", "fix"],
+                  [[str(n), code, name, sev, fix] for n, code, name, sev, fix in statistics_rows(diagnostics)],
+                  left=("code", "rule", "severity", "fix"))
 
 
 def _source_line(cache: dict[str, list[str]], path: str, line: int) -> str | None:

@@ -17,6 +17,7 @@ from malmungchi.eval.compare import HEADLINE, Comparison
 from malmungchi.eval.unpaired import SampleGap, UnpairedGap
 from malmungchi.eval.normalize import Normalizer
 from malmungchi.eval.score import METRICS, Scored, Summary, worst
+from malmungchi.tables import Fitted
 
 SHOW_CHARS = 60
 _VISIBLE = str.maketrans({" ": "␣", "\n": "⏎", "\t": "⇥", "\u3000": "□"})
@@ -39,42 +40,35 @@ def sample_text(sample: dict) -> str:
     return f"{sample['size']:,} of {sample['population']:,} ({how}; ids {sample['ids_sha']})"
 
 
-def summary_table(summary: Summary, title: str = "exact match") -> Table:
-    table = Table(title=title, show_edge=False, title_justify="left")
-    table.add_column("metric")
-    table.add_column("score", justify="right")
-    table.add_column("95% CI", justify="right")
+def summary_table(summary: Summary, title: str = "exact match") -> Fitted:
+    sample = summary.extra.get("sample")
+    table = Fitted(title, ["metric", "score", "95% CI"], left=("metric",), title_justify="left",
+                   caption=f"sample: {sample_text(sample)}" if sample else None)
     for metric in METRICS:
         label = f"{metric} (headline)" if metric == HEADLINE else metric
         table.add_row(Text(label, style="bold" if metric == HEADLINE else ""), _pct(summary.means[metric]),
                       ci_text(summary.cis.get(metric)))
     table.add_section()
-    sample = summary.extra.get("sample")
-    if sample:
-        table.caption, table.caption_justify = f"sample: {sample_text(sample)}", "left"
-    table.add_row("items", str(summary.n_total))
-    table.add_row("scored", str(summary.n_scored))
-    table.add_row("missing predictions", Text(str(summary.n_missing), style="yellow" if summary.n_missing else ""))
+    table.add_row("items", str(summary.n_total), "")
+    table.add_row("scored", str(summary.n_scored), "")
+    table.add_row("missing predictions", Text(str(summary.n_missing), style="yellow" if summary.n_missing else ""),
+                  "")
     if summary.n_extra:
-        table.add_row("predictions not in gold", Text(str(summary.n_extra), style="yellow"))
-    table.add_row("reasoning blocks removed", str(summary.reasoning_removed))
+        table.add_row("predictions not in gold", Text(str(summary.n_extra), style="yellow"), "")
+    table.add_row("reasoning blocks removed", str(summary.reasoning_removed), "")
     for reason, count in summary.extra.get("stop_reasons", {}).items():
-        table.add_row(f"stopped by {reason}", str(count))
+        table.add_row(f"stopped by {reason}", str(count), "")
     return table
 
 
-def steps_table(summary: Summary, normalizer: Normalizer) -> Table | str:
+def steps_table(summary: Summary, normalizer: Normalizer) -> Fitted | str:
     """How many items each normalization step turned from wrong to right (the cost of each leniency); a
     single line when no step changed any verdict, rather than a table of zeros."""
     if not any(summary.fixed_by.get(step.name, 0) for step in normalizer.steps):
         return "normalization: no step turned an item from wrong to right"
-    table = Table(title="what each normalization step fixed", show_edge=False, title_justify="left")
-    table.add_column("tier")
-    table.add_column("step")
-    table.add_column("items turned right", justify="right")
-    for step in normalizer.steps:
-        table.add_row(step.tier, step.name, str(summary.fixed_by.get(step.name, 0)))
-    return table
+    return Fitted("what each normalization step fixed", ["tier", "step", "items turned right"],
+                  [[step.tier, step.name, str(summary.fixed_by.get(step.name, 0))] for step in normalizer.steps],
+                  left=("tier", "step"), title_justify="left")
 
 
 def _visible(text: str) -> str:
@@ -163,13 +157,11 @@ class GenerationProgress:
         self.progress.advance(self.task, n)
 
 
-def compare_table(c: Comparison) -> Table:
+def compare_table(c: Comparison) -> Fitted:
     level = int(round(100 * c.confidence))
-    table = Table(title=f"A = {c.a.path}   B = {c.b.path}   ({len(c.paired)} paired items)", show_edge=False,
-                  title_justify="left")
-    for col, justify in (("metric", "left"), ("A", "right"), ("B", "right"), ("B − A (points)", "right"),
-                         (f"{level}% CI (paired bootstrap)", "right")):
-        table.add_column(col, justify=justify)
+    table = Fitted(f"A = {c.a.path}   B = {c.b.path}   ({len(c.paired)} paired items)",
+                   ["metric", "A", "B", "B − A (points)", f"{level}% CI (paired bootstrap)"], left=("metric",),
+                   title_justify="left")
     for metric, t in c.tiers.items():
         significant = t["ci_low"] > 0 or t["ci_high"] < 0
         style = ("green" if t["diff"] > 0 else "red") if significant else ""
