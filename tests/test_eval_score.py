@@ -163,3 +163,15 @@ def test_steps_table_appears_only_when_a_step_changed_a_verdict(tmp_path):
     assert "what each normalization step fixed" not in plain.output
     fixed = CliRunner().invoke(main, ["eval", "score", "--predictions", str(spaced), "--gold", str(gold)])
     assert fixed.exit_code == 0 and "what each normalization step fixed" in fixed.output
+
+
+def test_mismatch_highlight_shows_spacing_differences_and_keeps_long_spans_readable():
+    """A 띄어쓰기 difference is the one a reader must see (␣ where gold has a space the prediction lacks); a wholly
+    different answer keeps its spaces, so the table wraps it between words instead of inside them."""
+    from malmungchi.eval.report import highlight_pair
+
+    g, p = highlight_pair("할 수 있다", "할수 있다")
+    assert g.plain == "할␣수 있다" and p.plain == "할수 있다"
+    assert any(span.style and "green" in str(span.style) for span in g.spans)
+    g, p = highlight_pair("오늘 밤의 정거장은 여기까지입니다", "그럼 혼자 하지 떼루 하듸")
+    assert "␣" not in g.plain + p.plain and g.plain == "오늘 밤의 정거장은 여기까지입니다"

@@ -20,6 +20,7 @@ from malmungchi.eval.score import METRICS, Scored, Summary, worst
 from malmungchi.tables import Fitted
 
 SHOW_CHARS = 60
+SMALL_DIFF = 4  # characters: a differing span up to this long shows its whitespace (␣ ⏎ ⇥ □)
 _VISIBLE = str.maketrans({" ": "␣", "\n": "⏎", "\t": "⇥", "\u3000": "□"})
 _BREAKS = str.maketrans({"\n": "⏎", "\r": "⏎", "\t": "⇥"})
 _RUN = re.compile(r"([⏎⇥])\1{3,}")
@@ -88,7 +89,8 @@ def _one_line(text: str) -> str:
 
 def highlight_pair(gold: str, prediction: str) -> tuple[Text, Text]:
     """Both strings with the characters that differ highlighted (gold-only green, prediction-only red);
-    whitespace inside a difference is made visible."""
+    whitespace inside a small difference (띄어쓰기, a character or a few) is made visible. A long differing span
+    keeps its spaces, so that the table wraps it between words (and a log without colours reads as text)."""
     gold, prediction = _clip(gold), _clip(prediction)
     g, p = Text(), Text()
     matcher = difflib.SequenceMatcher(None, gold, prediction, autojunk=False)
@@ -97,8 +99,11 @@ def highlight_pair(gold: str, prediction: str) -> tuple[Text, Text]:
             g.append(gold[i1:i2])
             p.append(prediction[j1:j2])
         else:
-            g.append(_visible(gold[i1:i2]), style="bold green reverse")
-            p.append(_visible(prediction[j1:j2]), style="bold red reverse")
+            a, b = gold[i1:i2], prediction[j1:j2]
+            if max(len(a), len(b)) <= SMALL_DIFF:
+                a, b = _visible(a), _visible(b)
+            g.append(a, style="bold green reverse")
+            p.append(b, style="bold red reverse")
     return g, p
 
 
