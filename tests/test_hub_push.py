@@ -106,6 +106,7 @@ def test_a_run_goes_up_with_its_files_and_a_card_the_token_only_as_the_bearer(tm
     for rel in ("adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         assert got[rel] == (run_dir / "adapter" / rel).read_bytes(), rel
     assert got["metrics.json"] == (run_dir / "metrics.json").read_bytes()
+    assert got["loss.png"] == (run_dir / "loss.png").read_bytes() and got["loss.png"].startswith(b"\x89PNG")
     build_path = Path(json.loads((run_dir / "run_manifest.json").read_text())["build"]["path"])
     build_manifest = json.loads((build_path / "manifest.json").read_text())
     tokenizer_dir = Path(build_manifest["tokenizer"]["source"])
@@ -126,6 +127,7 @@ def test_a_run_goes_up_with_its_files_and_a_card_the_token_only_as_the_bearer(tm
     assert f"| `\\|SOUND\\|>` | special | `<\\|sound\\|>` | {sound} |" in card
     assert "AutoPeftModelForCausalLM.from_pretrained(\"me/tiny-run\")" in card
     assert "| learning rate |" in card and "| LoRA r | 4 |" in card
+    assert "![training and validation loss by step](loss.png)" in card  # the plot beside it, shown on the Hub
     assert "| results.jsonl | 4 | 0.5000 | 1.0000 | 1.0000 | 0.5000 |" in card
 
     api = [r for r in hub.requests if r["path"] != "/api/validate-yaml"]

@@ -56,6 +56,7 @@ def test_interrupt_then_resume(tmp_path, tiny_build, tiny_model):
     assert steps == list(range(1, 9)), steps  # the steps before the kill too, from the checkpoint's state
     assert [p.get("before_resume", False) for p in metrics["loss_curve"]] == [s <= saved[-1] for s in steps]
     assert (out / "checkpoints" / "checkpoint-8").is_dir()
+    assert (out / "loss.png").read_bytes().startswith(b"\x89PNG")  # both parts of the curve, drawn apart
 
 
 def test_resume_without_checkpoint(tmp_path, tiny_build, tiny_model):

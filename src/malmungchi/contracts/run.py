@@ -15,8 +15,9 @@ RUN_TOKENIZER = "tokenizer"
 RUN_METRICS = "metrics.json"
 RUN_CHECKPOINTS = "checkpoints"
 RUN_MERGED = "merged"
+RUN_LOSS_PLOT = "loss.png"
 # what a run directory holds besides its manifest (what training may have written before it was stopped)
-RUN_FILES = {RUN_CHECKPOINTS, RUN_ADAPTER, RUN_TOKENIZER, RUN_MERGED, RUN_METRICS}
+RUN_FILES = {RUN_CHECKPOINTS, RUN_ADAPTER, RUN_TOKENIZER, RUN_MERGED, RUN_METRICS, RUN_LOSS_PLOT}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class RunPaths:
     @property
     def merged(self) -> Path:
         return self.root / RUN_MERGED
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.root / RUN_LOSS_PLOT
 
 
 def is_run_dir(path: str | Path) -> bool:

@@ -21,6 +21,7 @@ import numpy as np
 
 from malmungchi.eval.canonical import fidelity
 from malmungchi.eval.compare import mcnemar_exact, paired_bootstrap
+from malmungchi.plots import pyplot, save_png
 
 CONFIDENCE = 0.95
 MIN_DOCUMENTS = 5  # fewer test documents than this give no interval worth printing
@@ -220,11 +221,7 @@ def markdown(rep: dict) -> str:
 
 
 def _plots(rep: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for arm, p in rep["policies"].items():
         for k, curve in enumerate(p["loss_curves"]):
@@ -237,7 +234,7 @@ def _plots(rep: dict, out: Path) -> None:
     ax.set_title("training loss per policy")
     ax.legend()
     fig.tight_layout()
-    _save(fig, out / "loss.png")
+    save_png(fig, out / "loss.png")
     plt.close(fig)
     arms = [a for a, p in rep["policies"].items() if p.get("bpc") is not None]
     if arms:
@@ -268,11 +265,5 @@ def _bpc_plot(rep: dict, arms: list[str], plt, path: Path) -> None:
     bx.set_ylabel(f"bpc minus {ref}'s (paired)")
     bx.set_title(f"difference from {ref}, paired 95% CI", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
-
-
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, metadata={"Software": None})  # no version stamp: same inputs, same bytes
-    tmp.replace(path)

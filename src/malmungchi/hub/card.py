@@ -192,9 +192,9 @@ def recorded_base(run_manifest: dict[str, Any]) -> BaseModel:
 
 def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | None, *, repo_id: str,
                merged: bool, license: str = DEFAULT_LICENSE, base: BaseModel | None = None,
-               results: Sequence[EvalSummary] = ()) -> str:
+               results: Sequence[EvalSummary] = (), loss_plot: str | None = None) -> str:
     """The model card of a run's adapter (or, with merged=True, of its merged model); `base` defaults to the
-    manifest's `recorded_base`."""
+    manifest's `recorded_base`; `loss_plot`: the repo path of the run's loss plot, shown under Training."""
     base = base or recorded_base(run_manifest)
     quant = run_manifest.get("quantization", "none")
     hp = section(run_manifest, "hyperparameters")
@@ -262,6 +262,7 @@ def model_card(run_manifest: dict[str, Any], build_manifest: dict[str, Any] | No
         "",
         "## Training",
         "",
+        *([f"![training and validation loss by step]({loss_plot})", ""] if loss_plot else []),
         *_table(["setting", "value"], [(k, v) for k, v in hyper if v is not None]),
         "",
     ]

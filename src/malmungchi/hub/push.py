@@ -221,11 +221,14 @@ def _plan_run(src: Path, repo_id: str, *, merged: bool, license: str, base_model
     upload.files.append(("run_manifest.json", _portable_run_manifest(manifest, paths.manifest, src)))
     if paths.metrics.is_file():
         upload.files.append(("metrics.json", paths.metrics))
+    plot = paths.loss_plot.name if paths.loss_plot.is_file() else None
+    if plot:
+        upload.files.append((plot, paths.loss_plot))
     if build_manifest is not None:
         upload.files.append(("build_manifest.json", _portable_build_manifest(build_manifest,
                                                                              BuildPaths(build_path).manifest)))
     text = cards.model_card(manifest, build_manifest, repo_id=repo_id, merged=merged, license=license,
-                            base=base, results=_results(src, results))
+                            base=base, results=_results(src, results), loss_plot=plot)
     upload.files.append((cards.CARD_NAME, text.encode("utf-8")))
     return upload
 

@@ -19,6 +19,7 @@ from malmungchi.schemas.config import TrainConfig
 from malmungchi.train import boundaries, modeling
 from malmungchi.train.checkpoints import checkpoint_step, complete_checkpoints, only_run_files
 from malmungchi.train.errors import TrainError
+from malmungchi.train.lossplot import write_loss_plot
 from malmungchi.train.settings import BY_FIELD, TRL_NAMES, TRL_SETTINGS, trl_value
 
 SCHEMA_VERSION = 1
@@ -546,6 +547,8 @@ def write_run_dir(plan: Plan, prep: Prepared, trainer, manifest, callback, resul
         **callback.summary(),
     }
     write_json(out.metrics, metrics)
+    write_loss_plot(metrics, out.loss_plot, f"{plan.out.name}: {Path(str(plan.cfg.model)).name}, "
+                                            f"{trainer.state.global_step} steps")
     write_json(out.manifest, manifest)  # last: its presence means the run finished
     return metrics
 
