@@ -127,3 +127,19 @@ def test_flipped_predictions_are_one_line_each(tmp_path):
     table = r.stdout[r.stdout.index("flipped items"):].splitlines()
     assert "⏎×48" in r.stdout and "하은: 네⏎철수: 응" in r.stdout
     assert len(table) <= 3 + 2 * 2  # title, header, rule, and at most two lines an item
+
+
+def test_plot_draws_the_comparison_reproducibly_and_a_bad_path_is_one_line(tmp_path):
+    a = _results(tmp_path / "a.jsonl", [0] * 30 + [1] * 10)
+    b = _results(tmp_path / "b.jsonl", [1] * 25 + [0] * 15)
+    r = _cli(a, b, "--resamples", "500", "--plot", tmp_path / "c.png")
+    assert r.exit_code == 0, r.output
+    png = (tmp_path / "c.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and "c.png" in r.stderr
+    assert _cli(a, b, "--resamples", "500", "--plot", tmp_path / "d.png", "--json").exit_code == 0
+    assert (tmp_path / "d.png").read_bytes() == png  # same results, same seed: the same bytes
+    for bad in (tmp_path / "missing" / "c.png", tmp_path / "c.txt"):
+        r = _cli(a, b, "--plot", bad)
+        assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
+            f"error: --plot {bad}: give a .png file in a folder that exists"]
+    assert not (tmp_path / "c.txt").exists()

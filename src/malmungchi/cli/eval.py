@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -279,7 +280,9 @@ def _run_served(err, client, served_model, gold_items, out_path, settings, text_
 @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many flipped items to list each way (0: none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (every flipped id).")
-def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png",
+              help="Also draw A and B per metric and B − A with its CI as a PNG here.")
+def compare(results_a, results_b, resamples, seed, confidence, show, as_json, plot):
     """Compare two results files item by item: per-tier means, flipped items, and whether B really differs
     from A (exact McNemar test on em_normalized, paired bootstrap CI of each difference).
 
@@ -289,10 +292,17 @@ def compare(results_a, results_b, resamples, seed, confidence, show, as_json):
     from malmungchi.eval import report
     from malmungchi.eval.compare import compare as do_compare
 
+    if plot and (not plot.lower().endswith(".png") or not os.path.isdir(os.path.dirname(plot) or ".")):
+        fail(f"--plot {plot}: give a .png file in a folder that exists")
     c = do_compare(results_a, results_b, resamples=resamples, seed=seed, confidence=confidence)
     err = console(stderr=True)
     for w in c.warnings:
         err.print(f"warning: {w}")
+    if plot:
+        from malmungchi.eval.compare_plot import write_compare_plot
+
+        write_compare_plot(c, Path(plot))
+        err.print(f"plot: {plot}")
     if as_json:
         _json_out(c.as_dict())
         return
