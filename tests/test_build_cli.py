@@ -104,6 +104,7 @@ def test_lint_errors_refuse_the_build_and_allow_errors_drops_documents(tmp_path,
     assert r.exit_code == 1
     assert "S002" in r.output and "F001" in r.output and "--allow-errors" in r.output
     # the fix command that applies: re-encoding CP949 is an unsafe fix; S002 has none
+    assert f"`malmungchi corpus lint {d} --unsafe-fixes --diff` shows the fixes" in r.output  # pasteable: the input
     assert "`--fix --unsafe-fixes` applies them" in r.output and "some need fixing by hand" in r.output
     assert not (tmp_path / "o").exists()
     only = tmp_path / "only"
@@ -183,3 +184,29 @@ def test_a_build_without_validation_rows_is_a_valid_training_input(corpus_dir, q
     assert r.exit_code == 0, r.output
     build = read_build_dir(out)
     assert len(build.splits["validation"]) == 0 and len(build.splits["train"]) > 0
+
+
+def test_paths_with_brackets_are_printed_as_they_are(tmp_path, corpus_dir, qwen3_tokenizer_dir):
+    """The CLI prints paths and corpus text, not rich markup: `build-[v2]` lost its `[v2]`, and a `[/…]` in a
+    printed value raised rich's MarkupError."""
+    out = tmp_path / "build-[v2]"
+    r = run("build", corpus_dir, "--tokenizer", qwen3_tokenizer_dir, "--out", out, "--max-length", 128)
+    assert r.exit_code == 0, r.output
+    assert f"built {out} " in r.output
+
+
+def test_judge_disagreements_print_model_output_as_text():
+    """A prediction holding `[/INST]` (a chat-template tag a model echoes) crashed `eval judge`'s table."""
+    import io
+
+    from rich.console import Console
+
+    from malmungchi.eval.judge_report import disagreements_table
+
+    s = {"n_disagreements": 1, "disagreements": [{"id": "d/[x]:t0", "score": 1, "em_normalized": 0,
+                                                   "char_f1": 0.5, "answer": "[bold]정답", "prediction": "답 [/INST]",
+                                                   "reason": "[/] 비슷함"}]}
+    buf = io.StringIO()
+    Console(file=buf, width=120, color_system=None).print(disagreements_table(s))
+    text = buf.getvalue()
+    assert "[/INST]" in text and "[bold]정답" in text and "d/[x]:t0" in text and "[/] 비슷함" in text

@@ -143,3 +143,11 @@ def test_plot_draws_the_comparison_reproducibly_and_a_bad_path_is_one_line(tmp_p
         assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
             f"error: --plot {bad}: give a .png file in a folder that exists"]
     assert not (tmp_path / "c.txt").exists()
+
+
+def test_the_plot_legend_tells_two_results_files_of_one_name_apart():
+    from malmungchi.eval.compare_plot import _names
+
+    assert _names("runs/special/results.jsonl", "runs/strip/results.jsonl") == ("special/results.jsonl",
+                                                                              "strip/results.jsonl")
+    assert _names("a.jsonl", "b.jsonl") == ("a.jsonl", "b.jsonl")

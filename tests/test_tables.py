@@ -52,7 +52,7 @@ def test_no_value_is_cut_and_no_line_is_wider_than_the_console(width):
 def test_a_table_that_fits_is_one_and_one_that_cannot_is_split_in_order():
     assert len(fitted("t", HEADERS, ROWS, 200)) == 1
     parts = fitted("t", HEADERS, ROWS, 80)
-    assert len(parts) > 1 and [t.title for t in parts][0] == f"t (1/{len(parts)})"
+    assert len(parts) > 1 and str(parts[0].title) == f"t (1/{len(parts)})"
     order = [c.header for t in parts for c in t.columns if c.header != "policy"]
     assert order == HEADERS[1:]  # each column once, in order
     counts = [len(t.columns) - 1 for t in parts]
@@ -119,12 +119,33 @@ def test_eval_judge_tables_keep_tier_names_and_labels_whole_at_80_columns():
 
 
 def test_room_goes_where_it_saves_the_most_wrapped_lines():
-    labels = [["no verdict (left out, not 0)", "1"], ["asked now / resumed", "2"], ["tokens in / out", "3"],
-              ["cost", "give --price-input and --price-output"]]
-    (t,) = fitted(None, ["", "value"], labels, 60, left=("",))
+    """Five labels of 30 cells beside one value of 20: the value needs less room to fit whole, but the labels
+    save five lines where it saves one (handing room to the column that needs least first wrapped every label)."""
+    labels = [[f"label number {k} of many words", "1"] for k in range(5)] + [["cost", "give one price please"]]
+    (t,) = fitted(None, ["", "value"], labels, 40, left=("",))
     widths = [c.width for c in t.columns]
-    assert widths[0] == len("no verdict (left out, not 0)")  # four labels unwrapped before one value
-    assert sum(widths) <= 60 - 2 * 2 - 1
+    assert widths[0] == len("label number 0 of many words") and sum(widths) <= 40 - 2 * 2 - 1, widths
+    text = _render([t], 40)
+    assert all(any(x.startswith(f" label number {k} of many words ") for x in text.splitlines()) for k in range(5))
+
+
+def test_titles_captions_and_cells_are_text_not_markup():
+    """A results path like runs/[v2]/a.jsonl lost its brackets in a title, and `[/v2]` raised rich's MarkupError."""
+    t = fitted("A = runs/[v2]/a.jsonl [/v2]", ["a", "b"], [["[bold]x[/]", "[/INST]"]], 80,
+               caption="sample: [/x]")
+    text = _render(t, 80)
+    assert "A = runs/[v2]/a.jsonl" in text and "[/v2]" in text and "[bold]x[/]" in text and "[/INST]" in text
+    assert "sample: [/x]" in text
+
+
+def test_a_row_of_the_wrong_length_is_a_clear_error():
+    with pytest.raises(ValueError, match="a row of 1 cells under 2 headers"):
+        fitted("t", ["a", "b"], [["x"]], 80)
+
+
+def test_an_empty_header_less_column_takes_a_cell_of_the_room_not_a_value():
+    text = _render(fitted(None, ["", "", ""], [["abcdef ghijkl", "", "z"]], 22, show_header=False), 22)
+    assert "z" in text and max(cell_len(x) for x in text.splitlines()) <= 22
 
 
 @pytest.mark.parametrize("width", [40, 200])

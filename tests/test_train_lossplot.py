@@ -25,3 +25,15 @@ def test_no_logged_loss_writes_no_plot_and_removes_an_old_one(tmp_path):
     assert write_loss_plot(RESUMED, path, "t")
     assert not write_loss_plot({"loss_curve": [], "eval": []}, path, "t")
     assert not path.exists()
+
+
+def test_a_diverged_run_is_marked_not_drawn_as_a_clean_curve(tmp_path):
+    clean, diverged = tmp_path / "clean.png", tmp_path / "diverged.png"
+    curve = [{"step": s, "loss": 6.0 / s} for s in range(1, 6)]
+    write_loss_plot({"loss_curve": curve}, clean, "t")
+    assert write_loss_plot({"loss_curve": curve + [{"step": 6, "loss": float("nan")},
+                                                   {"step": 7, "loss": float("inf")}]}, diverged, "t")
+    assert diverged.read_bytes() != clean.read_bytes()  # the two steps are marked
+    only_nan = tmp_path / "nan.png"
+    assert write_loss_plot({"loss_curve": [{"step": 1, "loss": float("nan")}]}, only_nan, "t")
+    assert only_nan.read_bytes().startswith(b"\x89PNG")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from itertools import combinations
 
+import numpy as np
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
@@ -35,8 +36,11 @@ def _room(n: int, width: int) -> int:
 
 def _lines(cell: str, width: int) -> int:
     """The lines `cell` takes wrapped at spaces into `width` cells (a longer word folded), as rich wraps it."""
+    parts = cell.splitlines() or [""]
+    if all(cell_len(x) <= width for x in parts):
+        return len(parts)
     n = 0
-    for line in cell.splitlines() or [""]:
+    for line in parts:
         used = 0
         n += 1
         for w in map(cell_len, line.split()):
@@ -50,37 +54,82 @@ def _lines(cell: str, width: int) -> int:
     return n
 
 
-def _share(lo: list[int], hi: list[int], room: int, cells: list[list[str]] | None = None) -> list[int]:
-    """Each column's width, from its minimum toward its maximum. The room left goes where it saves the most wrapped
-    lines per cell of width (`cells`: each column's header and cells; without them, to the columns that need least
-    more first), so a column of many wrapped labels is widened before one long value. Where even the minimums do
-    not fit (one word wider than the console), the widest columns give way first, folding that word, down to one
-    cell each."""
-    out = list(lo)
-    left = room - sum(lo)
-    if cells is None:
-        for i in sorted(range(len(lo)), key=lambda i: hi[i] - lo[i]):
-            more = min(hi[i] - lo[i], max(0, left))
-            out[i] += more
-            left -= more
-    while cells is not None and left > 0:
-        best = (0.0, 0, 0)  # (lines saved per cell of width, column, its new width)
-        for i, col in enumerate(cells):
-            now = sum(_lines(c, out[i]) for c in col)
-            for w in range(out[i] + 1, min(hi[i], out[i] + left) + 1):
-                saved = (now - sum(_lines(c, w) for c in col)) / (w - out[i])
-                if saved > best[0]:
-                    best = (saved, i, w)
-        if not best[0]:
-            break
-        _, i, w = best
-        left -= w - out[i]
-        out[i] = w
+def _share(lo: list[int], hi: list[int], room: int, cells: list[list[str]], keys: int = 0) -> list[int]:
+    """Each column's width, from its minimum (at least 1) toward its maximum, so that the table takes as few lines
+    as it can (`cells`: each column's header and cells, row by row; a row is as tall as its tallest cell; a line a
+    row's name wraps onto, in the first `keys` columns, counts as a line more), and of tables as tall, the one whose
+    cells wrap least. The room goes first where it saves the most per cell of width, then is moved between pairs of
+    columns while that saves more (a column of many wrapped labels gets it before one long value). Where even the
+    minimums do not fit (one word wider than the console), the widest columns give way first, folding that word,
+    down to one cell each, and may then give more (they fold anyway) where it saves lines elsewhere."""
+    out = [max(1, x) for x in lo]
+    base = list(out)  # the narrowest each column may be made
+    left = room - sum(out)
     while left < 0 and max(out, default=1) > 1:
         widest = max(range(len(out)), key=lambda i: out[i])
         out[widest] -= 1
+        base[widest] = 1  # it folds its longest word anyway: it may give more room to columns that then wrap less
         left += 1
-    return [max(1, w) for w in out]
+    if left < 0:
+        return out  # narrower than one cell a column
+    slack = left + sum(o - b for o, b in zip(out, base))
+    top = [max(o, min(h, o + slack)) for o, h in zip(out, hi)]
+    # lines[i][w - base[i]][r]: row r's lines in column i at width w, for every width column i may get
+    lines = [np.array([[_lines(c, w) for c in col] for w in range(b, t + 1)], dtype=np.int64)
+             for col, b, t in zip(cells, base, top)]
+    rows = len(cells[0]) if cells else 0
+    weight = rows * len(cells) * max(top, default=1) + 1  # a row's line outweighs every cell's wrapping
+
+    def cost(widths: dict[int, np.ndarray]) -> np.ndarray:
+        """The table's cost with column i at each of the widths `widths[i]` (one array of candidates, the rest
+        as they are): row heights first, then the cells' lines."""
+        n = max(len(w) for w in widths.values())
+        tall = np.zeros((n, rows), dtype=np.int64)
+        cell_sum = np.zeros(n, dtype=np.int64)
+        named = np.zeros(n, dtype=np.int64)  # the lines the rows' names wrap onto
+        for i in range(len(out)):
+            got = lines[i][widths[i] - base[i]] if i in widths else np.broadcast_to(lines[i][out[i] - base[i]],
+                                                                                  (n, rows))
+            tall = np.maximum(tall, got)
+            cell_sum += got.sum(axis=1)
+            if i < keys:
+                named += got.sum(axis=1) - rows
+        return (tall.sum(axis=1) + named) * weight + cell_sum
+
+    now = int(cost({0: np.array([out[0]])})[0]) if out else 0
+    while left > 0:  # greedy: the widening that saves the most per cell of width
+        best = (0.0, 0, 0, now)
+        for i in range(len(out)):
+            if out[i] >= top[i]:
+                continue
+            ws = np.arange(out[i] + 1, min(top[i], out[i] + left) + 1)
+            costs = cost({i: ws})
+            rate = (now - costs) / (ws - out[i])
+            k = int(np.argmax(rate))
+            if rate[k] > best[0]:
+                best = (float(rate[k]), i, int(ws[k]), int(costs[k]))
+        if not best[0]:
+            break
+        _, i, w, now = best
+        left -= w - out[i]
+        out[i] = w
+    for _ in range(4 * len(out)):  # then room moved from one column to another while that saves more
+        move = None
+        for i in range(len(out)):
+            for j in range(len(out)):
+                if i == j or out[j] <= base[j] or out[i] >= top[i]:
+                    continue
+                d = np.arange(1, min(out[j] - base[j], top[i] - out[i]) + 1)
+                costs = cost({i: out[i] + d, j: out[j] - d})
+                k = int(np.argmin(costs))
+                if costs[k] < now and (move is None or costs[k] < move[0]):
+                    move = (int(costs[k]), i, j, int(d[k]))
+        if move is None:
+            break
+        now, i, j, d = move
+        out[i] += d
+        out[j] -= d
+    return out
 
 
 def _groups(hi: list[int], keys: int, width: int) -> list[list[int]]:
@@ -114,6 +163,9 @@ def fitted(title: str | None, headers: list[str], rows: list[list | None], width
     `Text` it is; a row None draws a line between the rows around it; columns named in `left` justified left, the
     rest right) as one or more rich Tables no wider than `width`, no cell cut (a word wider than the whole console
     is folded onto the next line, never replaced by `…`). `caption` goes under the last of them."""
+    bad = [r for r in rows if r is not None and len(r) != len(headers)]
+    if bad:
+        raise ValueError(f"table {title!r}: a row of {len(bad[0])} cells under {len(headers)} headers")
     cells = [None if r is None else [c if isinstance(c, Text) else Text(str(c)) for c in r] for r in rows]
     plain = [r for r in cells if r is not None]
     shown = headers if show_header else [""] * len(headers)
@@ -124,9 +176,10 @@ def fitted(title: str | None, headers: list[str], rows: list[list | None], width
     tables = []
     for n, group in enumerate(groups):
         sizes = _share([lo[i] for i in group], [hi[i] for i in group], _room(len(group), width),
-                       [[shown[i], *(r[i].plain for r in plain)] for i in group])
+                       [[shown[i], *(r[i].plain for r in plain)] for i in group], keys=min(keys, len(group)))
         name = title if len(groups) == 1 or title is None else f"{title} ({n + 1}/{len(groups)})"
-        t = Table(title=name, show_edge=False, title_justify=title_justify,  # the overhead _room counts
+        t = Table(title=None if name is None else Text(name),  # a path in it is text, not markup
+                  show_edge=False, title_justify=title_justify,  # the overhead _room counts
                   show_header=show_header)
         for i, size in zip(group, sizes):
             # fold, not rich's default ellipsis: a wrapped line of double-width Hangul that fills its column exactly
@@ -140,7 +193,7 @@ def fitted(title: str | None, headers: list[str], rows: list[list | None], width
                 t.add_row(*(r[i].copy() for i in group))
         tables.append(t)
     if caption:
-        tables[-1].caption, tables[-1].caption_justify = caption, "left"
+        tables[-1].caption, tables[-1].caption_justify = Text(caption), "left"
     return tables
 
 

@@ -13,7 +13,7 @@ import click
 from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
-from malmungchi.cli.common import console, fail, load_config_or_fail
+from malmungchi.cli.common import console, fail, load_config_or_fail, styled
 from malmungchi.corpus import report as lint_report
 from malmungchi.schemas.config import BuildConfig, format_validation_error
 
@@ -149,21 +149,24 @@ def _plan(kw: dict):
             click.echo(line, err=True)
         files = len({d.path for d in exc.diagnostics})
         click.echo(f"error: refusing to build: {len(exc.diagnostics)} lint error(s) in {files} file(s); "
-                   f"{refusal_advice(exc.diagnostics)}", err=True)
+                   f"{refusal_advice(exc.diagnostics, kw['inputs'])}", err=True)
         sys.exit(1)
 
 
-def refusal_advice(diagnostics) -> str:
-    """What to do about the lint errors that refused a build: the lint command whose fixes apply to them (an
-    unsafe fix, such as re-encoding a CP949 file, needs --unsafe-fixes), else fixing them by hand."""
+def refusal_advice(diagnostics, inputs=()) -> str:
+    """What to do about the lint errors that refused a build: the lint command (on the build's `inputs`) whose
+    fixes apply to them (an unsafe fix, such as re-encoding a CP949 file, needs --unsafe-fixes), else fixing them
+    by hand."""
+    import shlex
+
     from malmungchi.corpus.rules import FixSafety
 
+    lint = "malmungchi corpus lint " + (shlex.join(map(str, inputs)) if inputs else "PATHS")
     kinds = {d.fix_safety for d in diagnostics}
     if FixSafety.unsafe in kinds:
-        how = ("fix them (`malmungchi corpus lint --unsafe-fixes --diff` shows the fixes, `--fix --unsafe-fixes` "
-               "applies them)")
+        how = f"fix them (`{lint} --unsafe-fixes --diff` shows the fixes, `--fix --unsafe-fixes` applies them)"
     elif FixSafety.safe in kinds:
-        how = "fix them (`malmungchi corpus lint --fix`)"
+        how = f"fix them (`{lint} --fix`)"
     else:
         how = "fix them by hand (`malmungchi corpus rule CODE` says how)"
     if None in kinds and len(kinds) > 1:
@@ -204,8 +207,8 @@ def build_command(out, force, **kw):
         click.echo(json.dumps(rep, ensure_ascii=False, indent=2, sort_keys=True))
         return
     render(rep, console())
-    console().print(f"[green]built[/] {out} (content hash {manifest['content_hash'][:16]}…; encoded with "
-                    f"{p.encoded_with})")
+    console().print(styled("built", "green", f" {out} (content hash {manifest['content_hash'][:16]}…; encoded with "
+                                             f"{p.encoded_with})"))
 
 
 @click.command("stats")

@@ -8,13 +8,21 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from malmungchi.errors import USAGE_ERROR
 from malmungchi.schemas.config import Config, load_config
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """The CLI's console. Markup is off: what is printed holds paths, ids, model output and corpus text, where
+    `[v2]` would vanish and `[/INST]` raise rich's MarkupError; colour comes from `styled` and rich Text."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+
+
+def styled(head: str, style: str, rest: str) -> Text:
+    """`head` in `style`, then `rest` as it is (never read as markup): "built" in green, then the path."""
+    return Text.assemble((head, style), rest)
 
 
 def fail(*lines: str, exit_code: int = USAGE_ERROR) -> NoReturn:

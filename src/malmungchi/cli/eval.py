@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from malmungchi.cli.common import console, fail
+from malmungchi.cli.common import console, fail, styled
 
 INTERRUPTED = 130
 
@@ -419,5 +419,5 @@ def export_command(build_dir, fmt, out, task, force):
     out_p.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         write_text(out_p / name, text)  # each file written to a temporary name, then renamed
-    console().print(f"[green]wrote[/] lm-eval task {task} for {paths.eval_items} ({manifest.get('mode')} mode): "
-                    + ", ".join(str(out_p / n) for n in files))
+    console().print(styled("wrote", "green", f" lm-eval task {task} for {paths.eval_items} ({manifest.get('mode')} "
+                                             "mode): " + ", ".join(str(out_p / n) for n in files)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+from rich.text import Text
 
 from malmungchi.cli.common import console, fail, load_config_or_fail
 from malmungchi.experiment.arms import ARMS
@@ -109,7 +110,7 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
     print_fitted(o, f"marker policies on {rep['n_documents']} test {rep['unit']}, {rep['n_items']} items, "
                     f"seeds {', '.join(map(str, rep['seeds']))}", report_mod.HEADERS, report_mod.rows(rep),
                  left=("policy", "marker F1"))
-    o.print(f"[dim]{report_mod.LEGEND}[/]")
+    o.print(Text(report_mod.LEGEND, style="dim"))
     for v in rep["verdicts"]:
         o.print(f"• {v}")
     o.print(f"report: {out}/report.md (report.json, loss.png, bpc.png)")

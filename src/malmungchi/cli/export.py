@@ -12,7 +12,7 @@ import json
 import click
 
 from malmungchi.cli.build import _options, _plan, _restore
-from malmungchi.cli.common import console, fail
+from malmungchi.cli.common import console, fail, styled
 from malmungchi.contracts.build import SPLITS
 from malmungchi.prep.export import FORMATS
 
@@ -51,7 +51,8 @@ def export_command(fmt, out, split, force, **kw):
     for note, n in summary["notes"].items():
         c.print(f"note: {n} {note}")
     if summary.get("not_lossless"):
-        c.print(f"[yellow]warning[/]: {summary['not_lossless']} sequence(s) do not tokenize back to the build's ids "
-                "from their segments (a token spans a loss boundary); axolotl trains those slightly differently")
+        c.print(styled("warning", "yellow", f": {summary['not_lossless']} sequence(s) do not tokenize back to the "
+                       "build's ids from their segments (a token spans a loss boundary); axolotl trains those "
+                       "slightly differently"))
     beside = [f for f in summary["files"] if f not in {s["file"] for s in summary["splits"].values()}]
-    c.print(f"[green]exported[/] {out} ({fmt}; beside the splits: {', '.join(beside)})")
+    c.print(styled("exported", "green", f" {out} ({fmt}; beside the splits: {', '.join(beside)})"))

@@ -9,16 +9,26 @@ from malmungchi.eval.compare import HEADLINE, Comparison
 from malmungchi.plots import pyplot, save_png
 
 
+def _names(a: str, b: str) -> tuple[str, str]:
+    """The shortest path endings that tell `a` from `b` (runA/results.jsonl, runB/results.jsonl)."""
+    pa, pb = Path(a).parts, Path(b).parts
+    for k in range(1, max(len(pa), len(pb)) + 1):
+        x, y = "/".join(pa[-k:]), "/".join(pb[-k:])
+        if x != y:
+            return x, y
+    return a, b
+
+
 def write_compare_plot(c: Comparison, path: Path) -> None:
     plt = pyplot()
+    names = _names(str(c.a.path), str(c.b.path))
     metrics = list(c.tiers)
     level = int(round(100 * c.confidence))
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
     xs = range(len(metrics))
-    for k, (side, name) in enumerate(((c.a, "A"), (c.b, "B"))):
+    for k, (name, shown) in enumerate(zip("AB", names)):
         vals = [100 * c.tiers[m][name.lower()] for m in metrics]
-        ax.bar([x + (k - 0.5) * 0.38 for x in xs], vals, width=0.38, color=f"C{k}",
-               label=f"{name} = {Path(side.path).name}")
+        ax.bar([x + (k - 0.5) * 0.38 for x in xs], vals, width=0.38, color=f"C{k}", label=f"{name} = {shown}")
     ax.set_xticks(list(xs), metrics, fontsize=8)
     ax.set_ylabel("score (%)")
     ax.set_ylim(0, 122)  # room above 100% for the legend

@@ -60,11 +60,13 @@ def agreement_table(s: dict) -> Fitted:
 
 
 def disagreements_table(s: dict) -> Table:
-    table = Table(title=f"where the judge and em_normalized disagree most ({s['n_disagreements']} in all)",
+    table = Table(title=Text(f"where the judge and em_normalized disagree most ({s['n_disagreements']} in all)"),
                   show_edge=False, title_justify="left")
     for col in ("id", "judge", "EM", "char F1", "gold", "prediction", "reason"):
         table.add_column(col, overflow="fold")
     for d in s["disagreements"]:
-        table.add_row(str(d["id"]), str(d["score"]), str(d["em_normalized"]), f"{d['char_f1']:.2f}",
-                      _clip(d["answer"]), _clip(d["prediction"]), _clip(d["reason"]))
+        # Text, not markup: a prediction or reason may hold `[/INST]`, which rich would read as a closing tag
+        table.add_row(*(Text(x) for x in (str(d["id"]), str(d["score"]), str(d["em_normalized"]),
+                                          f"{d['char_f1']:.2f}", _clip(d["answer"]), _clip(d["prediction"]),
+                                          _clip(d["reason"]))))
     return table

@@ -116,10 +116,10 @@ def worst_table(items: Sequence[Scored]) -> Table:
     for s in items:
         if s.prediction is None:
             gold = Text(_clip(s.score.shown_gold or s.gold.answers[0]))
-            table.add_row(str(s.gold.id), gold, Text("(missing)", style="dim italic"), "0.00")
+            table.add_row(Text(str(s.gold.id)), gold, Text("(missing)", style="dim italic"), "0.00")
             continue
         g, p = highlight_pair(s.score.shown_gold, s.score.shown_prediction)
-        table.add_row(str(s.gold.id), g, p, f"{s.score.char_f1:.2f}")
+        table.add_row(Text(str(s.gold.id)), g, p, f"{s.score.char_f1:.2f}")
     return table
 
 
@@ -197,7 +197,7 @@ def flips_table(c: Comparison, limit: int) -> Table:
         for item_id in ids[:limit]:
             key = str(item_id)
             pa, pb = c.a.rows[key].get("prediction"), c.b.rows[key].get("prediction")
-            table.add_row(Text(label, style=style), key, Text(_one_line(pa if pa is not None else "(missing)")),
+            table.add_row(Text(label, style=style), Text(key), Text(_one_line(pa if pa is not None else "(missing)")),
                           Text(_one_line(pb if pb is not None else "(missing)")))
     return table
 

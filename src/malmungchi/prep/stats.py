@@ -168,9 +168,9 @@ def render(rep: dict, console: Console) -> None:
     _render_markers(rep, console)
     _render_documents(rep, console)
     for n in rep["notes"]:
-        console.print(f"[blue]note:[/] {n}")
+        console.print(Text.assemble(("note:", "blue"), f" {n}"))
     for w in rep["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(Text.assemble(("warning:", "yellow"), f" {w}"))
 
 
 def _render_splits(rep: dict, console: Console) -> None:

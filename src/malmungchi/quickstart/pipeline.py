@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from malmungchi.contracts.build import BuildPaths
 from malmungchi.contracts.run import RunPaths
@@ -83,8 +84,8 @@ def prepare_out(out: Path, force: bool) -> None:
 
 def _stage(console: Console, n: int, title: str, command: str) -> None:
     console.print()
-    console.rule(f"[bold]{n}/5 {title}")
-    console.print(f"[dim]$ {command}[/]")
+    console.rule(Text(f"{n}/5 {title}", style="bold"))
+    console.print(Text(f"$ {command}", style="dim"))  # a path in it is text, not markup
 
 
 def run(settings: Settings, console: Console, *, force: bool = False, err: Console | None = None) -> Results:
@@ -93,7 +94,7 @@ def run(settings: Settings, console: Console, *, force: bool = False, err: Conso
     also says which stage failed."""
     from transformers.utils import logging as hf_logging
 
-    err = err or Console(stderr=True, highlight=False, soft_wrap=True)
+    err = err or Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
     hf_logging.disable_progress_bar()  # each stage prints its own report; no stray shard-writing bars
     res = Results()
@@ -186,7 +187,8 @@ def _build(corpus: Path, out: Path, settings: Settings, registry, console: Conso
     manifest = write_build(p, out / "build")
     rep = report(p)
     render(rep, console)
-    console.print(f"[green]built[/] {out / 'build'} (content hash {manifest['content_hash'][:16]}…)")
+    console.print(Text.assemble(("built", "green"), f" {out / 'build'} (content hash "
+                                                    f"{manifest['content_hash'][:16]}…)"))
     # memorisation pairs: eval items from the train split, shortest answers first so a tiny model can get there
     items = list((chat_items if cfg.mode == "chat" else text_items)(p.splits["train"], p.tokenizer, cfg.eval_context))
     items.sort(key=lambda it: (len(it["answer"]), it["id"]))
@@ -293,7 +295,8 @@ def print_summary(res: Results, settings: Settings, console: Console) -> None:
         before, after = res.em.get("before", {}).get(name), res.em.get("after", {}).get(name)
         if before is not None and after is not None:
             label = "exact match, memorised train pairs" if name == "memorized" else "exact match, held-out test pairs"
-            table.add_row(label, f"{before:.0%} before → [bold]{after:.0%}[/] after training (em_normalized)")
+            table.add_row(label, Text.assemble(f"{before:.0%} before → ", (f"{after:.0%}", "bold"),
+                                               " after training (em_normalized)"))
     total = sum(res.timings.values())
     table.add_row("time", ", ".join(f"{k} {v:.0f}s" for k, v in res.timings.items()) + f"; total {total:.0f}s")
     console.print()
