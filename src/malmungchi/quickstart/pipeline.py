@@ -290,7 +290,9 @@ def print_summary(res: Results, settings: Settings, console: Console) -> None:
     table.add_row("build", f"{b.get('tokens', 0):,} tokens in {b.get('rows', 0)} packed rows (packing {packing}), "
                            f"{b.get('added_tokens', 0)} marker tokens added, {b.get('test_items', 0)} test pairs")
     if res.losses:
-        table.add_row("loss", f"{res.losses[0]:.2f} → {res.losses[-1]:.2f}  {sparkline(res.losses)}")
+        plot = RunPaths(Path(settings.out) / "run").loss_plot
+        table.add_row("loss", f"{res.losses[0]:.2f} → {res.losses[-1]:.2f}  {sparkline(res.losses)}"
+                      + (f"  (plot: {plot})" if plot.is_file() else ""))
     for name in ("memorized", "test"):
         before, after = res.em.get("before", {}).get(name), res.em.get("after", {}).get(name)
         if before is not None and after is not None:
