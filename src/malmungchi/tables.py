@@ -78,7 +78,7 @@ def _share(lo: list[int], hi: list[int], room: int, cells: list[list[str]], keys
     lines = [np.array([[_lines(c, w) for c in col] for w in range(b, t + 1)], dtype=np.int64)
              for col, b, t in zip(cells, base, top)]
     rows = len(cells[0]) if cells else 0
-    weight = rows * len(cells) * max(top, default=1) + 1  # a row's line outweighs every cell's wrapping
+    weight = int(sum(x.max(axis=0).sum() for x in lines)) + 1  # a row's line outweighs all the cells' lines
 
     def cost(widths: dict[int, np.ndarray]) -> np.ndarray:
         """The table's cost with column i at each of the widths `widths[i]` (one array of candidates, the rest
