@@ -309,3 +309,14 @@ def test_positions_count_every_line_ending(tmp_path, eol):
     assert [(d["line"], d["column"], d["end_line"]) for d in found] == [(3, 4, 3)]
     shown = lint("a.txt", "--output-format", "rich", cwd=tmp_path).output
     assert "a.txt:3:4" in shown and "본문 <|SOUND|>(쿵)." in shown and "첫 줄" not in shown
+
+
+def test_a_folder_with_nothing_to_check_is_not_all_checks_passed(tmp_path):
+    """`corpus lint` of an empty folder (or a mistyped one holding other files) said "All checks passed!" while the
+    build of it fails with "no corpus files"."""
+    (tmp_path / "notes.md").write_text("# 메모\n", encoding="utf-8")
+    r = lint(str(tmp_path))
+    assert r.exit_code == 0 and "All checks passed!" not in r.output
+    assert f"warning: no corpus files (.txt, .jsonl, .csv, .tsv) under {tmp_path}: nothing was checked" in r.stderr
+    (tmp_path / "a.txt").write_text(CLEAN, encoding="utf-8")
+    assert "All checks passed!" in lint(str(tmp_path)).stdout

@@ -41,6 +41,18 @@ def test_every_document_dropped_is_not_a_build(tmp_path, qwen3_tokenizer_dir):
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
 
 
+def test_a_lone_document_split_off_to_test_says_how_to_train_on_it(tmp_path, qwen3_tokenizer_dir):
+    """One short book whose identity the split ratios send to test: not a problem with the inputs, and the error
+    says which option trains on it (and that option builds)."""
+    write(tmp_path / "c", "a.txt", "|START_OF_TITLE|>한글|END_OF_TITLE|>\n\n자모 분리된 글.\n|END_OF_BOOK|>\n")
+    r = run("corpus", "build", tmp_path / "c", "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "b")
+    assert r.exit_code == 1 and "test 1 rows" in r.stderr and "--split-ratios 1,0,0" in r.stderr, r.stderr
+    assert "check the inputs" not in r.stderr and not (tmp_path / "b").exists()
+    r = run("corpus", "build", tmp_path / "c", "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "b",
+            "--split-ratios", "1,0,0")
+    assert r.exit_code == 0, r.output
+
+
 def test_a_tracker_that_is_not_installed_is_refused_before_any_work(tmp_path, tiny_build, tiny_model):
     from transformers.integrations import get_available_reporting_integrations
 

@@ -124,7 +124,11 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
     if fmt in ("rich", "text") and (diagnostics or not run.missing):
         if fix and changed_files:
             click.echo(f"Fixed {changed_files} file{'s' * (changed_files != 1)}.")
-        click.echo(report.summary(diagnostics, fixing=fix))
+        if run.files:
+            click.echo(report.summary(diagnostics, fixing=fix))
+        else:  # not "All checks passed!" on a folder that holds nothing to check (a typo in the path, say)
+            click.echo(f"warning: no corpus files (.txt, .jsonl, .csv, .tsv) under {', '.join(paths)}: nothing "
+                       "was checked", err=True)
     for line in run.skipped:
         click.echo(line, err=True)
     for missing in run.missing:

@@ -57,9 +57,15 @@ def empty_build_problem(p: Plan) -> str | None:
     dropped = "; ".join(f"{len(reasons)} {kind} (e.g. {reasons[0]})" if reasons[0] else f"{len(reasons)} {kind}"
                         for kind, reasons in sorted(why.items(), key=lambda kv: -len(kv[1])))
     lost = f"; {len(p.lost)} sequence(s) lost to max_length {p.cfg.max_length}" if p.lost else ""
+    # kept documents whose rows all went to the other splits (a corpus of one or two short documents): the
+    # split ratios say where they go, not the inputs
+    elsewhere = any(p.rows[name] for name in SPLITS if name != "train")
+    advice = ("every kept document went to the validation/test splits: add documents, or pass --split-ratios 1,0,0 "
+              "(or `[build.splits]` in the config) to train on all of them") if elsewhere else \
+        "check the inputs and `malmungchi corpus lint`"
     return (f"nothing to train on: 0 training rows ({rows} rows; {found} document(s) found, {kept} kept, "
             f"{found - kept} dropped{': ' + dropped if dropped else ''}{lost}, in {len(p.sources)} file(s)); "
-            "check the inputs and `malmungchi corpus lint`")
+            f"{advice}")
 
 
 def _dump(obj) -> str:
