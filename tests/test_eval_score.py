@@ -124,6 +124,7 @@ def _bad(tmp_path, name, text):
     ("gold", '{"id": 1, "answer": []}\n', 'g.jsonl:1: "answer" must be a string or a non-empty list'),
     ("gold", '{"id": null, "answer": "a"}\n', 'g.jsonl:1: "id" must be a string or an integer'),
     ("gold", '', "g.jsonl: no gold records"),
+    ("pred", '\n', "p.jsonl: no predictions (an empty file?"),  # else 0% with an interval, as if it were a result
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, which, text, expected):
     good_gold = _bad(tmp_path, "good_g.jsonl", '{"id": 1, "answer": "a"}\n')

@@ -141,4 +141,7 @@ def read_predictions(path: str | Path) -> dict[str, str | None]:
         if value is not None and not isinstance(value, str):
             raise EvalInputError(f'{p}:{line}: "prediction" must be a string or null')
         out[key] = value
+    if not out:  # scored, it would be 0% with an interval: a wrong or unfinished file, not a result
+        raise EvalInputError(f"{p}: no predictions (an empty file? give the results of `eval run` or a JSONL of "
+                             '{"id", "prediction"})')
     return out
