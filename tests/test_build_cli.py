@@ -210,3 +210,27 @@ def test_judge_disagreements_print_model_output_as_text():
     Console(file=buf, width=120, color_system=None).print(disagreements_table(s))
     text = buf.getvalue()
     assert "[/INST]" in text and "[bold]정답" in text and "d/[x]:t0" in text and "[/] 비슷함" in text
+
+
+def test_the_length_histogram_spreads_short_sequences_over_its_bins():
+    """Q/A turns of ~30 tokens in 2,048-token rows all fell in the first bin (1–204); bins now end at the longest
+    sequence when every one is under half of max_length, and at max_length otherwise."""
+    import numpy as np
+
+    from malmungchi.prep.stats import _histogram
+
+    short = np.array([9, 17, 25, 30, 31, 40, 71])
+    bins = _histogram(short, 2048)
+    assert bins[-1]["hi"] == 80 and sum(b["count"] for b in bins) == len(short)
+    assert max(b["count"] for b in bins) < len(short)  # spread out
+    assert _histogram(np.array([100, 1500]), 2048)[-1]["hi"] == 2048
+    assert sum(b["count"] for b in _histogram(np.array([], dtype=np.int64), 2048)) == 0
+
+
+def test_stats_of_a_corpus_without_markers_says_so(tmp_path, qwen3_tokenizer_dir):
+    d = tmp_path / "c"
+    write(d, "pairs.csv", "Q,A\n안녕하세요,반가워요\n잘 지내?,응 잘 지내\n")
+    r = run("stats", d, "--tokenizer", qwen3_tokenizer_dir, "--mode", "chat", "--prompt-column", "Q",
+            "--answer-column", "A", "--split-ratios", "1,0,0")
+    assert r.exit_code == 0, r.output
+    assert "markers: none in this corpus" in r.output and "┃ marker" not in r.output

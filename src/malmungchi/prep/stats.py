@@ -157,7 +157,11 @@ def _cues(p: Plan, top: int = 12) -> dict[str, dict[str, int]]:
 
 
 def _histogram(lengths: np.ndarray, max_length: int, bins: int = 10) -> list[dict]:
-    edges = np.linspace(0, max_length, bins + 1).astype(int)
+    """Sequence lengths in `bins` bins up to max_length, or, when every sequence is shorter than half of it (short
+    dialogue turns in 2,048-token rows), up to the longest one: else they all fall in the first bin."""
+    longest = int(lengths.max()) if len(lengths) else 0
+    top = max_length if longest > max_length // 2 or longest < bins else -(-longest // bins) * bins
+    edges = np.linspace(0, top, bins + 1).astype(int)
     counts, _ = np.histogram(lengths, bins=edges) if len(lengths) else (np.zeros(bins, int), None)
     return [{"lo": int(edges[i]) + 1 if i else 1, "hi": int(edges[i + 1]), "count": int(c)} for i, c in enumerate(counts)]
 
@@ -197,6 +201,9 @@ def _render_splits(rep: dict, console: Console) -> None:
 def _render_markers(rep: dict, console: Console) -> None:
     rows = [[name, v["policy"], f"{v['count']:,}", str(v["tokens_as_text"]), "1", f"{v['share_as_text']:.2%}",
              f"{v['share_as_special']:.2%}"] for name, v in rep["markers"].items() if v["count"]]
+    if not rows:
+        console.print("markers: none in this corpus")
+        return
     print_fitted(console, "markers", ["marker", "policy", "count", "tokens as text", "as special", "share as text",
                                       "share as special"], rows, left=("marker", "policy"))
     for name, cues in rep.get("cues", {}).items():
