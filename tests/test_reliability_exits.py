@@ -101,3 +101,12 @@ def test_the_command_exits_without_a_last_collection_and_keeps_its_exit_code(tmp
     bad = _cli_process("corpus", "build", str(tmp_path / "missing"), "--tokenizer", str(tmp_path / "t"),
                        "--out", str(tmp_path / "b"))
     assert bad.returncode == 2 and "no such file or folder" in bad.stderr and "frozen: True" in bad.stdout
+
+
+def test_a_chat_build_of_books_without_dialogue_says_what_chat_mode_reads(tmp_path, qwen3_tokenizer_dir):
+    write(tmp_path / "c", "a.txt", "|START_OF_TITLE|>산문|END_OF_TITLE|>\n\n대화가 없는 이야기.\n|END_OF_BOOK|>\n")
+    r = run("corpus", "build", tmp_path / "c", "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "b",
+            "--mode", "chat")
+    assert r.exit_code == 1 and "1 no_dialogue" in r.stderr
+    assert "chat mode trains on dialogues only" in r.stderr and "--mode text" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()

@@ -60,9 +60,15 @@ def empty_build_problem(p: Plan) -> str | None:
     # kept documents whose rows all went to the other splits (a corpus of one or two short documents): the
     # split ratios say where they go, not the inputs
     elsewhere = any(p.rows[name] for name in SPLITS if name != "train")
-    advice = ("every kept document went to the validation/test splits: add documents, or pass --split-ratios 1,0,0 "
-              "(or `[build.splits]` in the config) to train on all of them") if elsewhere else \
-        "check the inputs and `malmungchi corpus lint`"
+    if elsewhere:
+        advice = ("every kept document went to the validation/test splits: add documents, or pass --split-ratios "
+                  "1,0,0 (or `[build.splits]` in the config) to train on all of them")
+    elif not kept and "no_dialogue" in why:
+        advice = ("chat mode trains on dialogues only (`|START_OF_DIALOGUE|>` blocks of `이름: 말` lines, see "
+                  "--assistant-speaker; Q/A tables; messages JSONL): mark the dialogues, or build in text mode "
+                  "(--mode text)")
+    else:
+        advice = "check the inputs and `malmungchi corpus lint`"
     return (f"nothing to train on: 0 training rows ({rows} rows; {found} document(s) found, {kept} kept, "
             f"{found - kept} dropped{': ' + dropped if dropped else ''}{lost}, in {len(p.sources)} file(s)); "
             f"{advice}")
