@@ -169,3 +169,14 @@ def test_train_run_merge_refuses_a_merged_folder_before_training(tmp_path, plain
     with pytest.raises(TrainError, match="an earlier merge of this run"):
         train(resolve(tiny_build, train_cfg(tiny_model, run, max_steps=5, lr=2e-2, merge=True)), resume=True)
     assert sorted(p.name for p in ckpt.iterdir()) == before  # no step trained, no checkpoint written
+
+
+def test_loading_a_run_for_inference_says_nothing_of_deprecated_transformers_properties(plain_run):
+    """`eval run RUN` printed transformers' FutureWarning about `is_gradient_checkpointing` (peft asks it on every
+    adapter load) before its first line; training filtered it, loading for inference did not."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        load_for_inference(plain_run)
+    assert not [w for w in seen if "is_gradient_checkpointing" in str(w.message)], [str(w.message) for w in seen]

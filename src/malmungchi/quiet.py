@@ -8,11 +8,16 @@ own kernel, which works. Raising that logger's level hides the line without touc
 transformers' checkpoint rotation sorts checkpoints by modification time and, when two were written within a
 second (short steps: a small model, a test run), says `mtime may not be reliable on this filesystem, falling back
 to numerical ordering`, which is the ordering wanted anyway. That one message is filtered out of its logger.
+
+peft asks a model `is_gradient_checkpointing`, which transformers 5 deprecates with a FutureWarning on every
+adapter load (training, `eval run`, merges), and warns about `save_embedding_layers` when an adapter with
+trained embedding rows is saved, which is what malmungchi asks for: `quiet_library_warnings` filters both.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 NOISY_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 NOISY_MESSAGES = {"transformers.trainer_utils": ("mtime may not be reliable on this filesystem",)}
@@ -37,3 +42,8 @@ def quiet_third_party_logs(verbose: bool = False) -> None:
             logger.removeFilter(f)
         if not verbose:
             logger.addFilter(_Without(texts))
+
+
+def quiet_library_warnings() -> None:
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*save_embedding_layers.*")

@@ -41,6 +41,9 @@ def load_for_inference(run_dir: str | Path, *, base_model: str | None = None, qu
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from malmungchi.quiet import quiet_library_warnings
+
+    quiet_library_warnings()  # peft's adapter load asks transformers a deprecated property
     run = Path(run_dir)
     if not run.is_dir():
         raise RunMismatchError(f"{run}: no such run directory")

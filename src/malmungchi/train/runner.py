@@ -271,13 +271,12 @@ def _no_embedding_copies(peft_model) -> None:
 
 
 def quiet_libraries() -> None:
-    import warnings
-
     from transformers.utils import logging as hf_logging
 
+    from malmungchi.quiet import quiet_library_warnings
+
     hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*save_embedding_layers.*")
+    quiet_library_warnings()
 
 
 def no_hub_telemetry() -> None:
