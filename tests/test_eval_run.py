@@ -344,3 +344,27 @@ def test_a_sample_is_generated_alone_and_enters_the_fingerprint(tiny_model, tmp_
     assert "fingerprint changed" in other.stderr
     refused = _run(tiny_model, gold, out, "--sample", 3, "--limit", 5)
     assert refused.exit_code == 2 and "--sample and --limit: give one" in refused.stderr
+
+
+def test_a_run_evaluated_on_a_build_of_another_mode_is_warned(tmp_path):
+    """A chat run scored on a text build's prompts (a wrong --data) gave 0% without a word."""
+    import json as _json
+
+    from malmungchi.eval.run import build_mismatch
+
+    def folder(name, file, data):
+        d = tmp_path / name
+        d.mkdir()
+        (d / file).write_text(_json.dumps(data), encoding="utf-8")
+        return d
+
+    run = folder("run", "run_manifest.json", {"build": {"path": "/b/chat", "content_hash": "a" * 64, "mode": "chat"}})
+    same = folder("same", "manifest.json", {"content_hash": "a" * 64, "mode": "chat"})
+    other = folder("other", "manifest.json", {"content_hash": "b" * 64, "mode": "chat"})
+    text = folder("text", "manifest.json", {"content_hash": "c" * 64, "mode": "text"})
+    assert build_mismatch(run, same) is None
+    assert build_mismatch(run, other).startswith("note: ") and "bbbbbbbbbbbb" in build_mismatch(run, other)
+    warning = build_mismatch(run, text)
+    assert warning.startswith("warning: ") and "chat-mode build aaaaaaaaaaaa" in warning and "text-mode" in warning
+    assert build_mismatch(tmp_path / "gold.jsonl", text) is None and build_mismatch(None, text) is None
+    assert build_mismatch(run, tmp_path / "gold.jsonl") is None  # a JSONL of gold records: nothing to compare

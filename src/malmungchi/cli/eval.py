@@ -205,12 +205,15 @@ def run(model_path, data, output, backend, base_url, served_model, concurrency, 
     """
     from malmungchi.eval import report
     from malmungchi.eval.records import read_gold, resolve_gold_path
-    from malmungchi.eval.run import generation_settings, run_notes
+    from malmungchi.eval.run import build_mismatch, generation_settings, run_notes
     from malmungchi.eval.sample import check_options, sample_gold
 
     _check_backend(backend, model_path, base_url, served_model, device, dtype)
     check_options(sample_size, stratify, limit)
     err = console(stderr=True)
+    mismatch = build_mismatch(model_path, data)
+    if mismatch:
+        err.print(mismatch)
     settings, text_stop = generation_settings(data, max_new_tokens=max_new_tokens, temperature=temperature,
                                               top_p=top_p, seed=seed, stops=stops)
     out_path = Path(output)

@@ -93,6 +93,36 @@ def generation_settings(data: str | Path, *, max_new_tokens: int = 64, temperatu
     return settings, text_stop
 
 
+def build_mismatch(model_path: str | Path | None, data: str | Path) -> str | None:
+    """A warning when a run folder is evaluated on a build folder it was not trained on in another mode (its
+    prompts are not what the model learned to answer: a chat run on a text build, say), a note when only the build
+    differs (evaluating on another build can be meant); None otherwise or when either is not such a folder."""
+    import json
+
+    from malmungchi.contracts.build import BuildPaths
+    from malmungchi.contracts.run import RunPaths
+
+    if model_path is None or not RunPaths(Path(model_path)).manifest.is_file():
+        return None
+    manifest = BuildPaths(Path(data)).manifest
+    try:
+        trained = json.loads(RunPaths(Path(model_path)).manifest.read_text(encoding="utf-8")).get("build") or {}
+        build = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(trained, dict) or not isinstance(build, dict) or not trained.get("content_hash"):
+        return None
+    if trained.get("content_hash") == build.get("content_hash"):
+        return None
+    was, now = trained.get("mode"), build.get("mode")
+    where = f"{model_path} was trained on the {was}-mode build {str(trained['content_hash'])[:12]}"
+    if was and now and was != now:
+        return (f"warning: {where} ({trained.get('path')}); {data} is a {now}-mode build: its prompts are not what "
+                "the model learned to answer (give --data the run's build)")
+    return (f"note: {where} ({trained.get('path')}); {data} is another build "
+            f"({str(build.get('content_hash', ''))[:12]}): scored on its test items")
+
+
 def run_fingerprint(loaded: LoadedModel, settings: GenerationSettings, stop_ids: Sequence[int],
                     output: Path) -> str:
     files = fp.files_identity(loaded.identity_paths, loaded.path, exclude=[output])
