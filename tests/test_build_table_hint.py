@@ -5,6 +5,7 @@ Q/A table gets --prompt-column/--answer-column; a table that is no corpus (an in
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -69,10 +70,23 @@ def test_without_a_header_the_first_row_is_read_for_the_numbers(tmp_path, qwen3_
     assert r.exit_code == 2 and "--speaker-column 1 --text-column 2 --no-header" in r.stderr, r.output
 
 
-def test_an_index_table_is_told_how_to_leave_it_out(tmp_path, qwen3_tokenizer_dir):
-    (tmp_path / "list.csv").write_text("ID,Korean Title,Author\n1,동백꽃,김유정\n", encoding="utf-8")
-    r = _build(tmp_path / "list.csv", tmp_path / "b", qwen3_tokenizer_dir)
-    assert r.exit_code == 2 and "`[lint] exclude`" in r.stderr and "list.csv" in r.stderr, r.output
+def test_an_index_table_is_told_how_to_leave_it_out_and_that_option_does(tmp_path, qwen3_tokenizer_dir):
+    """KoCoNovel's folder holds list_of_novels.csv beside the novels: the build names the option that leaves it out
+    (it took a config file before `--exclude`), and lint, stats and build all take it."""
+    corpus = tmp_path / "novels"
+    corpus.mkdir()
+    (corpus / "list.csv").write_text("ID,Korean Title,Author\n1,동백꽃,김유정\n", encoding="utf-8")
+    (corpus / "a.txt").write_text("".join(f"|START_OF_TITLE|>책 {i}|END_OF_TITLE|>\n\n본문 {i}입니다.\n"
+                                          "|END_OF_BOOK|>\n" for i in range(12)), encoding="utf-8")
+    r = _build(corpus, tmp_path / "b", qwen3_tokenizer_dir)
+    assert r.exit_code == 2 and "with --exclude NAME, or `[lint] exclude`" in r.stderr and "list.csv" in r.stderr
+    r = _build(corpus, tmp_path / "b", qwen3_tokenizer_dir, "--exclude", "list.csv")
+    assert r.exit_code == 0, r.output
+    inputs = json.loads((tmp_path / "b" / "manifest.json").read_text())["inputs"]
+    assert [Path(x["path"]).name for x in inputs] == ["a.txt"], inputs
+    lint = CliRunner().invoke(main, ["corpus", "lint", str(corpus), "--exclude", "list.csv"])
+    assert lint.exit_code == 0 and "D006" not in lint.output, lint.output
+    assert "D006" in CliRunner().invoke(main, ["corpus", "lint", str(corpus)]).output
 
 
 def _lint(path, cwd):

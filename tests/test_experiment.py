@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -132,3 +133,20 @@ def test_experiment_refuses_bad_options_in_one_line(tmp_path):
     assert r.exit_code == 2 and "error: --policies: unknown bogus" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(main, ["experiment", "markers", str(sample_dir()), "--out", str(sample_dir())])
     assert r.exit_code == 2 and "overlaps the input" in r.output
+
+
+def test_the_experiment_leaves_out_what_exclude_and_the_config_leave_out(tmp_path):
+    """`experiment markers` read every file under its inputs: an index table beside the novels, which every other
+    command leaves out by `[lint] exclude` (or --exclude), stopped it."""
+    from malmungchi.experiment.markers import Corpus, Settings
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for f in sample_dir().glob("*.txt"):
+        (corpus / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    (corpus / "list.csv").write_text("ID,Korean Title\n1,동백꽃\n", encoding="utf-8")
+    (corpus / "notes.tsv").write_text("ID\tNote\n1,메모\n", encoding="utf-8")
+    (tmp_path / "malmungchi.toml").write_text('[lint]\nexclude = ["notes.tsv"]\n', encoding="utf-8")
+    got = Corpus.read(Settings(inputs=[str(corpus)], out=str(tmp_path / "exp"), exclude=("list.csv",)))
+    names = sorted(Path(p).name for p, _ in got.inputs)
+    assert names == sorted(f.name for f in sample_dir().glob("*.txt")), names

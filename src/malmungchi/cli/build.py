@@ -13,7 +13,7 @@ import click
 from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 
-from malmungchi.cli.common import console, fail, load_config_or_fail, styled
+from malmungchi.cli.common import EXCLUDE_HELP, console, fail, load_config_or_fail, styled
 from malmungchi.corpus import report as lint_report
 from malmungchi.schemas.config import BuildConfig, format_validation_error
 
@@ -72,6 +72,7 @@ def _options(f):
         click.option("--group-by", metavar="FIELD", help="Rows that belong together share a split: the .jsonl "
                      "field or table column naming each row's book (default: a .jsonl file of text rows is one "
                      "group, e.g. the scenes of one KoCoNovel novel)."),
+        click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help=EXCLUDE_HELP),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Reader processes."),
         click.option("--encoder", type=click.Choice(["auto", "tiktoken", "tokenizers"]), default="auto",
                      show_default=True, help="Encode with tiktoken's BPE where it gives the tokenizer's own ids "
@@ -127,6 +128,7 @@ def _plan(kw: dict):
     config = load_config_or_fail(list(kw["inputs"]), kw["config_path"])
     cfg = resolve(config, kw)  # (no tokenizer: said by `plan` with every other problem of the inputs)
     registry = config.registry().with_transcripts(cfg.transcript_style, cfg.transcript_patterns)
+    exclude = [*config.lint.exclude, *kw["excludes"]]
     err = console(stderr=True)
     try:
         if err.is_terminal:
@@ -140,9 +142,9 @@ def _plan(kw: dict):
                         tasks[stage] = progress.add_task(stage, total=total)
                     progress.advance(tasks[stage], n)
 
-                return cfg, plan(list(kw["inputs"]), cfg, registry, exclude=config.lint.exclude,
-                                 jobs=kw["jobs"], progress=tick, encoder=kw["encoder"])
-        return cfg, plan(list(kw["inputs"]), cfg, registry, exclude=config.lint.exclude, jobs=kw["jobs"],
+                return cfg, plan(list(kw["inputs"]), cfg, registry, exclude=exclude, jobs=kw["jobs"],
+                                 progress=tick, encoder=kw["encoder"])
+        return cfg, plan(list(kw["inputs"]), cfg, registry, exclude=exclude, jobs=kw["jobs"],
                          encoder=kw["encoder"])
     except LintRefusal as exc:  # the diagnostics, then one line (a UserError is printed by the main group)
         for line in lint_report.text_lines(exc.diagnostics):

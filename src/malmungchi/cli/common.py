@@ -14,6 +14,10 @@ from malmungchi.errors import USAGE_ERROR
 from malmungchi.schemas.config import Config, load_config
 
 
+EXCLUDE_HELP = ("Leave out paths matching this glob (a file or folder name, or a path pattern; repeatable; adds to "
+                "[lint] exclude), e.g. --exclude list_of_novels.csv")
+
+
 def console(stderr: bool = False) -> Console:
     """The CLI's console. Markup is off: what is printed holds paths, ids, model output and corpus text, where
     `[v2]` would vanish and `[/INST]` raise rich's MarkupError; colour comes from `styled` and rich Text."""

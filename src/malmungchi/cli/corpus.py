@@ -12,7 +12,7 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from malmungchi.atomic import remove_orphans
-from malmungchi.cli.common import console, fail, load_config_or_fail
+from malmungchi.cli.common import EXCLUDE_HELP, console, fail, load_config_or_fail
 from malmungchi.corpus import report
 from malmungchi.corpus.fix import apply, fix_file
 from malmungchi.corpus.lint import LintRun, lint_paths
@@ -57,9 +57,10 @@ def _check_patterns(patterns: list[str], flag: str) -> None:
               help="Tables: check speech-transcript tags (kspon: T001–T003); default from [build] transcript_style.")
 @click.option("--config", "config_path", type=click.Path(), help="Config file (default: nearest malmungchi.toml "
               "or pyproject.toml [tool.malmungchi] up from the first path).")
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help=EXCLUDE_HELP)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
 def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, diff, exit_zero, transcript_style,
-         config_path, jobs):
+         config_path, excludes, jobs):
     """Find every defect in marker text (and check .jsonl/.csv/.tsv inputs decode and parse).
 
     Exit status: 0 clean, 1 problems found, 2 usage or I/O error.
@@ -68,6 +69,7 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
     registry = config.registry()
     if transcript_style:
         registry = registry.with_transcripts(transcript_style, config.build.transcript_patterns)
+    exclude = [*config.lint.exclude, *excludes]
     select_codes = _codes(select) or config.lint.select
     ignore_codes = _codes(ignore) or config.lint.ignore
     _check_patterns(select_codes, "--select")
@@ -78,7 +80,7 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
 
     changed_files = 0
     if fix or diff:
-        found = discover(list(paths), config.lint.exclude)
+        found = discover(list(paths), exclude)
         if fix:  # what an earlier, killed `lint --fix` left half-written
             for folder in sorted({os.path.dirname(f) or "." for f in found.files}):
                 for orphan in remove_orphans(folder):
@@ -104,7 +106,7 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
 
     b = config.build
     named = any((b.prompt_column, b.answer_column, b.speaker_column, b.text_column))
-    run = _run_lint(list(paths), registry, select_codes, ignore_codes, config.lint.exclude, jobs, err,
+    run = _run_lint(list(paths), registry, select_codes, ignore_codes, exclude, jobs, err,
                     None if named else ColumnCheck(b.header))
     diagnostics = run.diagnostics
     if statistics:

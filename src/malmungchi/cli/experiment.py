@@ -7,7 +7,7 @@ import json
 import click
 from rich.text import Text
 
-from malmungchi.cli.common import console, fail, load_config_or_fail
+from malmungchi.cli.common import EXCLUDE_HELP, console, fail, load_config_or_fail
 from malmungchi.experiment.arms import ARMS
 from malmungchi.experiment.markers import Settings
 
@@ -59,11 +59,12 @@ def experiment() -> None:
 @click.option("--split-unit", type=click.Choice(["auto", "document", "chunk"]), default="auto", show_default=True,
               help="auto: whole documents when the test split gets at least 10, else pieces of them.")
 @click.option("--config", "config_path", type=click.Path(), help="A malmungchi.toml ([build] settings apply).")
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help=EXCLUDE_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="Print report.json to stdout (with this invocation's stages: which were done, which skipped).")
 def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, seeds, max_length, lr, batch_size,
             lora_r, lora_alpha, train_embeddings, quant, hidden_size, layers, vocab_size, max_new_tokens, limit,
-            split_unit, config_path, as_json):
+            split_unit, config_path, excludes, as_json):
     """Build, train and score every marker policy on one split; print which one trains the better model.
 
     Every policy is built from the same inputs with the same split (whole documents or pieces of them, decided
@@ -82,7 +83,8 @@ def markers(inputs, out, tokenizer, model, policies, chat, max_steps, epochs, se
                  seeds=seeds, max_steps=None if epochs else max_steps, epochs=epochs, max_length=max_length, lr=lr,
                  batch_size=batch_size, lora_r=lora_r, lora_alpha=lora_alpha, train_embeddings=train_embeddings,
                  quant=quant, hidden_size=hidden_size, layers=layers, vocab_size=vocab_size,
-                 max_new_tokens=max_new_tokens, eval_limit=limit, split_unit=split_unit, config=config_path)
+                 max_new_tokens=max_new_tokens, eval_limit=limit, split_unit=split_unit, config=config_path,
+                 exclude=tuple(excludes))
     if hidden_size % 64:
         fail(f"--hidden-size {hidden_size}: give a multiple of 64 (4-bit layers need their inputs in blocks of 64)")
     err = console(stderr=True)

@@ -40,7 +40,7 @@ RULES: dict[str, Rule] = {
              "Fix (unsafe): re-encode the file as UTF-8.", UNSAFE),
         Rule("F003", "binary-file", E, "file is binary (holds NUL bytes)",
              "A file with NUL bytes that is not UTF-16 is not text: an image, an archive or a corrupt file. "
-             "Remove it from the corpus folder or exclude it in `[lint] exclude`."),
+             "Remove it from the corpus folder or leave it out with `--exclude NAME` or `[lint] exclude`."),
         Rule("F004", "empty-file", W, "file is empty",
              "The file has no text (or only whitespace). It contributes nothing; delete it or fill it."),
         Rule("F005", "invalid-utf8", E, "file is not valid UTF-8 and no known encoding fits",
@@ -153,7 +153,7 @@ RULES: dict[str, Rule] = {
              "file, so it reports every such table while the config names none). The message suggests the "
              "options that fit the header, or the columns by number and `header = false` for a table whose first "
              "row reads like data. A table that is not part of the corpus (an index of it) is left out by "
-             "`[lint] exclude`."),
+             "`--exclude NAME` or `[lint] exclude`."),
     )
 }
 

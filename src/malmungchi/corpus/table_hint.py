@@ -82,7 +82,7 @@ def advice(cells: list[str], header: bool = True) -> str:
     """`column_hint`, or where nothing fits, how a table that is no part of the corpus is left out: the clause the
     build's error and lint's D006 end with."""
     return column_hint(cells, header) or (" (a table that is not part of the corpus, an index of it say, is left out "
-                                          "by `[lint] exclude` in malmungchi.toml)")
+                                          "with --exclude NAME, or `[lint] exclude` in malmungchi.toml)")
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ class Settings:
     resamples: int = 2000
     split_unit: str = "auto"  # document | chunk | auto: documents when the test split gets MIN_TEST_UNITS of them
     config: str | None = None  # a malmungchi.toml; else the nearest one up from the first input (as every command)
+    exclude: tuple[str, ...] = ()  # globs left out of the inputs, besides the config's [lint] exclude
 
 
 def _sha(obj) -> str:
@@ -132,6 +133,7 @@ class Corpus:
     inputs: list  # `find_inputs`
     sources: list  # `prep.stream.parse_all`: SourceFiles with their trees
     hashes: list  # [key, sha256 of the file] per input: what the stages' fingerprints hold
+    exclude: list  # the globs left out of the inputs: the config's [lint] exclude and --exclude
 
     @classmethod
     def read(cls, s: Settings) -> Corpus:
@@ -139,10 +141,11 @@ class Corpus:
         from malmungchi.prep.stream import parse_all
 
         config = load_settings_config(s)
-        inputs = find_inputs(list(s.inputs))
+        exclude = [*config.lint.exclude, *s.exclude]  # as every command that reads the corpus
+        inputs = find_inputs(list(s.inputs), exclude)
         reading = build_config(s, s.policies[0], Path("."), config, "document")  # policies play no part in it
         sources = parse_all(inputs, config.registry(), reading)
-        return cls(config, inputs, sources, [[src.key, src.sha256] for src in sources])
+        return cls(config, inputs, sources, [[src.key, src.sha256] for src in sources], exclude)
 
     def documents(self):
         """(document, its source file, its canonical text) for every input document."""
@@ -298,7 +301,7 @@ def _build(s: Settings, c: Corpus, arm: str, tok_dir: Path, tok_hash: str, unit:
     if _done(folder, fp):
         return True
     _fresh(folder)
-    p = plan(list(s.inputs), cfg, registry, parsed=c.sources)
+    p = plan(list(s.inputs), cfg, registry, parsed=c.sources, exclude=c.exclude)
     manifest = write_build(p, folder)
     _finish(folder, fp, content_hash=manifest["content_hash"])
     return False
