@@ -107,6 +107,9 @@ def test_lint_errors_refuse_the_build_and_allow_errors_drops_documents(tmp_path,
     assert f"`malmungchi corpus lint {d} --unsafe-fixes --diff` shows the fixes" in r.output  # pasteable: the input
     assert "`--fix --unsafe-fixes` applies them" in r.output and "some need fixing by hand" in r.output
     assert not (tmp_path / "o").exists()
+    r = run("build", d, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o", "--exclude", "a.txt")
+    # the lint it suggests leaves out what the build left out (else `--fix` would rewrite the excluded file)
+    assert r.exit_code == 1 and f"`malmungchi corpus lint {d} --exclude a.txt --unsafe-fixes --diff`" in r.output
     only = tmp_path / "only"
     write(only, "a.txt", broken)
     r = run("build", only, "--tokenizer", qwen3_tokenizer_dir, "--out", tmp_path / "o")
@@ -223,6 +226,9 @@ def test_the_length_histogram_spreads_short_sequences_over_its_bins():
     bins = _histogram(short, 2048)
     assert bins[-1]["hi"] == 80 and sum(b["count"] for b in bins) == len(short)
     assert max(b["count"] for b in bins) < len(short)  # spread out
+    for b in _histogram(np.array([8, 16, 24, 32, 40, 3, 1]), 2048):  # a length on an edge is in the bin it names
+        assert b["count"] == sum(1 for n in (8, 16, 24, 32, 40, 3, 1) if b["lo"] <= n <= b["hi"]), b
+    assert [b["count"] for b in _histogram(np.array([3, 3, 3]), 2048)][:4] == [0, 0, 3, 0]  # bins of one
     assert _histogram(np.array([100, 1500]), 2048)[-1]["hi"] == 2048
     assert sum(b["count"] for b in _histogram(np.array([], dtype=np.int64), 2048)) == 0
 

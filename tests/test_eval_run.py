@@ -368,3 +368,10 @@ def test_a_run_evaluated_on_a_build_of_another_mode_is_warned(tmp_path):
     assert warning.startswith("warning: ") and "chat-mode build aaaaaaaaaaaa" in warning and "text-mode" in warning
     assert build_mismatch(tmp_path / "gold.jsonl", text) is None and build_mismatch(None, text) is None
     assert build_mismatch(run, tmp_path / "gold.jsonl") is None  # a JSONL of gold records: nothing to compare
+    (text / "eval").mkdir()
+    (text / "eval" / "test.jsonl").write_text("", encoding="utf-8")
+    assert build_mismatch(run, text / "eval" / "test.jsonl").startswith("warning: ")  # the build's own items file
+    odd = folder("odd", "run_manifest.json", [])  # not an object: no note, and no traceback
+    assert build_mismatch(odd, text) is None
+    modeless = folder("modeless", "run_manifest.json", {"build": {"content_hash": "d" * 64}})
+    assert "None" not in build_mismatch(modeless, text)

@@ -176,3 +176,14 @@ def test_mismatch_highlight_shows_spacing_differences_and_keeps_long_spans_reada
     assert any(span.style and "green" in str(span.style) for span in g.spans)
     g, p = highlight_pair("오늘 밤의 정거장은 여기까지입니다", "그럼 혼자 하지 떼루 하듸")
     assert "␣" not in g.plain + p.plain and g.plain == "오늘 밤의 정거장은 여기까지입니다"
+
+
+def test_predictions_for_another_build_are_refused_not_scored_zero(tmp_path):
+    gold = _bad(tmp_path, "g.jsonl", '{"id": 1, "answer": "a"}\n{"id": 2, "answer": "b"}\n')
+    other = _bad(tmp_path, "p.jsonl", '{"id": "x:t0", "prediction": "a"}\n')
+    r = _score("-p", other, "-g", gold)
+    assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
+        f"error: {other}: none of its 1 ids is in {gold} (its first: 'x:t0'): predictions for another build or "
+        "split?"]
+    partly = _bad(tmp_path, "q.jsonl", '{"id": 1, "prediction": "a"}\n{"id": "x", "prediction": "b"}\n')
+    assert _score("-p", partly, "-g", gold).exit_code == 0  # some ids in gold: scored, the rest warned about

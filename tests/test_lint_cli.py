@@ -317,6 +317,8 @@ def test_a_folder_with_nothing_to_check_is_not_all_checks_passed(tmp_path):
     (tmp_path / "notes.md").write_text("# 메모\n", encoding="utf-8")
     r = lint(str(tmp_path))
     assert r.exit_code == 0 and "All checks passed!" not in r.output
-    assert f"warning: no corpus files (.txt, .jsonl, .csv, .tsv) under {tmp_path}: nothing was checked" in r.stderr
+    assert f"warning: no corpus files (.txt, .jsonl, .csv, .tsv) in {tmp_path}: nothing was checked" in r.stderr
     (tmp_path / "a.txt").write_text(CLEAN, encoding="utf-8")
     assert "All checks passed!" in lint(str(tmp_path)).stdout
+    r = lint(str(tmp_path), "--exclude", "*.txt")
+    assert "in " + str(tmp_path) + " once the excluded paths are left out: nothing was checked" in r.stderr

@@ -151,19 +151,24 @@ def _plan(kw: dict):
             click.echo(line, err=True)
         files = len({d.path for d in exc.diagnostics})
         click.echo(f"error: refusing to build: {len(exc.diagnostics)} lint error(s) in {files} file(s); "
-                   f"{refusal_advice(exc.diagnostics, kw['inputs'])}", err=True)
+                   f"{refusal_advice(exc.diagnostics, kw['inputs'], kw['excludes'], kw['config_path'])}", err=True)
         sys.exit(1)
 
 
-def refusal_advice(diagnostics, inputs=()) -> str:
-    """What to do about the lint errors that refused a build: the lint command (on the build's `inputs`) whose
-    fixes apply to them (an unsafe fix, such as re-encoding a CP949 file, needs --unsafe-fixes), else fixing them
-    by hand."""
+def refusal_advice(diagnostics, inputs=(), excludes=(), config_path=None) -> str:
+    """What to do about the lint errors that refused a build: the lint command (on the build's `inputs`, leaving
+    out what it left out, with its config) whose fixes apply to them (an unsafe fix, such as re-encoding a CP949
+    file, needs --unsafe-fixes), else fixing them by hand."""
     import shlex
 
     from malmungchi.corpus.rules import FixSafety
 
-    lint = "malmungchi corpus lint " + (shlex.join(map(str, inputs)) if inputs else "PATHS")
+    args = [*map(str, inputs)] or ["PATHS"]
+    for glob in excludes:
+        args += ["--exclude", glob]
+    if config_path:
+        args += ["--config", str(config_path)]
+    lint = "malmungchi corpus lint " + shlex.join(args)
     kinds = {d.fix_safety for d in diagnostics}
     if FixSafety.unsafe in kinds:
         how = f"fix them (`{lint} --unsafe-fixes --diff` shows the fixes, `--fix --unsafe-fixes` applies them)"

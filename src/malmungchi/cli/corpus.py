@@ -129,8 +129,9 @@ def lint(paths, select, ignore, output_format, statistics, fix, unsafe_fixes, di
         if run.files:
             click.echo(report.summary(diagnostics, fixing=fix))
         else:  # not "All checks passed!" on a folder that holds nothing to check (a typo in the path, say)
-            click.echo(f"warning: no corpus files (.txt, .jsonl, .csv, .tsv) under {', '.join(paths)}: nothing "
-                       "was checked", err=True)
+            left_out = " once the excluded paths are left out" if exclude else ""
+            click.echo(f"warning: no corpus files (.txt, .jsonl, .csv, .tsv) in {', '.join(paths)}{left_out}: "
+                       "nothing was checked", err=True)
     for line in run.skipped:
         click.echo(line, err=True)
     for missing in run.missing:

@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import click
+from rich.text import Text
 
 from malmungchi.cli.common import console, fail, styled
 
@@ -78,7 +79,7 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
     Exit status: 0 scored, 2 usage or input error.
     """
     from malmungchi.eval import report
-    from malmungchi.eval.records import read_gold, read_predictions
+    from malmungchi.eval.records import check_overlap, read_gold, read_predictions
     from malmungchi.eval.sample import sample_gold
     from malmungchi.eval.score import score_items, summarize, worst, write_results
 
@@ -86,6 +87,7 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
     all_gold = read_gold(gold)
     gold_items, sample = sample_gold(all_gold, gold, sample_size, seed, stratify)
     preds = read_predictions(predictions)
+    check_overlap(preds, all_gold, predictions, gold)
     scored = score_items(gold_items, preds, normalizer)
     gold_keys = {g.key for g in all_gold}
     summary = summarize(scored, normalizer, n_extra=sum(1 for k in preds if k not in gold_keys))
@@ -248,7 +250,8 @@ def _run_local(err, model_path, device, dtype, gold_items, out_path, settings, t
     from malmungchi.eval.load import load
     from malmungchi.eval.run import TEXT_STOP_NOTE, evaluate
 
-    with err.status(f"loading {model_path}", spinner="dots") if err.is_terminal else nullcontext():
+    # Text: a spinner's string is read as markup whatever the console says (a path with `[/v2]` in it crashed)
+    with err.status(Text(f"loading {model_path}"), spinner="dots") if err.is_terminal else nullcontext():
         loaded = load(model_path, device=device, dtype=dtype)
     if text_stop:
         err.print(TEXT_STOP_NOTE)  # once the inputs and the model are known good: an error stays one line
@@ -359,11 +362,13 @@ def judge_command(predictions, gold, output, base_url, judge_model, concurrency,
     from malmungchi.eval import judge_report, report
     from malmungchi.eval.judge import JudgeSettings, Rubric, judge
     from malmungchi.eval.normalize import Normalizer
-    from malmungchi.eval.records import read_gold, read_predictions
+    from malmungchi.eval.records import check_overlap, read_gold, read_predictions
     from malmungchi.eval.sample import sample_gold
 
-    gold_items, sample = sample_gold(read_gold(gold), gold, sample_size, seed, stratify)
+    all_gold = read_gold(gold)
+    gold_items, sample = sample_gold(all_gold, gold, sample_size, seed, stratify)
     preds = read_predictions(predictions)
+    check_overlap(preds, all_gold, predictions, gold)
     settings = JudgeSettings(judge_model, Rubric.load(rubric, scale), max_tokens=max_tokens, pass_score=pass_score)
     out_path = Path(output)
     err = console(stderr=True)

@@ -104,23 +104,29 @@ def build_mismatch(model_path: str | Path | None, data: str | Path) -> str | Non
 
     if model_path is None or not RunPaths(Path(model_path)).manifest.is_file():
         return None
-    manifest = BuildPaths(Path(data)).manifest
+    root = Path(data)
+    if root.is_file() and root.parent.name == "eval":  # a build's eval/test.jsonl given itself
+        root = root.parent.parent
+    manifest = BuildPaths(root).manifest
     try:
-        trained = json.loads(RunPaths(Path(model_path)).manifest.read_text(encoding="utf-8")).get("build") or {}
+        run = json.loads(RunPaths(Path(model_path)).manifest.read_text(encoding="utf-8"))
         build = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
     except (OSError, ValueError):
         return None
+    trained = run.get("build") if isinstance(run, dict) else None
     if not isinstance(trained, dict) or not isinstance(build, dict) or not trained.get("content_hash"):
         return None
     if trained.get("content_hash") == build.get("content_hash"):
         return None
     was, now = trained.get("mode"), build.get("mode")
-    where = f"{model_path} was trained on the {was}-mode build {str(trained['content_hash'])[:12]}"
+    where = f"{model_path} was trained on the {f'{was}-mode ' if was else ''}build {str(trained['content_hash'])[:12]}"
+    if trained.get("path"):
+        where += f" ({trained['path']})"
     if was and now and was != now:
-        return (f"warning: {where} ({trained.get('path')}); {data} is a {now}-mode build: its prompts are not what "
-                "the model learned to answer (give --data the run's build)")
-    return (f"note: {where} ({trained.get('path')}); {data} is another build "
-            f"({str(build.get('content_hash', ''))[:12]}): scored on its test items")
+        return (f"warning: {where}; {data} is a {now}-mode build: its prompts are not what the model learned to "
+                "answer (give --data the run's build)")
+    other = str(build.get("content_hash", ""))[:12]
+    return f"note: {where}; {data} is another build ({other}): scored on its test items"
 
 
 def run_fingerprint(loaded: LoadedModel, settings: GenerationSettings, stop_ids: Sequence[int],

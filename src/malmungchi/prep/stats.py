@@ -160,9 +160,10 @@ def _histogram(lengths: np.ndarray, max_length: int, bins: int = 10) -> list[dic
     """Sequence lengths in `bins` bins up to max_length, or, when every sequence is shorter than half of it (short
     dialogue turns in 2,048-token rows), up to the longest one: else they all fall in the first bin."""
     longest = int(lengths.max()) if len(lengths) else 0
-    top = max_length if longest > max_length // 2 or longest < bins else -(-longest // bins) * bins
+    top = max_length if longest > max_length // 2 else max(bins, -(-longest // bins) * bins)
     edges = np.linspace(0, top, bins + 1).astype(int)
-    counts, _ = np.histogram(lengths, bins=edges) if len(lengths) else (np.zeros(bins, int), None)
+    # a bin reads lo–hi, both included: lengths in (edge, next edge], hence the half-integer bounds
+    counts, _ = np.histogram(lengths, bins=edges + 0.5) if len(lengths) else (np.zeros(bins, int), None)
     return [{"lo": int(edges[i]) + 1 if i else 1, "hi": int(edges[i + 1]), "count": int(c)} for i, c in enumerate(counts)]
 
 

@@ -245,7 +245,7 @@ def _evaluate(model: str, data: str, output: Path, show: int, console: Console, 
     settings, text_stop = generation_settings(data, max_new_tokens=EVAL_MAX_NEW_TOKENS)
     gold_path = resolve_gold_path(data)
     gold = read_gold(gold_path)
-    with err.status(f"loading {model}", spinner="dots") if err.is_terminal else nullcontext():
+    with err.status(Text(f"loading {model}"), spinner="dots") if err.is_terminal else nullcontext():
         loaded = load(model)
     if text_stop:
         err.print(TEXT_STOP_NOTE)
