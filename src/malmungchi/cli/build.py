@@ -175,7 +175,7 @@ def refusal_advice(diagnostics, inputs=(), excludes=(), config_path=None) -> str
     elif FixSafety.safe in kinds:
         how = f"fix them (`{lint} --fix`)"
     else:
-        how = "fix them by hand (`malmungchi corpus rule CODE` says how)"
+        how = "fix what the lines above name, by hand (`malmungchi corpus rule CODE` explains each code)"
     if None in kinds and len(kinds) > 1:
         how += "; some need fixing by hand"
     return how + " or pass --allow-errors to drop the broken documents"
