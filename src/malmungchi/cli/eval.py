@@ -87,9 +87,9 @@ def score(predictions, gold, output, drop_markers, tokenizer_dir, end_markers, s
     all_gold = read_gold(gold)
     gold_items, sample = sample_gold(all_gold, gold, sample_size, seed, stratify)
     preds = read_predictions(predictions)
-    check_overlap(preds, all_gold, predictions, gold)
-    scored = score_items(gold_items, preds, normalizer)
     gold_keys = {g.key for g in all_gold}
+    check_overlap(preds, gold_keys, predictions, gold)
+    scored = score_items(gold_items, preds, normalizer)
     summary = summarize(scored, normalizer, n_extra=sum(1 for k in preds if k not in gold_keys))
     if sample is not None:
         summary.extra["sample"] = sample.as_dict()
@@ -368,7 +368,7 @@ def judge_command(predictions, gold, output, base_url, judge_model, concurrency,
     all_gold = read_gold(gold)
     gold_items, sample = sample_gold(all_gold, gold, sample_size, seed, stratify)
     preds = read_predictions(predictions)
-    check_overlap(preds, all_gold, predictions, gold)
+    check_overlap(preds, {g.key for g in all_gold}, predictions, gold)
     settings = JudgeSettings(judge_model, Rubric.load(rubric, scale), max_tokens=max_tokens, pass_score=pass_score)
     out_path = Path(output)
     err = console(stderr=True)

@@ -130,11 +130,10 @@ def read_gold(path: str | Path) -> list[GoldItem]:
     return items
 
 
-def check_overlap(preds: dict, gold: list, predictions_path, gold_path) -> None:
-    """EvalInputError when no prediction's id is a gold id: predictions for another build or split would score
-    0% with an interval, as if it were a result."""
-    keys = {g.key for g in gold}
-    if preds and not any(k in keys for k in preds):
+def check_overlap(preds: dict, gold_keys: set[str], predictions_path, gold_path) -> None:
+    """EvalInputError when no prediction's id is a gold id (`gold_keys`: every gold item's key): predictions for
+    another build or split would score 0% with an interval, as if it were a result."""
+    if preds and not any(k in gold_keys for k in preds):
         first = next(iter(preds))
         raise EvalInputError(f"{predictions_path}: none of its {len(preds):,} ids is in {gold_path} (its first: "
                              f"{first!r}): predictions for another build or split?")

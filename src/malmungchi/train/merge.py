@@ -28,14 +28,12 @@ def out_problem(run_dir: Path, out: Path) -> str | None:
     """Why `--out` may not be written for `run_dir`, or None. RUN_DIR/merged (the run contract's place for it) is
     allowed; anywhere else inside the run, or around it, is not."""
     own = out.resolve() == RunPaths(run_dir).merged.resolve()
-    if (out.exists() or out.is_symlink()) and own:  # `train run --merge`'s place: the user named no --out
-        return (f"{out}: already exists (an earlier merge of this run); remove it to merge again, or merge into "
-                f"a new folder with `malmungchi train merge {run_dir} --out DIR`")
     if out.exists() or out.is_symlink():
+        if own:  # `train run --merge`'s place: the user named no --out
+            return (f"{out}: already exists (an earlier merge of this run); remove it to merge again, or merge into "
+                    f"a new folder with `malmungchi train merge {run_dir} --out DIR`")
         return f"--out {out}: already exists; choose a new folder (or remove that one yourself)"
-    if own:
-        return None
-    return overlap_problem(out, [run_dir])
+    return None if own else overlap_problem(out, [run_dir])
 
 
 def check_run(run_dir: Path) -> None:
